@@ -1,0 +1,38 @@
+# Every target sets itself up: a fresh clone needs only python3.11, node and npm.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup test run demo bench loadtest clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
+
+test: setup
+	$(PY) -m pytest -q
+
+run: setup
+	$(PY) -m devtools.run
+
+demo: setup
+	$(PY) -m scripts.demo
+
+bench: setup
+	$(PY) -m bench
+
+loadtest: setup
+	$(PY) -m pytest -q -m load tests/load
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache

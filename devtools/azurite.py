@@ -1,0 +1,96 @@
+"""Start and stop Azurite (the storage emulator) on free ports, for tests, `make run` and the demo."""
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite"
+# Azurite's well-known development account (public, documented by Microsoft; not a secret).
+ACCOUNT = "devstoreaccount1"
+ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Azurite:
+    blob_port: int
+    queue_port: int
+    table_port: int
+    process: subprocess.Popen | None = None
+
+    @property
+    def connection_string(self) -> str:
+        host = "http://127.0.0.1"
+        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+                f"BlobEndpoint={host}:{self.blob_port}/{ACCOUNT};"
+                f"QueueEndpoint={host}:{self.queue_port}/{ACCOUNT};"
+                f"TableEndpoint={host}:{self.table_port}/{ACCOUNT};")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _wait_listening(ports: list[int], process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(ports)
+    while pending:
+        if process.poll() is not None:
+            raise RuntimeError(f"Azurite exited early with code {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", pending[0]), 0.2):
+            pending.pop(0)
+            continue
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Azurite did not listen on {ports} within {timeout}s")
+        time.sleep(0.05)
+
+
+def start_azurite(blob_port: int | None = None, queue_port: int | None = None,
+                  table_port: int | None = None) -> Azurite:
+    if not AZURITE_BIN.exists():
+        raise RuntimeError("Azurite is not installed: run `npm ci` (make does it for you).")
+    ports = [blob_port or free_port(), queue_port or free_port(), table_port or free_port()]
+    workdir = tempfile.mkdtemp(prefix="azurite-")
+    process = subprocess.Popen(
+        [str(AZURITE_BIN), "--inMemoryPersistence", "--skipApiVersionCheck", "--loose",
+         "--disableTelemetry", "--silent",
+         "--blobHost", "127.0.0.1", "--blobPort", str(ports[0]),
+         "--queueHost", "127.0.0.1", "--queuePort", str(ports[1]),
+         "--tableHost", "127.0.0.1", "--tablePort", str(ports[2])],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=workdir,
+        env={**os.environ, "AZURITE_ACCEPT_EULA": "true"},
+    )
+    azurite = Azurite(*ports, process=process)
+    try:
+        _wait_listening(ports, process)
+    except Exception:
+        azurite.stop()
+        raise
+    return azurite
+
+
+@contextlib.contextmanager
+def running_azurite() -> Iterator[Azurite]:
+    azurite = start_azurite()
+    try:
+        yield azurite
+    finally:
+        azurite.stop()

@@ -1,0 +1,11 @@
+"""Fixed names shared by the code, the binding metadata and infra/ (tests check they agree)."""
+
+# App setting that holds the storage connection (host convention; identity form uses "__" suffixes).
+STORAGE_CONNECTION = "AzureWebJobsStorage"
+# Work queue of the export worker; the Functions host moves failed messages to "<queue>-poison".
+EXPORT_QUEUE = "subject-assistant-exports"
+EXPORT_POISON_QUEUE = EXPORT_QUEUE + "-poison"
+# Table of export state (table names are alphanumeric only).
+EXPORT_TABLE = "SubjectAssistantExports"
+# HTTP routes live under the host's routePrefix (host.json: extensions.http.routePrefix).
+ROUTE_PREFIX = "api"
