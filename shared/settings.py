@@ -146,10 +146,13 @@ SETTINGS: tuple[Setting, ...] = (
             "How long a token's user and role lookups are reused (keyed by a hash of the token)."),
     Setting("ML_TIMEOUT_SECONDS", "ml_timeout_seconds", _float_range(1, 300), "60",
             "Timeout of one ML service request."),
-    Setting("MANIFEST_SAS_HOURS", "manifest_sas_hours", _int_range(1, 168), "168",
-            "Lifetime of the manifest's read-only SAS (the contract caps it at 7 days)."),
+    Setting("MANIFEST_SAS_HOURS", "manifest_sas_hours", _int_range(1, 168), "72",
+            "Lifetime of the manifest's read-only SAS (at most 7 days). The ML service reads the "
+            "manifest when it accepts the job; the SAS is made just before submitting."),
     Setting("TRANSIENT_RETRY_HOURS", "transient_retry_hours", _float_range(0.01, 168), "24",
             "How long an export keeps retrying Panoptes/ML outages and ML 'too many jobs' before failing."),
+    Setting("RETRY_DELAY_SECONDS", "retry_delay_seconds", _float_range(0, 3600), "30",
+            "First delay before an export retries a transient fault; doubles each time (max 30 min)."),
     Setting("ML_POLL_CONCURRENCY", "ml_poll_concurrency", _int_range(1, 256), "32",
             "ML task status requests in flight at once during a poll tick."),
     Setting("ML_TASK_DEADLINE_DAYS", "ml_task_deadline_days", _float_range(0.001, 365), "28",
@@ -205,6 +208,7 @@ class Settings:
     ml_timeout_seconds: float
     manifest_sas_hours: int
     transient_retry_hours: float
+    retry_delay_seconds: float
     ml_poll_concurrency: int
     ml_task_deadline_days: float
     ml_not_found_ticks: int

@@ -1,0 +1,72 @@
+"""Who may do what: the Panoptes bearer token, project roles and subject-set ownership.
+
+Lookups are cached briefly (AUTH_CACHE_SECONDS) under a SHA-256 of the token, never the token.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from exports.panoptes import AuthCache, PanoptesClient, PanoptesError, PanoptesUnauthorized, PanoptesUnavailable
+from shared.http import ApiError
+
+EXPORT_ROLES = frozenset({"owner", "collaborator"})
+
+UNAUTHENTICATED = ApiError(401, "unauthenticated", "Sign in to Zooniverse and send your Panoptes "
+                           "access token as 'Authorization: Bearer <token>'.",
+                           {"WWW-Authenticate": 'Bearer realm="panoptes"'})
+PANOPTES_UNAVAILABLE = ApiError(502, "panoptes_unavailable", "Zooniverse (Panoptes) could not be "
+                                "reached to check your access. Please try again in a minute.")
+
+
+def _token_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Access:
+    def __init__(self, panoptes: PanoptesClient, cache: AuthCache):
+        self.panoptes = panoptes
+        self.cache = cache
+
+    def user_id(self, token: str | None) -> str:
+        if not token:
+            raise UNAUTHENTICATED
+        key = ("user", _token_key(token))
+        user_id = self.cache.get(key)
+        if user_id is None:
+            user_id = self._call(self.panoptes.me, token)
+            self.cache.put(key, user_id)
+        return user_id
+
+    def roles(self, token: str, user_id: str, project_id: str) -> frozenset[str]:
+        # Keyed by token hash too: a role answer is only reused for the token that asked.
+        key = ("roles", _token_key(token), user_id, project_id)
+        roles = self.cache.get(key)
+        if roles is None:
+            roles = frozenset(self._call(self.panoptes.project_roles, token, project_id, user_id))
+            self.cache.put(key, roles)
+        return roles
+
+    def can_export(self, token: str, user_id: str, project_id: str) -> bool:
+        return bool(self.roles(token, user_id, project_id) & EXPORT_ROLES)
+
+    def require_export_role(self, token: str, user_id: str, project_id: str) -> None:
+        if not self.can_export(token, user_id, project_id):
+            raise ApiError(403, "forbidden", f"Only owners and collaborators of project "
+                           f"{project_id} can export its subject sets.")
+
+    def require_subject_set(self, token: str, project_id: str, subject_set_id: str) -> dict:
+        subject_set = self._call(self.panoptes.subject_set, token, subject_set_id)
+        linked = str(((subject_set or {}).get("links") or {}).get("project", ""))
+        if subject_set is None or linked != project_id:
+            raise ApiError(404, "subject_set_not_found", f"Subject set {subject_set_id} was not "
+                           f"found in project {project_id}.")
+        return subject_set
+
+    @staticmethod
+    def _call(function, *args):
+        try:
+            return function(*args)
+        except PanoptesUnauthorized:
+            raise UNAUTHENTICATED from None
+        except (PanoptesUnavailable, PanoptesError):
+            raise PANOPTES_UNAVAILABLE from None

@@ -1,0 +1,232 @@
+"""The Export record and its state transitions: plain data in, plain data out, no I/O.
+
+Statuses (contract): queued → building → submitted → running → completed | failed | cancelled.
+Every transition returns a new Export; the store persists it with an ETag check, so two
+workers can never both apply a transition to the same version.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+import secrets
+from typing import Any
+
+QUEUED, BUILDING, SUBMITTED, RUNNING = "queued", "building", "submitted", "running"
+COMPLETED, FAILED, CANCELLED = "completed", "failed", "cancelled"
+ACTIVE_STATUSES = frozenset({QUEUED, BUILDING, SUBMITTED, RUNNING})
+FINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED})
+ML_ACTIVE_STATUSES = frozenset({SUBMITTED, RUNNING})
+
+MAX_PANOPTES_ID = 2**63 - 1
+_ID = re.compile(r"[1-9][0-9]{0,18}")
+_EXPORT_ID = re.compile(r"([1-9][0-9]{0,18})-([1-9][0-9]{0,18})-([0-9]{13}[0-9a-f]{8})")
+_MAX_MS = 10**13 - 1
+
+
+class InvalidTransition(Exception):
+    """The requested change does not apply to the export's current status."""
+
+
+def parse_panoptes_id(value: str | None) -> str | None:
+    """The canonical id if `value` is a positive integer fitting a signed 64-bit int, else None."""
+    if value is None or not _ID.fullmatch(value) or int(value) > MAX_PANOPTES_ID:
+        return None
+    return value
+
+
+def new_export_id(project_id: str, subject_set_id: str, now: dt.datetime) -> str:
+    """Opaque to callers. Inside: project, subject set, then an inverted timestamp so that a
+    range query over one subject set returns the newest export first, then randomness."""
+    inverted = _MAX_MS - int(now.timestamp() * 1000)
+    return f"{project_id}-{subject_set_id}-{inverted:013d}{secrets.token_hex(4)}"
+
+
+def parse_export_id(export_id: str | None) -> tuple[str, str] | None:
+    """(project_id, subject_set_id) of a well-formed export id, else None."""
+    match = _EXPORT_ID.fullmatch(export_id or "")
+    if not match or parse_panoptes_id(match[1]) is None or parse_panoptes_id(match[2]) is None:
+        return None
+    return match[1], match[2]
+
+
+def iso(moment: dt.datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclasses.dataclass(frozen=True)
+class Export:
+    id: str
+    project_id: str
+    subject_set_id: str
+    requested_by: str
+    status: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    subjects_done: int = 0
+    subjects_total: int | None = None
+    manifest_subjects: int | None = None
+    manifest_images: int | None = None
+    manifest_skipped: int | None = None
+    manifest_blob: str | None = None
+    ml_task_id: str | None = None
+    ml_status: str | None = None
+    ml_message: str | None = None
+    results_url: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    # Bookkeeping, not part of the resource.
+    lease_owner: str | None = None          # invocation building the manifest
+    lease_until: dt.datetime | None = None
+    submit_started_at: dt.datetime | None = None  # set before POSTing to the ML service
+    submitted_at: dt.datetime | None = None
+    retry_until: dt.datetime | None = None  # transient faults are retried until then
+    retries: int = 0
+    ml_not_found: int = 0                   # consecutive 404s from the ML service
+    requeued: bool = False                  # the stuck-export sweep re-queued it once
+    next_attempt_at: dt.datetime | None = None  # a delayed retry is due then
+    # Encrypted Panoptes token, kept only until the manifest is built so the stuck-export
+    # sweep can re-queue a lost message; cleared on record_manifest and on any final state.
+    token_ciphertext: str | None = None
+    summary: dict | None = None             # results summary once completed
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+def new_export(export_id: str, project_id: str, subject_set_id: str, requested_by: str,
+               now: dt.datetime, transient_retry: dt.timedelta,
+               token_ciphertext: str | None = None) -> Export:
+    return Export(id=export_id, project_id=project_id, subject_set_id=subject_set_id,
+                  requested_by=requested_by, status=QUEUED, created_at=now, updated_at=now,
+                  retry_until=now + transient_retry, token_ciphertext=token_ciphertext)
+
+
+def _change(export: Export, now: dt.datetime, **changes: Any) -> Export:
+    return dataclasses.replace(export, updated_at=now, **changes)
+
+
+def claim_for_build(export: Export, owner: str, now: dt.datetime, lease: dt.timedelta) -> Export:
+    """Take the build lease: from queued, or from building when the previous lease lapsed."""
+    if export.status == QUEUED or (export.status == BUILDING and not lease_is_live(export, now)):
+        return _change(export, now, status=BUILDING, lease_owner=owner, lease_until=now + lease)
+    raise InvalidTransition(f"cannot claim an export that is {export.status}")
+
+
+def lease_is_live(export: Export, now: dt.datetime) -> bool:
+    return export.lease_until is not None and export.lease_until > now
+
+
+def renew_lease(export: Export, owner: str, now: dt.datetime, lease: dt.timedelta,
+                subjects_done: int | None = None, subjects_total: int | None = None) -> Export:
+    if export.status != BUILDING or export.lease_owner != owner:
+        raise InvalidTransition("the build lease belongs to another worker or the export moved on")
+    return _change(export, now, lease_until=now + lease,
+                   subjects_done=export.subjects_done if subjects_done is None else subjects_done,
+                   subjects_total=export.subjects_total if subjects_total is None else subjects_total)
+
+
+def release_lease(export: Export, now: dt.datetime, retry_at: dt.datetime,
+                  retry_note: str | None = None) -> Export:
+    """Give the export back to the queue (a delayed retry will claim it again at `retry_at`)."""
+    return _change(export, now, lease_owner=None, lease_until=None, retries=export.retries + 1,
+                   next_attempt_at=retry_at,
+                   ml_message=retry_note if retry_note is not None else export.ml_message)
+
+
+def is_stuck(export: Export, now: dt.datetime, threshold: dt.timedelta) -> bool:
+    """Queued/building, nobody holding it, and no retry due for longer than `threshold`."""
+    if export.status not in (QUEUED, BUILDING) or lease_is_live(export, now):
+        return False
+    last_sign_of_life = max(export.updated_at, export.next_attempt_at or export.updated_at)
+    return now - last_sign_of_life > threshold
+
+
+def mark_requeued(export: Export, now: dt.datetime) -> Export:
+    return _change(export, now, status=QUEUED if export.manifest_blob is None else export.status,
+                   requeued=True, lease_owner=None, lease_until=None)
+
+
+def record_manifest(export: Export, owner: str, now: dt.datetime, *, subjects: int, images: int,
+                    skipped: int, blob: str) -> Export:
+    if export.status != BUILDING or export.lease_owner != owner:
+        raise InvalidTransition("the build lease belongs to another worker or the export moved on")
+    return _change(export, now, manifest_subjects=subjects, manifest_images=images,
+                   manifest_skipped=skipped, manifest_blob=blob, subjects_done=subjects,
+                   token_ciphertext=None,
+                   subjects_total=max(subjects, export.subjects_total or 0))
+
+
+def start_submission(export: Export, owner: str, now: dt.datetime) -> Export:
+    """Fence before POSTing: once persisted, no other attempt may submit this export."""
+    if export.status != BUILDING or export.lease_owner != owner or export.manifest_blob is None:
+        raise InvalidTransition("only the lease owner submits a built manifest")
+    if export.submit_started_at is not None:
+        raise InvalidTransition("a submission was already started")
+    return _change(export, now, submit_started_at=now)
+
+
+def undo_submission_start(export: Export, now: dt.datetime) -> Export:
+    """The ML service certainly did not accept the request (it refused or was unreachable)."""
+    return _change(export, now, submit_started_at=None)
+
+
+def record_submission(export: Export, task_id: str, now: dt.datetime) -> Export:
+    if export.status == CANCELLED:
+        # Cancelled while the POST was in flight: keep the task id so the cancel can reach it.
+        return _change(export, now, ml_task_id=task_id, submitted_at=now)
+    if export.status != BUILDING:
+        raise InvalidTransition(f"cannot record a submission on a {export.status} export")
+    return _change(export, now, status=SUBMITTED, ml_task_id=task_id, ml_status="created",
+                   ml_message=None, submitted_at=now, lease_owner=None, lease_until=None,
+                   token_ciphertext=None)
+
+
+def fail(export: Export, code: str, message: str, now: dt.datetime) -> Export:
+    if export.is_final:
+        raise InvalidTransition(f"export is already {export.status}")
+    return _change(export, now, status=FAILED, error_code=code, error_message=message,
+                   lease_owner=None, lease_until=None, token_ciphertext=None)
+
+
+def cancel(export: Export, now: dt.datetime) -> Export:
+    if export.is_final:
+        raise InvalidTransition(f"export is already {export.status}")
+    return _change(export, now, status=CANCELLED, lease_owner=None, lease_until=None,
+                   token_ciphertext=None)
+
+
+def to_resource(export: Export, external_url: str) -> dict[str, Any]:
+    """The contract's Export JSON (every key present, null when unknown)."""
+    manifest = None
+    if export.manifest_blob is not None:
+        manifest = {"subjects": export.manifest_subjects, "images": export.manifest_images,
+                    "skipped_frames": export.manifest_skipped, "blob": export.manifest_blob}
+    error = None
+    if export.status == FAILED:
+        error = {"code": export.error_code or "internal_error", "message": export.error_message or ""}
+    return {
+        "id": export.id,
+        "project_id": export.project_id,
+        "subject_set_id": export.subject_set_id,
+        "status": export.status,
+        "created_at": iso(export.created_at),
+        "updated_at": iso(export.updated_at),
+        "requested_by": export.requested_by,
+        "progress": {"subjects_done": export.subjects_done, "subjects_total": export.subjects_total},
+        "manifest": manifest,
+        "ml_task_id": export.ml_task_id,
+        "ml_status": export.ml_status,
+        "ml_message": export.ml_message,
+        "results_url": export.results_url,
+        "subject_assistant_url": (external_url + export.ml_task_id) if export.ml_task_id else None,
+        "error": error,
+        "results_summary": export.summary,
+    }

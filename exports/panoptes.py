@@ -1,0 +1,246 @@
+"""Panoptes adapter: the few API calls the service makes, over `requests`.
+
+Why not panoptes-client: its "current client" is a thread-local global (a token set by one
+invocation could be seen by another on the Functions thread pool), its constructor reads
+PANOPTES_* variables and may log in, and `SubjectSet.subjects` sends one request per subject.
+Here every call takes the user's token explicitly and subjects come 100 a page.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import http.cookiejar
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import requests
+from requests.adapters import HTTPAdapter
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 100  # Panoptes' cap: larger page sizes are silently clamped
+ACCEPT = "application/vnd.api+json; version=1"
+
+
+class PanoptesError(Exception):
+    pass
+
+
+class PanoptesUnauthorized(PanoptesError):
+    """The token was rejected (missing, invalid or expired)."""
+
+
+class PanoptesNotFound(PanoptesError):
+    pass
+
+
+class PanoptesUnavailable(PanoptesError):
+    """Network error, timeout, 5xx, 429 or a malformed answer, after retries."""
+
+
+@dataclass(frozen=True)
+class SubjectPage:
+    subjects: list[dict]
+    page: int
+    page_count: int
+    count: int
+    next_page: int | None
+
+
+def _no_cookies_session(pool: int) -> requests.Session:
+    # One pooled session serves every user: it must never carry state (cookies) between them.
+    session = requests.Session()
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class PanoptesClient:
+    def __init__(self, base_url: str, timeout: float = 30, retries: int = 4,
+                 backoff: float = 0.5, session: requests.Session | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.api = base_url.rstrip("/") + "/api"
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._session = session or _no_cookies_session(64)
+        self._sleep = sleep
+
+    # -- transport ---------------------------------------------------------------------
+    def _get(self, path: str, token: str | None, params: dict | None = None) -> dict:
+        headers = {"Accept": ACCEPT}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after = None
+            try:
+                response = self._session.get(self.api + path, params=params, headers=headers,
+                                             timeout=self.timeout, allow_redirects=False)
+            except requests.RequestException as exc:
+                problem = f"{type(exc).__name__}"
+            else:
+                status = response.status_code
+                if status == 401:
+                    raise PanoptesUnauthorized("Panoptes rejected the access token")
+                if status == 404:
+                    raise PanoptesNotFound(path)
+                if status == 200:
+                    try:
+                        body = response.json()
+                    except ValueError:
+                        body = None
+                    if isinstance(body, dict):
+                        return body
+                    problem = "malformed JSON"
+                else:
+                    problem = f"HTTP {status}"
+                    if status == 429 or status == 503:
+                        retry_after = _retry_after(response.headers.get("Retry-After"))
+                    elif status < 500:
+                        raise PanoptesError(f"Panoptes answered {status} for {path}")
+            if attempt > self.retries:
+                raise PanoptesUnavailable(f"Panoptes unavailable ({problem}) for {path}")
+            delay = retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
+            self._sleep(min(delay, 30) * (1 + random.random() * 0.25))
+
+    # -- identity and access -----------------------------------------------------------
+    def me(self, token: str) -> str:
+        users = self._get("/me", token).get("users")
+        if not isinstance(users, list) or not users or not isinstance(users[0], dict) \
+                or not str(users[0].get("id", "")).isdigit():
+            raise PanoptesUnavailable("Panoptes /me answered without a user")
+        return str(users[0]["id"])
+
+    def project_roles(self, token: str, project_id: str, user_id: str) -> set[str]:
+        body = self._get("/project_roles", token, {"project_id": project_id, "user_id": user_id})
+        roles: set[str] = set()
+        for entry in body.get("project_roles") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("roles"), list):
+                roles.update(r for r in entry["roles"] if isinstance(r, str))
+        return roles
+
+    def subject_set(self, token: str | None, subject_set_id: str) -> dict | None:
+        try:
+            body = self._get(f"/subject_sets/{subject_set_id}", token)
+        except PanoptesNotFound:
+            return None
+        sets = body.get("subject_sets")
+        if not isinstance(sets, list) or not sets or not isinstance(sets[0], dict):
+            return None
+        return sets[0]
+
+    def subject_sets_of_project(self, token: str, project_id: str) -> Iterator[dict]:
+        page = 1
+        while page:
+            body = self._get("/subject_sets", token,
+                             {"project_id": project_id, "page_size": PAGE_SIZE, "page": page})
+            for item in body.get("subject_sets") or []:
+                if isinstance(item, dict) and str(item.get("id", "")).isdigit():
+                    yield item
+            page = _next_page(body, "subject_sets")
+
+    # -- subjects ----------------------------------------------------------------------
+    def subjects_page(self, token: str | None, subject_set_id: str, page: int) -> SubjectPage:
+        body = self._get("/subjects", token, {"subject_set_id": subject_set_id,
+                                              "page_size": PAGE_SIZE, "page": page})
+        subjects = body.get("subjects")
+        if not isinstance(subjects, list):
+            raise PanoptesUnavailable("Panoptes /subjects answered without a subjects list")
+        meta = (body.get("meta") or {}).get("subjects") or {}
+        return SubjectPage(subjects=[s for s in subjects if isinstance(s, dict)], page=page,
+                           page_count=_int(meta.get("page_count"), 1), count=_int(meta.get("count"), 0),
+                           next_page=_next_page(body, "subjects"))
+
+    def iter_subject_pages(self, token: str | None, subject_set_id: str, concurrency: int,
+                           on_first: Callable[[SubjectPage], None] | None = None) -> Iterator[SubjectPage]:
+        """Every page of the set, in order. Page 1 tells the page count; the rest are fetched
+        `concurrency` at a time (at most 2 × concurrency pages held) and yielded in order."""
+        first = self.subjects_page(token, subject_set_id, 1)
+        if on_first:
+            on_first(first)
+        yield first
+        last = first
+        if first.page_count > 1 and concurrency > 1:
+            with concurrent.futures.ThreadPoolExecutor(concurrency, "panoptes-page") as pool:
+                pending: dict[int, concurrent.futures.Future] = {}
+                next_to_submit = 2
+                for page in range(2, first.page_count + 1):
+                    while next_to_submit <= first.page_count and len(pending) < 2 * concurrency:
+                        pending[next_to_submit] = pool.submit(self.subjects_page, token,
+                                                              subject_set_id, next_to_submit)
+                        next_to_submit += 1
+                    try:
+                        last = pending.pop(page).result()
+                    except BaseException:
+                        for future in pending.values():
+                            future.cancel()
+                        raise
+                    yield last
+        # Sequential tail: pages the set grew by while it was read (or concurrency 1).
+        page = last.page + 1
+        while last.next_page is not None and last.subjects:
+            last = self.subjects_page(token, subject_set_id, page)
+            yield last
+            page += 1
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return max(int(value), 0)
+    except (TypeError, ValueError):
+        return default
+
+
+def _next_page(body: dict, key: str) -> int | None:
+    meta = (body.get("meta") or {}).get(key) or {}
+    value = meta.get("next_page")
+    return _int(value, 0) or None if value is not None else None
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None
+
+
+class AuthCache:
+    """Short-lived memory of token → user and (user, project) → roles.
+
+    Keyed by a SHA-256 of the token (the token itself is never kept), never shared across
+    users, bounded in size."""
+
+    def __init__(self, ttl: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any | None:
+        if self.ttl <= 0:
+            return None
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] < self._clock():
+                self._entries.pop(key, None)
+                return None
+            return entry[1]
+
+    def put(self, key: Any, value: Any) -> None:
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                now = self._clock()
+                self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
+                while len(self._entries) >= self.max_entries:
+                    self._entries.pop(next(iter(self._entries)))
+            self._entries[key] = (self._clock() + self.ttl, value)

@@ -1,0 +1,85 @@
+"""Wires the adapters from the settings, once per process (the thin shell around the core)."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import json
+import logging
+from typing import Callable
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import ContainerClient
+from azure.storage.queue import QueueClient
+
+from exports.ml_service import MlServiceClient
+from exports.panoptes import AuthCache, PanoptesClient
+from shared.crypto import TokenCipher
+from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE, EXPORT_TABLE
+from shared.settings import Settings, get_settings
+from shared.storage import StorageClients
+from shared.store import ExportStore
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclasses.dataclass
+class Services:
+    settings: Settings
+    storage: StorageClients
+    store: ExportStore
+    queue: QueueClient
+    container: ContainerClient
+    panoptes: PanoptesClient
+    ml: MlServiceClient
+    cipher: TokenCipher
+    auth_cache: AuthCache
+    clock: Callable[[], dt.datetime] = utcnow
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Services":
+        storage = StorageClients(settings.storage)
+        return cls(
+            settings=settings,
+            storage=storage,
+            store=ExportStore(storage.table(EXPORT_TABLE)),
+            queue=storage.queue(EXPORT_QUEUE),
+            container=storage.blob_service.get_container_client(settings.container_name),
+            panoptes=PanoptesClient(settings.panoptes_url, timeout=settings.panoptes_timeout_seconds),
+            ml=MlServiceClient(settings.ml_service_url, settings.ml_caller_id,
+                               timeout=settings.ml_timeout_seconds),
+            cipher=TokenCipher(settings.token_encryption_key, settings.token_encryption_key_previous),
+            auth_cache=AuthCache(settings.auth_cache_seconds),
+        )
+
+    def ensure_resources(self) -> None:
+        """Create the table, queues and container if missing (Bicep creates them in Azure)."""
+        self.store.ensure_table()
+        for create in (self.queue.create_queue,
+                       self.storage.queue(EXPORT_POISON_QUEUE).create_queue,
+                       self.container.create_container):
+            try:
+                create()
+            except ResourceExistsError:
+                pass
+
+    def enqueue(self, export_id: str, token_ciphertext: str | None, delay_seconds: int = 0) -> None:
+        body = json.dumps({"v": 1, "export_id": export_id, "token": token_ciphertext})
+        self.queue.send_message(body, visibility_timeout=max(0, min(int(delay_seconds), 604_800)))
+
+
+@functools.lru_cache(maxsize=1)
+def get_services() -> Services:
+    services = Services.from_settings(get_settings())
+    services.ensure_resources()
+    return services
+
+
+def reset_services() -> None:
+    """Forget the process-wide settings and clients (tests change the environment)."""
+    get_services.cache_clear()
+    get_settings.cache_clear()

@@ -1,0 +1,338 @@
+"""The queue worker: build the manifest from Panoptes, store it, submit it to the ML service.
+
+At-least-once delivery, at-most-once submission:
+- a worker first takes a build *lease* on the export (ETag-checked), so a duplicate message
+  finds the lease live and steps aside (it re-queues itself to check again after the lease);
+- the manifest is recorded before submitting, so a redelivery after a crash skips the build;
+- `submit_started_at` is persisted *before* the POST. A later attempt that finds it set with
+  no task id cannot know whether the service accepted the job, so it fails the export with
+  `ml_submission_unknown` instead of risking a duplicate ML job;
+- transient faults re-queue the message with a growing delay instead of raising, so they never
+  burn the message's dequeue count; raising is left to bugs, which end in the poison queue.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+
+from azure.storage.blob import BlobBlock, ContentSettings
+
+from exports import model
+from exports.manifest import ManifestEncoder
+from exports.ml_service import MlBusy, MlOutcomeUnknown, MlRejected, MlUnavailable
+from exports.panoptes import PanoptesError, PanoptesUnauthorized, PanoptesUnavailable, SubjectPage
+from exports.services import Services
+from shared.crypto import TokenDecryptionError
+from shared.store import ConcurrentUpdate, Versioned
+
+log = logging.getLogger(__name__)
+
+LEASE = dt.timedelta(minutes=2)
+PROGRESS_INTERVAL = 1.0  # seconds between progress writes while building
+BLOCK_SIZE = 4 * 1024 * 1024
+MAX_RETRY_DELAY = 1800
+REQUEST_NAME_PREFIX = "zooniverse-subject-assistant-"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportMessage:
+    export_id: str
+    token: str | None  # Fernet ciphertext of the user's Panoptes token
+
+
+def parse_message(body: str) -> ExportMessage | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("export_id"), str):
+        return None
+    token = data.get("token")
+    return ExportMessage(data["export_id"], token if isinstance(token, str) else None)
+
+
+def manifest_blob_name(export_id: str) -> str:
+    return f"ml-subject-assistant-{export_id}.json"
+
+
+class Superseded(Exception):
+    """The export moved on under us (cancelled, or another worker took it over)."""
+
+
+class BlockBlobWriter:
+    """Streams bytes into a block blob in BLOCK_SIZE blocks; nothing is visible until commit."""
+
+    def __init__(self, blob_client):
+        self._blob = blob_client
+        self._buffer = bytearray()
+        self._blocks: list[BlobBlock] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        self.size += len(data)
+        while len(self._buffer) >= BLOCK_SIZE:
+            self._stage(bytes(self._buffer[:BLOCK_SIZE]))
+            del self._buffer[:BLOCK_SIZE]
+
+    def _stage(self, data: bytes) -> None:
+        block_id = base64.b64encode(f"{len(self._blocks):010d}".encode()).decode()
+        self._blob.stage_block(block_id, data)
+        self._blocks.append(BlobBlock(block_id=block_id))
+
+    def commit(self) -> None:
+        if self._buffer or not self._blocks:
+            self._stage(bytes(self._buffer))
+            self._buffer.clear()
+        self._blob.commit_block_list(self._blocks,
+                                     content_settings=ContentSettings(content_type="application/json"))
+
+
+class ExportRun:
+    """One delivery of one export message."""
+
+    def __init__(self, services: Services, message: ExportMessage, current: Versioned):
+        self.s = services
+        self.message = message
+        self.current = current
+        self.owner = uuid.uuid4().hex
+
+    @property
+    def export(self) -> model.Export:
+        return self.current.export
+
+    def now(self) -> dt.datetime:
+        return self.s.clock()
+
+    def save(self, export: model.Export) -> None:
+        self.current = self.s.store.update(export, self.current.etag)
+
+    def reload(self) -> None:
+        current = self.s.store.get(self.export.id)
+        if current is None:
+            raise Superseded("export record disappeared")
+        self.current = current
+
+    def log(self, level: int, text: str, *args) -> None:
+        log.log(level, "export %s (project %s, subject set %s): " + text, self.export.id,
+                self.export.project_id, self.export.subject_set_id, *args)
+
+    # -- entry -------------------------------------------------------------------------
+    def execute(self) -> None:
+        if not self._claim():
+            return
+        try:
+            if self.export.manifest_blob is None:
+                if not self._build_manifest():
+                    return
+            self._submit()
+        except Superseded as exc:
+            self.log(logging.INFO, "stopped: %s", exc)
+
+    def _claim(self) -> bool:
+        for _ in range(5):
+            export = self.export
+            if export.is_final or export.status in model.ML_ACTIVE_STATUSES:
+                return False  # done already (duplicate or late message)
+            try:
+                self.save(model.claim_for_build(export, self.owner, self.now(), LEASE))
+                return True
+            except model.InvalidTransition:
+                # Another worker holds a live lease: look again once it would have lapsed.
+                wait = (export.lease_until - self.now()).total_seconds() + 5
+                self.s.enqueue(export.id, self.message.token, int(wait) + 1)
+                self.log(logging.INFO, "another worker holds the lease; re-checking in %ds", wait)
+                return False
+            except ConcurrentUpdate:
+                self.reload()
+        raise ConcurrentUpdate("could not claim the export")
+
+    # -- stage 1: manifest -------------------------------------------------------------
+    def _build_manifest(self) -> bool:
+        token = None
+        if self.message.token is not None:
+            try:
+                token = self.s.cipher.decrypt(self.message.token)
+            except TokenDecryptionError:
+                self._fail("internal_error", "The export's credentials could not be decrypted "
+                           "(the encryption key was changed). Please export again.")
+                return False
+        export = self.export
+        blob_name = manifest_blob_name(export.id)
+        writer = BlockBlobWriter(self.s.container.get_blob_client(blob_name))
+        encoder = ManifestEncoder(export.project_id, export.subject_set_id)
+        total: list[int] = []
+        last_write = time.monotonic()
+        try:
+            pages = self.s.panoptes.iter_subject_pages(
+                token, export.subject_set_id, self.s.settings.panoptes_page_concurrency,
+                on_first=lambda page: total.append(page.count))
+            for page in pages:
+                writer.write(encoder.encode_page(page.subjects))
+                if time.monotonic() - last_write >= PROGRESS_INTERVAL:
+                    self._progress(encoder.counts.subjects, total[0] if total else None)
+                    last_write = time.monotonic()
+            writer.write(encoder.finish())
+        except PanoptesUnauthorized:
+            self._fail("token_expired", "Your Panoptes login expired before the subject set could "
+                       "be read. Please sign in again and export again.")
+            return False
+        except PanoptesUnavailable as exc:
+            self._retry_later("panoptes_unavailable", f"Panoptes is unavailable: {exc}",
+                              keep_token=True)
+            return False
+        except PanoptesError as exc:
+            self._fail("panoptes_error", f"Panoptes refused to list the subject set: {exc}")
+            return False
+        finally:
+            token = None  # discarded once the manifest is read
+        counts = encoder.counts
+        if counts.images == 0:
+            self._fail("subject_set_empty", f"Subject set {export.subject_set_id} has no image "
+                       f"frames (.jpg, .jpeg or .png) to send: {counts.subjects} subjects, "
+                       f"{counts.skipped_frames} other frames skipped.")
+            return False
+        writer.commit()
+        self._save_owned(lambda e: model.record_manifest(
+            e, self.owner, self.now(), subjects=counts.subjects, images=counts.images,
+            skipped=counts.skipped_frames, blob=blob_name))
+        self.log(logging.INFO, "manifest written: %d subjects, %d images, %d frames skipped, "
+                 "%d bytes", counts.subjects, counts.images, counts.skipped_frames, writer.size)
+        return True
+
+    def _progress(self, done: int, total: int | None) -> None:
+        self._save_owned(lambda e: model.renew_lease(e, self.owner, self.now(), LEASE, done, total))
+
+    def _save_owned(self, change) -> None:
+        """Apply a change that requires our lease; re-read on ETag conflicts."""
+        for _ in range(5):
+            try:
+                self.save(change(self.export))
+                return
+            except model.InvalidTransition as exc:
+                raise Superseded(str(exc)) from None
+            except ConcurrentUpdate:
+                self.reload()
+        raise ConcurrentUpdate("export kept changing")
+
+    # -- stage 2: submission -----------------------------------------------------------
+    def _submit(self) -> None:
+        export = self.export
+        if export.submit_started_at is not None:
+            self._fail("ml_submission_unknown", "An earlier attempt sent this export to the ML "
+                       "service but stopped before hearing back, so it may or may not have been "
+                       "accepted. It was not sent again, to avoid a duplicate ML job; if no task "
+                       "appears, please export again.")
+            return
+        self._save_owned(lambda e: model.start_submission(e, self.owner, self.now()))
+        sas_url = self.s.storage.read_sas_url(
+            self.s.settings.container_name, export.manifest_blob,
+            dt.timedelta(hours=self.s.settings.manifest_sas_hours))
+        try:
+            task_id = self.s.ml.submit(sas_url, REQUEST_NAME_PREFIX + export.id)
+        except (MlBusy, MlUnavailable) as exc:
+            # Certainly not accepted: clear the fence and try again later.
+            self._save_owned(lambda e: model.undo_submission_start(e, self.now()))
+            code = "ml_busy" if isinstance(exc, MlBusy) else "ml_unavailable"
+            self._retry_later(code, f"ML service: {exc}", keep_token=False, note=str(exc))
+            return
+        except MlRejected as exc:
+            self._fail("ml_rejected", f"The ML service refused the export ({exc.status}): "
+                       f"{exc.message}")
+            return
+        except MlOutcomeUnknown as exc:
+            self._fail("ml_submission_unknown", f"The ML service did not answer the submission "
+                       f"({exc}); it may have accepted it. It was not sent again, to avoid a "
+                       "duplicate ML job; if no task appears, please export again.")
+            return
+        self._record_task(task_id)
+
+    def _record_task(self, task_id: str) -> None:
+        for _ in range(10):
+            try:
+                self.save(model.record_submission(self.export, task_id, self.now()))
+                break
+            except ConcurrentUpdate:
+                self.reload()
+            except model.InvalidTransition:
+                self.log(logging.ERROR, "ML task %s accepted but export is %s", task_id,
+                         self.export.status)
+                return
+        else:
+            raise ConcurrentUpdate("could not record the ML task id")
+        self.log(logging.INFO, "submitted as ML task %s", task_id)
+        if self.export.status == model.CANCELLED:
+            # Cancelled while the POST was in flight: pass the cancel on to the service.
+            try:
+                self.s.ml.cancel(task_id)
+            except Exception as exc:  # the poller keeps no watch on cancelled exports
+                self.log(logging.WARNING, "could not cancel ML task %s: %s", task_id, exc)
+
+    # -- outcomes ----------------------------------------------------------------------
+    def _fail(self, code: str, message: str) -> None:
+        for _ in range(5):
+            if self.export.is_final:
+                return
+            try:
+                self.save(model.fail(self.export, code, message, self.now()))
+                self.log(logging.WARNING, "failed: %s", code)
+                return
+            except ConcurrentUpdate:
+                self.reload()
+        raise ConcurrentUpdate("could not record the failure")
+
+    def _retry_later(self, code: str, message: str, keep_token: bool, note: str | None = None) -> None:
+        export = self.export
+        if export.retry_until is not None and self.now() >= export.retry_until:
+            self._fail(code, f"{message}. Gave up after retrying for "
+                       f"{self.s.settings.transient_retry_hours:g} hours; please export again later.")
+            return
+        delay = min(self.s.settings.retry_delay_seconds * 2 ** export.retries, MAX_RETRY_DELAY)
+        self.s.enqueue(export.id, self.message.token if keep_token else None, int(round(delay)))
+        retry_at = self.now() + dt.timedelta(seconds=delay)
+        try:
+            self._save_owned(lambda e: model.release_lease(e, self.now(), retry_at, note))
+        except Superseded:
+            pass
+        self.log(logging.WARNING, "transient fault (%s); retrying in %.0fs", code, delay)
+
+
+def process_export_message(body: str, services: Services) -> None:
+    message = parse_message(body)
+    if message is None:
+        log.error("dropping a malformed export message")
+        return
+    current = services.store.get(message.export_id)
+    if current is None:
+        log.warning("export %s: no record; dropping its message", message.export_id)
+        return
+    ExportRun(services, message, current).execute()
+
+
+def process_poison_message(body: str, services: Services) -> None:
+    """A message the host gave up on: fail its export unless it has moved on."""
+    message = parse_message(body)
+    if message is None:
+        return
+    for _ in range(5):
+        current = services.store.get(message.export_id)
+        if current is None:
+            return
+        export = current.export
+        now = services.clock()
+        if export.status not in (model.QUEUED, model.BUILDING) or model.lease_is_live(export, now):
+            return  # finished, with the ML service, or a live worker still on it
+        try:
+            services.store.update(model.fail(
+                export, "internal_error", "The export could not be processed after several "
+                "attempts (the worker kept failing). Please export again; if it fails again, "
+                "contact the Zooniverse team with this export's id.", now), current.etag)
+            log.error("export %s: message reached the poison queue; marked failed", export.id)
+            return
+        except ConcurrentUpdate:
+            continue

@@ -1,0 +1,7 @@
+"""Entry point the Functions host indexes (Python v2 programming model)."""
+import azure.functions as func
+
+from exports.blueprint import bp as exports_blueprint
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+app.register_functions(exports_blueprint)

@@ -1,0 +1,42 @@
+"""JSON responses and the contract's error shape, shared by every HTTP function."""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+import azure.functions as func
+
+JSON = "application/json"
+
+
+class ApiError(Exception):
+    """An error answered to the caller as {"error": {"code", "message"}} with an HTTP status."""
+
+    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype=JSON, charset="utf-8",
+                             headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+def error_response(error: ApiError) -> func.HttpResponse:
+    return json_response({"error": {"code": error.code, "message": error.message}}, error.status,
+                         error.headers)
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None when absent or malformed."""
+    value = headers.get("authorization") or headers.get("Authorization") or ""
+    scheme, _, token = value.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 4096 or any(c.isspace() for c in token):
+        return None
+    if not token.isascii() or not token.isprintable():
+        return None
+    return token

@@ -1,0 +1,95 @@
+"""The one factory for the service's storage clients, and read-only SAS URLs for manifests.
+
+`AzureWebJobsStorage` is either a connection string (Azurite, or a key-based account) or the
+identity-based form (service URIs + managed identity). Queue clients encode messages as base64,
+which is what the Functions host's queue trigger expects (host.json messageEncoding).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Callable
+
+from azure.data.tables import TableClient, TableServiceClient
+from azure.storage.blob import (BlobSasPermissions, BlobServiceClient, UserDelegationKey,
+                                generate_blob_sas)
+from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+from shared.settings import StorageSettings
+
+# A user delegation key may live 7 days; we ask for this much and renew it once less than
+# the SAS lifetime remains, so a SAS never outlives the key that signs it.
+DELEGATION_KEY_LIFETIME = dt.timedelta(days=7)
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class StorageClients:
+    """Blob, queue and table clients for one storage account, built from StorageSettings."""
+
+    def __init__(self, settings: StorageSettings, credential=None,
+                 now: Callable[[], dt.datetime] = _utcnow):
+        self._settings = settings
+        self._now = now
+        self._lock = threading.Lock()
+        self._delegation_key: UserDelegationKey | None = None
+        self._delegation_key_expiry: dt.datetime | None = None
+        if settings.uses_identity:
+            if credential is None:
+                # Imported lazily: azure-identity is only needed in Azure.
+                from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+                credential = (ManagedIdentityCredential(client_id=settings.client_id)
+                              if settings.client_id else DefaultAzureCredential())
+            self._credential = credential
+            self.blob_service = BlobServiceClient(settings.blob_uri, credential=credential)
+            self.queue_service = QueueServiceClient(settings.queue_uri, credential=credential)
+            self.table_service = TableServiceClient(endpoint=settings.table_uri, credential=credential)
+        else:
+            conn = settings.connection_string
+            self._credential = None
+            self.blob_service = BlobServiceClient.from_connection_string(conn)
+            self.queue_service = QueueServiceClient.from_connection_string(conn)
+            self.table_service = TableServiceClient.from_connection_string(conn)
+
+    def queue(self, name: str) -> QueueClient:
+        return self.queue_service.get_queue_client(
+            name, message_encode_policy=TextBase64EncodePolicy(),
+            message_decode_policy=TextBase64DecodePolicy())
+
+    def table(self, name: str) -> TableClient:
+        return self.table_service.get_table_client(name)
+
+    def read_sas_url(self, container: str, blob_name: str, lifetime: dt.timedelta) -> str:
+        """URL of one blob with a SAS granting read on that blob only (sp=r, sr=b)."""
+        blob = self.blob_service.get_blob_client(container, blob_name)
+        now = self._now()
+        start = now - CLOCK_SKEW
+        expiry = now + lifetime
+        if self._settings.uses_identity:
+            key = self._user_delegation_key(lifetime)
+            expiry = min(expiry, self._delegation_key_expiry)
+            sas = generate_blob_sas(blob.account_name, container, blob_name, user_delegation_key=key,
+                                    permission=BlobSasPermissions(read=True), start=start,
+                                    expiry=expiry, protocol="https")
+        else:
+            # Key-based (Azurite / connection string). Azurite serves plain http, so allow it.
+            credential = self.blob_service.credential
+            sas = generate_blob_sas(blob.account_name, container, blob_name,
+                                    account_key=credential.account_key,
+                                    permission=BlobSasPermissions(read=True), start=start,
+                                    expiry=expiry, protocol=None if blob.scheme == "http" else "https")
+        return f"{blob.url}?{sas}"
+
+    def _user_delegation_key(self, lifetime: dt.timedelta) -> UserDelegationKey:
+        with self._lock:
+            now = self._now()
+            if (self._delegation_key is None
+                    or self._delegation_key_expiry - now < lifetime + CLOCK_SKEW):
+                expiry = now + DELEGATION_KEY_LIFETIME
+                self._delegation_key = self.blob_service.get_user_delegation_key(
+                    key_start_time=now - CLOCK_SKEW, key_expiry_time=expiry)
+                self._delegation_key_expiry = expiry
+            return self._delegation_key

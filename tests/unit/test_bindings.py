@@ -1,0 +1,75 @@
+"""The binding metadata the real Functions host indexes: what we test locally is what Azure runs."""
+import json
+import pathlib
+
+import function_app
+from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE, ROUTE_PREFIX, STORAGE_CONNECTION
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+# get_functions() validates as it builds, and a second call sees every name twice: call it once.
+_FUNCTIONS = {f.get_function_name(): json.loads(f.get_function_json())["bindings"]
+              for f in function_app.app.get_functions()}
+
+
+def functions():
+    return _FUNCTIONS
+
+
+def trigger(name):
+    return next(b for b in functions()[name] if b["direction"] == "IN")
+
+
+def test_http_routes_methods_and_auth_levels():
+    expected = {
+        "start_export": ("projects/{project_id}/subject-sets/{subject_set_id}/exports", ["POST"]),
+        "list_project_exports": ("projects/{project_id}/exports", ["GET"]),
+        "get_export": ("exports/{export_id}", ["GET"]),
+        "cancel_export": ("exports/{export_id}/cancel", ["POST"]),
+        "health": ("health", ["GET"]),
+    }
+    for name, (route, methods) in expected.items():
+        binding = trigger(name)
+        assert binding["type"] == "httpTrigger"
+        assert binding["route"] == route
+        assert binding["methods"] == methods
+        # The Panoptes token is the credential: a browser cannot keep a function key secret.
+        assert binding["authLevel"] == "ANONYMOUS"
+    catch_all = trigger("not_found")
+    assert catch_all["route"] == "{*path}" and catch_all["authLevel"] == "ANONYMOUS"
+
+
+def test_queue_triggers():
+    worker = trigger("build_and_submit_export")
+    assert worker == {"direction": "IN", "type": "queueTrigger", "name": "msg",
+                      "queueName": EXPORT_QUEUE, "connection": STORAGE_CONNECTION}
+    poison = trigger("fail_poisoned_export")
+    assert poison["queueName"] == EXPORT_POISON_QUEUE == EXPORT_QUEUE + "-poison"
+    assert poison["connection"] == "AzureWebJobsStorage"
+
+
+def test_timer_reads_its_schedule_from_the_setting():
+    timer = trigger("poll_ml_tasks")
+    assert timer["type"] == "timerTrigger"
+    assert timer["schedule"] == "%ML_POLL_SCHEDULE%"
+    assert timer["runOnStartup"] is False and timer["useMonitor"] is True
+
+
+def test_every_function_is_registered_once():
+    assert sorted(functions()) == sorted(["start_export", "list_project_exports", "get_export",
+                                          "cancel_export", "health", "not_found",
+                                          "build_and_submit_export", "fail_poisoned_export",
+                                          "poll_ml_tasks"])
+
+
+def test_host_json_queue_and_http_settings():
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["version"] == "2.0"
+    assert host["extensionBundle"]["id"] == "Microsoft.Azure.Functions.ExtensionBundle"
+    assert host["extensionBundle"]["version"].startswith("[4.")
+    assert host["extensions"]["http"]["routePrefix"] == ROUTE_PREFIX
+    queues = host["extensions"]["queues"]
+    assert queues["messageEncoding"] == "base64"
+    assert queues["maxDequeueCount"] >= 2
+    assert {"visibilityTimeout", "batchSize"} <= set(queues)
