@@ -154,6 +154,13 @@ def mark_requeued(export: Export, now: dt.datetime) -> Export:
                    requeued=True, lease_owner=None, lease_until=None)
 
 
+def drop_lease(export: Export, owner: str, now: dt.datetime) -> Export:
+    """The owner crashed out of its invocation: let the next delivery take over at once."""
+    if export.lease_owner != owner:
+        raise InvalidTransition("the lease belongs to another worker")
+    return _change(export, now, lease_owner=None, lease_until=None)
+
+
 def record_manifest(export: Export, owner: str, now: dt.datetime, *, subjects: int, images: int,
                     skipped: int, blob: str) -> Export:
     if export.status != BUILDING or export.lease_owner != owner:

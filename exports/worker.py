@@ -32,7 +32,6 @@ from shared.store import ConcurrentUpdate, Versioned
 
 log = logging.getLogger(__name__)
 
-LEASE = dt.timedelta(minutes=2)
 PROGRESS_INTERVAL = 1.0  # seconds between progress writes while building
 BLOCK_SIZE = 4 * 1024 * 1024
 MAX_RETRY_DELAY = 1800
@@ -101,6 +100,7 @@ class ExportRun:
         self.message = message
         self.current = current
         self.owner = uuid.uuid4().hex
+        self.lease = dt.timedelta(seconds=services.settings.build_lease_seconds)
 
     @property
     def export(self) -> model.Export:
@@ -133,6 +133,14 @@ class ExportRun:
             self._submit()
         except Superseded as exc:
             self.log(logging.INFO, "stopped: %s", exc)
+        except Exception:
+            # A bug or an outage of our own storage: give the lease back so the host's
+            # redelivery (or, in the end, the poison handler) can act on the export at once.
+            try:
+                self._save_owned(lambda e: model.drop_lease(e, self.owner, self.now()))
+            except Exception:
+                pass
+            raise
 
     def _claim(self) -> bool:
         for _ in range(5):
@@ -140,7 +148,7 @@ class ExportRun:
             if export.is_final or export.status in model.ML_ACTIVE_STATUSES:
                 return False  # done already (duplicate or late message)
             try:
-                self.save(model.claim_for_build(export, self.owner, self.now(), LEASE))
+                self.save(model.claim_for_build(export, self.owner, self.now(), self.lease))
                 return True
             except model.InvalidTransition:
                 # Another worker holds a live lease: look again once it would have lapsed.
@@ -174,7 +182,7 @@ class ExportRun:
                 on_first=lambda page: total.append(page.count))
             for page in pages:
                 writer.write(encoder.encode_page(page.subjects))
-                if time.monotonic() - last_write >= PROGRESS_INTERVAL:
+                if page.page == 1 or time.monotonic() - last_write >= PROGRESS_INTERVAL:
                     self._progress(encoder.counts.subjects, total[0] if total else None)
                     last_write = time.monotonic()
             writer.write(encoder.finish())
@@ -206,7 +214,7 @@ class ExportRun:
         return True
 
     def _progress(self, done: int, total: int | None) -> None:
-        self._save_owned(lambda e: model.renew_lease(e, self.owner, self.now(), LEASE, done, total))
+        self._save_owned(lambda e: model.renew_lease(e, self.owner, self.now(), self.lease, done, total))
 
     def _save_owned(self, change) -> None:
         """Apply a change that requires our lease; re-read on ETag conflicts."""

@@ -142,6 +142,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Subject pages fetched from Panoptes at once during an export."),
     Setting("PANOPTES_TIMEOUT_SECONDS", "panoptes_timeout_seconds", _float_range(1, 120), "30",
             "Timeout of one Panoptes request."),
+    Setting("PANOPTES_RETRIES", "panoptes_retries", _int_range(0, 10), "4",
+            "Retries of one Panoptes request after a 5xx, 429 or network error (backoff doubles)."),
+    Setting("PANOPTES_RETRY_BACKOFF_SECONDS", "panoptes_retry_backoff_seconds", _float_range(0, 60), "0.5",
+            "First backoff between Panoptes retries (a 429's Retry-After wins)."),
     Setting("AUTH_CACHE_SECONDS", "auth_cache_seconds", _int_range(0, 300), "60",
             "How long a token's user and role lookups are reused (keyed by a hash of the token)."),
     Setting("ML_TIMEOUT_SECONDS", "ml_timeout_seconds", _float_range(1, 300), "60",
@@ -149,10 +153,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MANIFEST_SAS_HOURS", "manifest_sas_hours", _int_range(1, 168), "72",
             "Lifetime of the manifest's read-only SAS (at most 7 days). The ML service reads the "
             "manifest when it accepts the job; the SAS is made just before submitting."),
-    Setting("TRANSIENT_RETRY_HOURS", "transient_retry_hours", _float_range(0.01, 168), "24",
+    Setting("TRANSIENT_RETRY_HOURS", "transient_retry_hours", _float_range(0, 168), "24",
             "How long an export keeps retrying Panoptes/ML outages and ML 'too many jobs' before failing."),
     Setting("RETRY_DELAY_SECONDS", "retry_delay_seconds", _float_range(0, 3600), "30",
             "First delay before an export retries a transient fault; doubles each time (max 30 min)."),
+    Setting("BUILD_LEASE_SECONDS", "build_lease_seconds", _int_range(2, 3600), "300",
+            "How long a worker's claim on an export lasts without renewal; a duplicate message "
+            "steps aside until then, and a crashed worker's export is taken over after it."),
     Setting("ML_POLL_CONCURRENCY", "ml_poll_concurrency", _int_range(1, 256), "32",
             "ML task status requests in flight at once during a poll tick."),
     Setting("ML_TASK_DEADLINE_DAYS", "ml_task_deadline_days", _float_range(0.001, 365), "28",
@@ -204,11 +211,14 @@ class Settings:
     allowed_origins: tuple[str, ...]
     panoptes_page_concurrency: int
     panoptes_timeout_seconds: float
+    panoptes_retries: int
+    panoptes_retry_backoff_seconds: float
     auth_cache_seconds: int
     ml_timeout_seconds: float
     manifest_sas_hours: int
     transient_retry_hours: float
     retry_delay_seconds: float
+    build_lease_seconds: int
     ml_poll_concurrency: int
     ml_task_deadline_days: float
     ml_not_found_ticks: int
