@@ -62,6 +62,9 @@ class Access:
                            f"found in project {project_id}.")
         return subject_set
 
+    def subject_sets_of_project(self, token: str, project_id: str) -> list[dict]:
+        return self._call(lambda: list(self.panoptes.subject_sets_of_project(token, project_id)))
+
     @staticmethod
     def _call(function, *args):
         try:

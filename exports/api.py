@@ -139,7 +139,7 @@ def list_project_exports(req: func.HttpRequest, services: Services) -> func.Http
     token = bearer_token(req.headers)
     user_id = access.user_id(token)
     access.require_export_role(token, user_id, project_id)
-    subject_sets = list(access._call(services.panoptes.subject_sets_of_project, token, project_id))
+    subject_sets = access.subject_sets_of_project(token, project_id)
     latest: dict[str, model.Export] = {}
     latest_completed: dict[str, model.Export] = {}
     for export in services.store.exports_of_project(project_id):  # newest first per set

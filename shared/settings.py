@@ -162,7 +162,7 @@ SETTINGS: tuple[Setting, ...] = (
             "steps aside until then, and a crashed worker's export is taken over after it."),
     Setting("ML_POLL_CONCURRENCY", "ml_poll_concurrency", _int_range(1, 256), "32",
             "ML task status requests in flight at once during a poll tick."),
-    Setting("ML_TASK_DEADLINE_DAYS", "ml_task_deadline_days", _float_range(0.001, 365), "28",
+    Setting("ML_TASK_DEADLINE_DAYS", "ml_task_deadline_days", _float_range(0.00001, 365), "28",
             "An export not final this long after submission fails with deadline_exceeded."),
     Setting("ML_NOT_FOUND_TICKS", "ml_not_found_ticks", _int_range(1, 100), "3",
             "Consecutive 404s from the ML service before an export fails with ml_task_not_found."),
