@@ -9,3 +9,6 @@ def azurite():
     emulator = start_azurite()
     yield emulator
     emulator.stop()
+
+
+from tests.harness import settings_overrides, stack  # noqa: E402,F401  (fixtures for every test)

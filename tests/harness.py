@@ -1,4 +1,6 @@
-"""The whole service through the local host: Azurite + Panoptes stand-in + ML emulator."""
+"""The whole service through the local host: Azurite + Panoptes stand-in + ML emulator.
+
+Fixtures `stack` and `settings_overrides` are registered for every test in tests/conftest.py."""
 import json
 import pathlib
 from dataclasses import dataclass
