@@ -17,7 +17,7 @@ from standins.ml_service import MlServiceStandIn
 from standins.panoptes import PanoptesStandIn
 from standins.sample_data import load_sample
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 TOKEN_KEY = "e2e-test-token-encryption-key-0123456789"
 
 
