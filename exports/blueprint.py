@@ -39,10 +39,13 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     return api.health(req)
 
 
-# Lowest precedence: anything no other route matched gets a JSON 404/405, never HTML.
+# Anything no other route matched gets a JSON 404/405, never the host's empty answer. The
+# Functions host tries routes in the alphabetical order of function names (not by ASP.NET
+# precedence: Azure/azure-functions-host#9876), so this catch-all's name must sort last.
+@bp.function_name("zz_unmatched_route")
 @bp.route(route="{*path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
           auth_level=ANONYMOUS)
-def not_found(req: func.HttpRequest) -> func.HttpResponse:
+def unmatched_route(req: func.HttpRequest) -> func.HttpResponse:
     return api.not_found(req)
 
 

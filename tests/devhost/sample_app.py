@@ -19,8 +19,8 @@ def _json(payload, status=200) -> func.HttpResponse:
 
 
 @bp.route(route="items/new", methods=["GET"])
-def new_item_form(req: func.HttpRequest) -> func.HttpResponse:
-    return _json({"fn": "new_item_form"})
+def item_a_new_form(req: func.HttpRequest) -> func.HttpResponse:
+    return _json({"fn": "item_a_new_form"})
 
 
 @bp.route(route="items/{name}", methods=["GET", "DELETE"])
@@ -39,7 +39,7 @@ def files(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="files/readme", methods=["GET"])
-def readme(req: func.HttpRequest) -> func.HttpResponse:
+def docs_readme(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse("read me", headers={"X-Doc": "readme"})
 
 

@@ -94,9 +94,10 @@ def _get(host, path, **kw):
     return requests.get(host.url + path, timeout=10, **kw)
 
 
-def test_literal_segments_beat_parameters_and_catch_all(http_host):
-    assert _get(http_host, "/api/items/new").json() == {"fn": "new_item_form"}
-    assert _get(http_host, "/api/ITEMS/New").json() == {"fn": "new_item_form"}  # case-insensitive
+def test_routes_are_tried_in_function_name_order_like_the_functions_host(http_host):
+    # item_a_new_form < item_by_id < item_by_name, and docs_readme < files (catch-all).
+    assert _get(http_host, "/api/items/new").json() == {"fn": "item_a_new_form"}
+    assert _get(http_host, "/api/ITEMS/New").json() == {"fn": "item_a_new_form"}  # case-insensitive
     readme = _get(http_host, "/api/files/readme")
     assert readme.text == "read me" and readme.headers["X-Doc"] == "readme"
     assert readme.headers["Content-Type"] == "text/plain; charset=utf-8"

@@ -36,8 +36,16 @@ def test_http_routes_methods_and_auth_levels():
         assert binding["methods"] == methods
         # The Panoptes token is the credential: a browser cannot keep a function key secret.
         assert binding["authLevel"] == "ANONYMOUS"
-    catch_all = trigger("not_found")
+    catch_all = trigger("zz_unmatched_route")
     assert catch_all["route"] == "{*path}" and catch_all["authLevel"] == "ANONYMOUS"
+
+
+def test_catch_all_sorts_after_every_other_http_function():
+    """The host tries routes by function name, so the catch-all must come last or it would
+    answer 404 for real routes in Azure."""
+    http = sorted(name.lower() for name, bindings in functions().items()
+                  if any(b["type"] == "httpTrigger" for b in bindings))
+    assert http[-1] == "zz_unmatched_route"
 
 
 def test_queue_triggers():
@@ -58,7 +66,7 @@ def test_timer_reads_its_schedule_from_the_setting():
 
 def test_every_function_is_registered_once():
     assert sorted(functions()) == sorted(["start_export", "list_project_exports", "get_export",
-                                          "cancel_export", "health", "not_found",
+                                          "cancel_export", "health", "zz_unmatched_route",
                                           "build_and_submit_export", "fail_poisoned_export",
                                           "poll_ml_tasks"])
 
