@@ -1,0 +1,131 @@
+"""`make demo`: one export through every function, offline, printed step by step.
+
+Starts Azurite, the Panoptes stand-in with a sample camera-trap project, the ML service
+emulator and the local Functions host (HTTP, queue and timer triggers from function_app.py),
+then does what the Subject Assistant does: start an export with the user's Panoptes token and
+watch it until the ML task completes. Exits 0 when the export completed.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+
+import requests
+
+import function_app
+from devtools.azurite import running_azurite
+from devtools.host import LocalHost
+from exports.services import reset_services
+from standins.ml_service import MlServiceStandIn
+from standins.panoptes import PanoptesStandIn
+from standins.sample_data import load_sample
+
+ORIGIN = "https://subject-assistant.zooniverse.org"
+TIMEOUT = 120
+
+
+def redact(url: str | None) -> str | None:
+    """Never print a SAS signature."""
+    return re.sub(r"(sig=)[^&]+", r"\1<redacted>", url) if url else url
+
+
+def describe(export: dict) -> str:
+    progress = export["progress"]
+    parts = [export["status"]]
+    if export["status"] == "building":
+        parts.append(f"read {progress['subjects_done']}/{progress['subjects_total'] or '?'} subjects")
+    if export["manifest"]:
+        m = export["manifest"]
+        parts.append(f"manifest {m['subjects']} subjects, {m['images']} images, "
+                     f"{m['skipped_frames']} non-image frame(s) skipped")
+    if export["ml_task_id"]:
+        parts.append(f"ML task {export['ml_task_id']} is {export['ml_status']}")
+    if export["error"]:
+        parts.append(f"error {export['error']['code']}: {export['error']['message']}")
+    return " — ".join(parts)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING, format="  [log] %(name)s: %(message)s")
+    print("Subject Assistant export service — offline demo\n")
+    with running_azurite() as azurite, PanoptesStandIn() as panoptes, \
+            MlServiceStandIn(callers=("zooniverse",)) as ml:
+        sample = load_sample(panoptes)
+        env = {
+            "AzureWebJobsStorage": azurite.connection_string,
+            "PANOPTES_URL": panoptes.url,
+            "SUBJECT_ASSISTANT_ML_SERVICE_URL": ml.url,
+            "SUBJECT_ASSISTANT_ML_SERVICE_CALLER_ID": "zooniverse",
+            "TOKEN_ENCRYPTION_KEY": "demo-only-token-encryption-key-0123456789",
+            "ML_POLL_SCHEDULE": "*/2 * * * * *",  # every 2 s here; every 10 min by default
+        }
+        with LocalHost(function_app.app, env=env, cors_origins=[ORIGIN]) as host:
+            reset_services()
+            print(f"  storage     Azurite (blob :{azurite.blob_port}, queue :{azurite.queue_port}, "
+                  f"table :{azurite.table_port})")
+            print(f"  Panoptes    stand-in {panoptes.url} — project {sample.project_id} "
+                  f"\"{sample.project_name}\", subject set {sample.subject_set_id}: "
+                  f"{sample.subject_count} subjects")
+            print(f"  ML service  emulator {ml.url}")
+            print(f"  functions   local host {host.url}: {', '.join(sorted(host.functions))}\n")
+
+            session = requests.Session()
+            session.headers.update({"Authorization": f"Bearer {sample.owner_token}", "Origin": ORIGIN})
+            path = f"/api/projects/{sample.project_id}/subject-sets/{sample.subject_set_id}/exports"
+            print(f"1. The Subject Assistant, signed in as user {sample.owner_id}, sends POST {path}")
+            response = session.post(host.url + path, timeout=30)
+            print(f"   → {response.status_code}, Location: {response.headers.get('Location')}, "
+                  f"CORS allows {response.headers.get('Access-Control-Allow-Origin')}")
+            if response.status_code not in (200, 202):
+                print(f"   unexpected answer: {response.text}")
+                return 1
+            export = response.json()
+            again = session.post(host.url + path, timeout=30)
+            print(f"   (a second click answers {again.status_code} with the same export: "
+                  f"{again.json()['id'] == export['id']})")
+
+            print("\n2. It watches GET /api/exports/{id} while the queue worker and the ML poller work:")
+            last, deadline = None, time.monotonic() + TIMEOUT
+            while time.monotonic() < deadline:
+                export = session.get(f"{host.url}/api/exports/{export['id']}", timeout=30).json()
+                line = describe(export)
+                if line != last:
+                    print(f"   {time.strftime('%H:%M:%S')}  {line}")
+                    last = line
+                if export["status"] in ("completed", "failed", "cancelled"):
+                    break
+                time.sleep(0.25)
+
+            submission = ml.submissions[0] if ml.submissions else None
+            if submission is not None:
+                print(f"\n3. The ML service downloaded the manifest through its read-only SAS URL "
+                      f"(HTTP {submission.download_status}, {len(submission.manifest_bytes or b'')} "
+                      f"bytes, {submission.content_type}); first row:")
+                print(f"   {submission.manifest[0] if submission.manifest else None}")
+            summary = export.get("results_summary") or {}
+            if export["status"] == "completed":
+                print("\n4. Results summary:")
+                for key, value in summary.items():
+                    print(f"   {key:24} {value}")
+                print(f"   results_url              {redact(export['results_url'])}")
+                listing = session.get(f"{host.url}/api/projects/{sample.project_id}/exports",
+                                      timeout=30).json()
+                print(f"\n5. GET /api/projects/{sample.project_id}/exports lists "
+                      f"{len(listing['subject_sets'])} subject sets:")
+                for entry in listing["subject_sets"]:
+                    latest = entry["latest_completed_export"]
+                    print(f"   {entry['id']:>6} {entry['display_name']:<28} "
+                          f"{'completed → ' + latest['subject_assistant_url'] if latest else 'no export yet'}")
+                print(f"\nOpen the results in the Subject Assistant:\n  {export['subject_assistant_url']}")
+                print(f"\nFunction invocations: {dict(host.invocations)}")
+            reset_services()
+            if export["status"] != "completed":
+                print(f"\nThe export did not complete: {describe(export)}")
+                return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
