@@ -13,14 +13,19 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+.venv-checkov/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 setup: $(VENV)/.installed node_modules/.installed
 
-test: setup
-	$(PY) -m pytest -q
+test: setup .venv-checkov/.installed
+	CHECKOV=$(CURDIR)/.venv-checkov/bin/checkov $(PY) -m pytest -q
 
 run: setup
 	$(PY) -m devtools.run
@@ -31,8 +36,8 @@ demo: setup
 bench: setup
 	$(PY) -m bench
 
-loadtest: setup
-	$(PY) -m pytest -q -m load tests/load
+loadtest: setup .venv-checkov/.installed
+	CHECKOV=$(CURDIR)/.venv-checkov/bin/checkov $(PY) -m pytest -q -m load tests/load
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache
+	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache

@@ -553,7 +553,7 @@ def test_deploy_doc_explains_every_parameter():
 
 
 # --------------------------------------------------------------------------------------
-# checkov (optional: not installable beside pycep-parser 0.7.1, see docs/DEPLOY.md)
+# checkov (its own venv: it pins pycep-parser 0.5.x; `make test` installs it and sets CHECKOV)
 # --------------------------------------------------------------------------------------
 
 def _checkov_command() -> list[str] | None:
@@ -561,7 +561,9 @@ def _checkov_command() -> list[str] | None:
         return [sys.executable, "-m", "checkov.main"]
     # A checkov installed elsewhere (its own venv), e.g. CHECKOV=/tmp/checkov-venv/bin/checkov.
     explicit = os.environ.get("CHECKOV")
-    if explicit and shutil.which(explicit):
+    if explicit:
+        # `make test` installs checkov and sets this: missing then is a failure, not a skip.
+        assert shutil.which(explicit), f"CHECKOV={explicit} is not an executable"
         return [explicit]
     return None
 
