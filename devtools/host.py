@@ -286,7 +286,7 @@ class LocalHost:
 
     def __init__(self, app: Any, *, env: Mapping[str, str] | None = None,
                  host_json: str | os.PathLike | None = "host.json", port: int = 0,
-                 cors_origins: Iterable[str] = (), timers: bool = True,
+                 cors_origins: Iterable[str] = (), timers: bool = True, queues: bool = True,
                  queue_poll_interval: float = 0.1):
         self.functions = {f.name: f for f in map(_Function, _index(app))}
         self.route_prefix, self.queue_options = _load_host_json(host_json)
@@ -304,7 +304,9 @@ class LocalHost:
         # ASP.NET precedence (Azure/azure-functions-host#9876, azure-webjobs-sdk-extensions#842).
         # Do the same, so an overlap that misroutes in Azure misroutes here too.
         self.routes = sorted(routes, key=lambda r: r.function.name.lower())
-        self._queue_functions, self._timer_functions = by_type["queueTrigger"], by_type["timerTrigger"]
+        # queues=False serves HTTP (and timers) without consuming queues, e.g. to measure HTTP alone.
+        self._queue_functions = by_type["queueTrigger"] if queues else []
+        self._timer_functions = by_type["timerTrigger"]
         self._lock = threading.Lock()
         self._running = 0
         self._stopping = threading.Event()
@@ -508,6 +510,9 @@ def _json_error(status: int, code: str, message: str) -> tuple[int, bytes, list[
 def _handler_for(host: LocalHost) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive; every response carries Content-Length
+        # Headers and body go out in separate writes: without TCP_NODELAY the client's delayed
+        # ACK stalls every response by ~40 ms.
+        disable_nagle_algorithm = True
 
         def __getattr__(self, name: str) -> Any:
             if name.startswith("do_"):  # any method, including custom ones, goes to dispatch

@@ -1,0 +1,73 @@
+"""Helpers shared by the benchmark driver and its child processes."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import statistics
+
+from exports import model
+
+PROJECT_ID = "4321"
+OWNER_TOKEN = "bench-owner-token"
+OWNER_ID = "900"
+TOKEN_KEY = "bench-token-encryption-key-0123456789abcdef"
+
+
+def rss_kb(field: str = "VmRSS") -> int:
+    """A /proc/self/status memory field in kB (VmRSS now, VmHWM the peak so far)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0: write 5 to clear_refs). True if it worked."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def create_export(services, project_id: str, subject_set_id: str, token: str | None = OWNER_TOKEN,
+                  **changes) -> tuple[model.Export, str]:
+    """An export record created exactly as the HTTP handler does, and its queue message body."""
+    now = services.clock()
+    ciphertext = services.cipher.encrypt(token) if token else None
+    export = model.new_export(model.new_export_id(project_id, subject_set_id, now), project_id,
+                              subject_set_id, OWNER_ID, now,
+                              dt.timedelta(hours=services.settings.transient_retry_hours), ciphertext)
+    if changes:
+        import dataclasses
+        export = dataclasses.replace(export, **changes)
+    current, created = services.store.create(export)
+    if not created:
+        raise RuntimeError(f"subject set {subject_set_id} already has an active export")
+    # The same body Services.enqueue sends (the worker is handed it directly, not via the queue).
+    body = json.dumps({"v": 1, "export_id": export.id, "token": ciphertext})
+    return current.export, body
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = math.floor(k), math.ceil(k)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def env_for(base: dict, **overrides) -> dict:
+    env = dict(os.environ)
+    env.update(base)
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env
