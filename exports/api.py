@@ -59,7 +59,7 @@ def _check_body(req: func.HttpRequest) -> None:
     if body.strip():
         try:
             parsed = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: deeply nested JSON under MAX_BODY
             raise ApiError(400, "invalid_body", "The request body must be empty or a JSON object.") from None
         if not isinstance(parsed, dict):
             raise ApiError(400, "invalid_body", "The request body must be empty or a JSON object.")

@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+from json.encoder import encode_basestring_ascii as _json_string  # what json.dumps uses for str
 from typing import Any, Iterable, Iterator
 from urllib.parse import urlsplit
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+# Fast path for plain absolute URLs (all of Panoptes'): group 1 is exactly urlsplit's path.
+# Anything unusual (non-ASCII, whitespace, brackets) takes urlsplit itself.
+_PLAIN_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*([^?#]*)")
 
 
 def is_image_url(url: Any) -> bool:
     """True when the URL's path ends in .jpg/.jpeg/.png (any case), as the ML service requires."""
     if not isinstance(url, str):
         return False
+    match = _PLAIN_URL.match(url)
+    if match and url.isascii() and url.isprintable() and not any(c in url for c in " []"):
+        return match[1].lower().endswith(IMAGE_SUFFIXES)
     try:
         path = urlsplit(url).path
     except ValueError:
@@ -47,24 +55,6 @@ class ManifestCounts:
     duplicates: int = 0
 
 
-def subject_rows(subject: dict, project_id: str, subject_set_id: str,
-                 counts: ManifestCounts) -> list[list[str]]:
-    """Rows for one subject's image frames; non-image (or malformed) frames are counted as skipped."""
-    rows = []
-    locations = subject.get("locations")
-    if not isinstance(locations, list):
-        locations = []
-    for index, location in enumerate(locations):
-        url = frame_url(location)
-        if url is not None and is_image_url(url):
-            rows.append([url, frame_meta(project_id, subject_set_id, subject["id"], index)])
-        else:
-            counts.skipped_frames += 1
-    counts.subjects += 1
-    counts.images += len(rows)
-    return rows
-
-
 class ManifestEncoder:
     """Turns pages of subjects into manifest bytes, in chunks, skipping repeated subjects."""
 
@@ -74,22 +64,42 @@ class ManifestEncoder:
         self.counts = ManifestCounts()
         self._seen: set[int] = set()  # ints: about half the memory of strings
         self._started = False  # has the opening "[" been written?
+        # frame_meta() spelled out once: the same bytes as json.dumps of the four-key dict.
+        self._meta_head = (f'{{"project_id": {_json_string(self.project_id)}, '
+                           f'"subject_set_id": {_json_string(self.subject_set_id)}, "subject_id": ')
+
+    def _subject_rows(self, subject_id: str, locations: Any) -> list[str]:
+        """Encoded rows (`json.dumps([url, meta])`) for one subject's image frames; other
+        (or malformed) frames are counted as skipped."""
+        rows = []
+        if not isinstance(locations, list):
+            locations = []
+        subject = _json_string(subject_id)
+        for index, location in enumerate(locations):
+            url = frame_url(location)
+            if url is not None and is_image_url(url):
+                meta = f'{self._meta_head}{subject}, "frame_id": "{index}"}}'
+                rows.append(f"[{_json_string(url)}, {_json_string(meta)}]")
+            else:
+                self.counts.skipped_frames += 1
+        self.counts.subjects += 1
+        self.counts.images += len(rows)
+        return rows
 
     def encode_page(self, subjects: Iterable[dict]) -> bytes:
         parts = []
         for subject in subjects:
             subject_id = str(subject.get("id", "")) if isinstance(subject, dict) else ""
-            if not subject_id.isdigit():
+            if not (subject_id.isascii() and subject_id.isdigit()):
                 continue  # not a subject: nothing the Subject Assistant could link to
             key = int(subject_id)
             if key in self._seen:
                 self.counts.duplicates += 1
                 continue
             self._seen.add(key)
-            for row in subject_rows({**subject, "id": subject_id}, self.project_id,
-                                    self.subject_set_id, self.counts):
+            for row in self._subject_rows(subject_id, subject.get("locations")):
                 # json.dumps([[a, b], [c, d]]) == "[" + ", ".join(json.dumps(row) ...) + "]"
-                parts.append((", " if self._started else "[") + json.dumps(row))
+                parts.append((", " if self._started else "[") + row)
                 self._started = True
         return "".join(parts).encode("ascii")
 

@@ -153,7 +153,7 @@ class PanoptesClient:
         subjects = body.get("subjects")
         if not isinstance(subjects, list):
             raise PanoptesUnavailable("Panoptes /subjects answered without a subjects list")
-        meta = (body.get("meta") or {}).get("subjects") or {}
+        meta = _meta(body, "subjects")
         return SubjectPage(subjects=[s for s in subjects if isinstance(s, dict)], page=page,
                            page_count=_int(meta.get("page_count"), 1), count=_int(meta.get("count"), 0),
                            next_page=_next_page(body, "subjects"))
@@ -198,8 +198,15 @@ def _int(value: Any, default: int) -> int:
         return default
 
 
+def _meta(body: dict, key: str) -> dict:
+    """body["meta"][key] when both are objects, else {} (a malformed answer must not crash)."""
+    meta = body.get("meta")
+    meta = meta.get(key) if isinstance(meta, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
 def _next_page(body: dict, key: str) -> int | None:
-    meta = (body.get("meta") or {}).get(key) or {}
+    meta = _meta(body, key)
     value = meta.get("next_page")
     return _int(value, 0) or None if value is not None else None
 

@@ -1,8 +1,10 @@
 """The timer's tick: poll every active ML task, recover stuck exports. Cost follows active work.
 
-A tick reads the active index (not the export history), then handles each active export on a
-bounded thread pool; one slow or failing export never delays or breaks the others. Every
-write is ETag-checked, so overlapping ticks cannot apply a transition twice.
+A tick reads every active export from the active index in one range query (not the export
+history), asks the ML service about each on a bounded thread pool (one slow or failing task
+never delays or breaks the others), then writes the changes back in batched transactions.
+Every write is ETag-checked against the index row, so overlapping ticks, workers and cancels
+can never apply a transition twice: a write that lost the race is skipped until the next tick.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from collections import Counter
 from exports import model, status as status_map
 from exports.ml_service import MlError, MlTaskNotFound, TaskStatus
 from exports.services import Services
-from shared.store import ConcurrentUpdate
+from shared.store import ConcurrentUpdate, Versioned
 
 log = logging.getLogger(__name__)
 
@@ -65,30 +67,24 @@ def _summary(services: Services, export: model.Export, answer: TaskStatus) -> di
                                               f"({type(exc).__name__}).")
 
 
-def poll_export(services: Services, export_id: str) -> str:
-    """Handle one active export; returns a word for the tick's report."""
-    current = services.store.get(export_id)
-    if current is None:
-        return "missing"
+def _poll(services: Services, current: Versioned) -> tuple[Versioned, model.Export | None]:
+    """Ask the ML service about one export; returns it with its next state (None: no answer)."""
     export = current.export
-    if export.is_final:
-        services.store.drop_stale_marker(export.id, export.project_id, export.subject_set_id)
-        return "stale_index"
-    if export.status in model.ML_ACTIVE_STATUSES:
-        try:
-            answer = services.ml.status(export.ml_task_id)
-        except MlTaskNotFound:
-            answer = status_map.NOT_FOUND
-        except MlError as exc:
-            # Unreachable or 5xx: leave the export as it is until the next tick.
-            log.warning("export %s: ML status unavailable: %s", export.id, exc)
-            return "ml_unavailable"
-        updated = apply_status(services, export, current.etag, answer)
-        return updated.status
-    return recover_if_stuck(services, current)
+    try:
+        answer = services.ml.status(export.ml_task_id)
+    except MlTaskNotFound:
+        answer = status_map.NOT_FOUND
+    except MlError as exc:
+        # Unreachable or 5xx: leave the export as it is until the next tick.
+        log.warning("export %s: ML status unavailable: %s", export.id, exc)
+        return current, None
+    updated = status_map.next_state(export, answer, services.clock(), _rules(services))
+    if updated.status == model.COMPLETED and export.status != model.COMPLETED:
+        updated = dataclasses.replace(updated, summary=_summary(services, updated, answer))
+    return current, updated
 
 
-def recover_if_stuck(services: Services, current) -> str:
+def recover_if_stuck(services: Services, current: Versioned) -> str:
     export, now = current.export, services.clock()
     threshold = dt.timedelta(minutes=services.settings.stuck_export_minutes)
     if not model.is_stuck(export, now, threshold):
@@ -97,10 +93,10 @@ def recover_if_stuck(services: Services, current) -> str:
         if export.requeued:
             services.store.update(model.fail(
                 export, "internal_error", "The export stopped making progress twice (its worker "
-                "disappeared). Please export again.", now), current.etag)
+                "disappeared). Please export again.", now), current.etag, current.from_index)
             log.error("export %s: stuck again after a re-queue; failed", export.id)
             return "failed_stuck"
-        services.store.update(model.mark_requeued(export, now), current.etag)
+        services.store.update(model.mark_requeued(export, now), current.etag, current.from_index)
     except ConcurrentUpdate:
         return "changed"
     services.enqueue(export.id, export.token_ciphertext)
@@ -109,18 +105,45 @@ def recover_if_stuck(services: Services, current) -> str:
 
 
 def run_tick(services: Services) -> TickReport:
-    ids = services.store.active_export_ids()
-    report = TickReport(active=len(ids))
-    if not ids:
+    active = services.store.active_exports()
+    report = TickReport(active=len(active))
+    polled = [v for v in active if v.export.status in model.ML_ACTIVE_STATUSES]
+    for current in active:
+        if current.export.status not in model.ML_ACTIVE_STATUSES:
+            report.outcomes[_safely(recover_if_stuck, services, current)] += 1
+    if not polled:
         return report
-    workers = min(services.settings.ml_poll_concurrency, len(ids))
+    changes: list[tuple[model.Export, str]] = []
+    workers = min(services.settings.ml_poll_concurrency, len(polled))
     with concurrent.futures.ThreadPoolExecutor(workers, "ml-poll") as pool:
-        futures = {pool.submit(poll_export, services, export_id): export_id for export_id in ids}
+        futures = [pool.submit(_poll, services, current) for current in polled]
         for future in concurrent.futures.as_completed(futures):
             try:
-                report.outcomes[future.result()] += 1
+                current, updated = future.result()
             except Exception:
-                log.exception("export %s: poll failed", futures[future])
+                log.exception("poll failed")
                 report.outcomes["error"] += 1
+                continue
+            if updated is None:
+                report.outcomes["ml_unavailable"] += 1
+            elif updated == current.export:
+                report.outcomes["unchanged"] += 1
+            else:
+                changes.append((updated, current.etag))
+                report.outcomes[updated.status] += 1
+                if updated.status != current.export.status:
+                    log.info("export %s (project %s, subject set %s): %s -> %s (ML %s)",
+                             updated.id, updated.project_id, updated.subject_set_id,
+                             current.export.status, updated.status, updated.ml_status)
+    written = services.store.update_many(changes)
+    report.outcomes["skipped_changed"] += len(changes) - written
     log.info("poll tick: %d active, %s", report.active, dict(report.outcomes))
     return report
+
+
+def _safely(function, *args) -> str:
+    try:
+        return function(*args)
+    except Exception:
+        log.exception("stuck-export check failed")
+        return "error"

@@ -49,13 +49,16 @@ def test_tick_with_200_active_exports_and_faulty_tasks(stack, monkeypatch):
     for task in failing:
         stack.ml.faults.add(f"/task/{task}", "status", status=500)
 
-    store = stack.services.store
-    read = []
-    original_get = store.get
-    monkeypatch.setattr(store, "get", lambda export_id: read.append(export_id) or original_get(export_id))
+    table = stack.services.store._table
+    point_reads, queries = [], []
+    original_get, original_query = table.get_entity, table.query_entities
+    monkeypatch.setattr(table, "get_entity", lambda *a, **k: point_reads.append(a) or original_get(*a, **k))
+    monkeypatch.setattr(table, "query_entities",
+                        lambda query, **k: queries.append(query) or original_query(query, **k))
     stack.tick()
 
-    assert sorted(read) == sorted(ids)  # only active exports were read: no history scan
+    # One range query over the active index, no point reads: the 300 old exports are never read.
+    assert point_reads == [] and len(queries) == 1 and "RowKey ge 'active-'" in queries[0]
     statuses = {task: stack.export(export_id).status for task, export_id in tasks.items()}
     assert all(statuses[t] == "submitted" for t in hanging + failing)  # untouched until next tick
     advanced = [t for t in tasks if t not in hanging + failing]

@@ -86,3 +86,29 @@ def test_range_queries_stay_inside_project_and_subject_set(store):
     assert [e.id for e in store.exports_of_subject_set("12", "34")] == [exports[1].id, exports[0].id]
     assert {e.id for e in store.exports_of_project("12")} == {exports[0].id, exports[1].id, exports[2].id}
     assert [e.id for e in store.exports_of_project("1")] == [exports[4].id]
+
+
+def test_active_index_mirrors_the_export_and_guards_poller_writes(store):
+    first, _ = store.create(new("12", "34"))
+    second, _ = store.create(new("12", "35"))
+    worker_view = store.update(model.claim_for_build(first.export, "w", T0, dt.timedelta(minutes=2)),
+                               first.etag)
+    active = {v.export.id: v for v in store.active_exports()}
+    assert active[first.export.id].export == worker_view.export  # the mirror follows every write
+    assert all(v.from_index for v in active.values())
+
+    # The worker writes again after the poller's read: the poller's write for it must lose.
+    store.update(model.renew_lease(worker_view.export, "w", T0, dt.timedelta(minutes=3)), worker_view.etag)
+    poller_changes = [(model.cancel(v.export, T0), v.etag) for v in active.values()]
+    assert store.update_many(poller_changes) == 1
+    assert store.get(first.export.id).export.status == "building"
+    assert store.get(second.export.id).export.status == "cancelled"
+    assert [v.export.id for v in store.active_exports()] == [first.export.id]
+
+    # And a worker holding the export row's old ETag loses against a poller write.
+    reread = store.get(first.export.id)
+    [indexed] = store.active_exports()
+    store.update(model.fail(indexed.export, "x", "y", T0), indexed.etag, from_index=True)
+    with pytest.raises(ConcurrentUpdate):
+        store.update(model.cancel(reread.export, T0), reread.etag)
+    assert store.get(first.export.id).export.status == "failed" and store.active_exports() == []

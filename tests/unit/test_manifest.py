@@ -107,3 +107,30 @@ def test_streamed_pages_equal_json_dumps_of_all_rows(pages_of_frames):
     encoder = ManifestEncoder("11", "22")
     streamed = b"".join(encoder.encode_page(p) for p in pages) + encoder.finish()
     assert streamed == hamlet_bytes([s for p in pages for s in p], "11", "22")
+
+
+def _slow_is_image(url):
+    from urllib.parse import urlsplit
+    try:
+        return urlsplit(url).path.lower().endswith((".jpg", ".jpeg", ".png"))
+    except ValueError:
+        return False
+
+
+@given(st.text(max_size=40).map(lambda t: "https://h" + t) | st.text(max_size=40) |
+       st.builds(lambda a, b: f"{a}://{b}.JPG", st.text(max_size=8), st.text(max_size=12)))
+def test_fast_url_check_agrees_with_urlsplit(url):
+    assert is_image_url(url) == _slow_is_image(url)
+
+
+def test_non_ascii_digit_ids_are_not_subjects():
+    data, counts = build_manifest([[subject("²", "https://x/a.jpg"), subject("١٢", "https://x/b.jpg"),
+                                    subject("7", "https://x/c.jpg")]], "1", "2")
+    assert [r[0] for r in json.loads(data)] == ["https://x/c.jpg"] and counts.subjects == 1
+
+
+def test_meta_matches_frame_meta():
+    from exports.manifest import frame_meta
+    data, _ = build_manifest([[subject("91011", "https://x/a.jpg", "https://x/b.jpg")]], "1234", "5678")
+    assert [m for _, m in json.loads(data)] == [frame_meta("1234", "5678", "91011", 0),
+                                                frame_meta("1234", "5678", "91011", 1)]
