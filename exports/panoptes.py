@@ -185,7 +185,8 @@ class PanoptesClient:
                     yield last
         # Sequential tail: pages the set grew by while it was read (or concurrency 1).
         page = last.page + 1
-        while last.next_page is not None and last.subjects:
+        # A next_page that does not move forward (malformed answer) ends the read, not loops it.
+        while last.next_page is not None and last.next_page > last.page and last.subjects:
             last = self.subjects_page(token, subject_set_id, page)
             yield last
             page += 1

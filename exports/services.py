@@ -14,6 +14,7 @@ from azure.storage.queue import QueueClient
 
 from exports.ml_service import MlServiceClient
 from exports.panoptes import AuthCache, PanoptesClient
+from shared import log_redaction
 from shared.crypto import TokenCipher
 from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE, EXPORT_TABLE
 from shared.settings import Settings, get_settings
@@ -21,6 +22,7 @@ from shared.storage import StorageClients
 from shared.store import ExportStore
 
 log = logging.getLogger(__name__)
+log_redaction.install()  # no SAS signature in third-party log lines (contract: security rules)
 
 
 def utcnow() -> dt.datetime:

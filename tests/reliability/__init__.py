@@ -1,0 +1,98 @@
+"""Reliability and security suite: helpers shared by its modules.
+
+The invariants every fault test ends with (`assert_invariants`):
+- every export is final, or active *and* named by its subject set's active marker;
+- the ML service accepted at most one job per export (counted by request_name);
+- every manifest blob is named by an export record's `manifest_blob`.
+"""
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+import time
+
+from exports import model
+from exports.worker import REQUEST_NAME_PREFIX
+from shared.names import EXPORT_POISON_QUEUE
+from shared.store import ACTIVE_PREFIX
+
+# Counters reported by the suite (printed at the end of a run with -s; see conftest-free use).
+FIGURES = collections.Counter()
+
+
+def exports_in_table(stack) -> list[model.Export]:
+    from shared.store import _from_entity
+    return [_from_entity(e) for e in stack.table_rows() if not e["RowKey"].startswith(ACTIVE_PREFIX)]
+
+
+def ml_jobs_per_export(ml) -> collections.Counter:
+    """Accepted ML submissions per export id (from the request_name the worker sends)."""
+    names = collections.Counter()
+    for submission in ml.submissions:
+        name = submission.body.get("request_name", "")
+        names[name[len(REQUEST_NAME_PREFIX):] if name.startswith(REQUEST_NAME_PREFIX) else name] += 1
+    return names
+
+
+def assert_invariants(stack, services=None) -> None:
+    services = services or stack.services
+    rows = list(services.store._table.list_entities())
+    from shared.store import _from_entity
+    exports = {e.id: e for e in (_from_entity(r) for r in rows if not r["RowKey"].startswith(ACTIVE_PREFIX))}
+    markers = {r["RowKey"]: r.get("export_id") for r in rows if r["RowKey"].startswith(ACTIVE_PREFIX)}
+    for export in exports.values():
+        assert export.status in model.FINAL_STATUSES | model.ACTIVE_STATUSES, export
+        if export.is_active:
+            key = f"{ACTIVE_PREFIX}{export.project_id}-{export.subject_set_id}"
+            assert markers.get(key) == export.id, f"active export {export.id} not in the active index"
+        if export.status == model.FAILED:
+            assert export.error_code, export
+    jobs = ml_jobs_per_export(stack.ml)
+    duplicates = {k: n for k, n in jobs.items() if n > 1}
+    FIGURES["duplicate_ml_jobs"] += sum(n - 1 for n in duplicates.values())
+    assert not duplicates, f"more than one ML job for an export: {duplicates}"
+    assert stack.ml.accepted_count == len(stack.ml.submissions)
+    for export_id, n in jobs.items():
+        export = exports.get(export_id)
+        assert export is not None, f"ML job for an export with no record: {export_id}"
+        if export.ml_task_id is not None:
+            [submission] = [s for s in stack.ml.submissions if s.body["request_name"].endswith(export_id)]
+            assert submission.request_id == export.ml_task_id
+    named = {e.manifest_blob for e in exports.values() if e.manifest_blob}
+    blobs = {b.name for b in services.container.list_blobs()}
+    assert blobs <= named, f"manifest blobs without an export record naming them: {blobs - named}"
+    FIGURES["exports_run"] += len(exports)
+
+
+def poison_messages(services) -> list[str]:
+    return [m.content for m in services.storage.queue(EXPORT_POISON_QUEUE).peek_messages(max_messages=32)]
+
+
+def create_export_record(services, project_id="1234", subject_set_id="5678", user_id="42",
+                         token="demo-owner-token", cipher=None):
+    """An export record and its queue message body, as the POST would make them, without
+    enqueueing (so the host's queue trigger does not race the test). Returns (export, body)."""
+    now = services.clock()
+    ciphertext = (cipher or services.cipher).encrypt(token) if token is not None else None
+    export = model.new_export(model.new_export_id(project_id, subject_set_id, now), project_id,
+                              subject_set_id, user_id, now, dt.timedelta(hours=24), ciphertext)
+    current, created = services.store.create(export)
+    assert created
+    body = json.dumps({"v": 1, "export_id": export.id, "token": ciphertext})
+    return current.export, body
+
+
+def wait_for(predicate, timeout=30.0, interval=0.05, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+def wait_final(stack, export_id, timeout=30.0) -> model.Export:
+    return wait_for(lambda: (e := stack.export(export_id)).is_final and e, timeout,
+                    message=f"export {export_id} to reach a final state")

@@ -1,0 +1,155 @@
+"""Access control across projects and users, through the local host.
+
+Users (tests.harness sample): 42 owner and 43 collaborator of project 1234 (A); 44 owner of
+private project 9999 (B, subject set 7777). Nobody has a role on both.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import random
+
+import pytest
+
+from exports import model
+from tests.reliability import FIGURES, create_export_record, wait_final
+
+A, A_SET, B, B_SET = "1234", "5678", "9999", "7777"
+OWNER_A, OWNER_B = "demo-owner-token", "demo-outsider-token"
+
+
+def error_code(response):
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}, body
+    return response.status_code, body["error"]["code"]
+
+
+def test_a_role_on_one_project_gives_nothing_on_another(stack):
+    """Breaks if any route trusts the export id, the route's project or the subject set's
+    project instead of the caller's role on the export's own project."""
+    a_export = stack.start_export(A, A_SET, OWNER_A).json()
+    b_export = stack.start_export(B, B_SET, OWNER_B).json()
+    assert a_export["status"] == b_export["status"] == "queued"
+    stack.settle()
+    before = stack.export(b_export["id"])
+
+    # Start: B's set through B's route (no role on B), and through A's route (set not in A).
+    assert error_code(stack.start_export(B, B_SET, OWNER_A)) == (403, "forbidden")
+    assert error_code(stack.start_export(A, B_SET, OWNER_A)) == (404, "subject_set_not_found")
+    assert error_code(stack.start_export(B, A_SET, OWNER_B)) == (404, "subject_set_not_found")
+    assert error_code(stack.start_export(A, A_SET, OWNER_B)) == (403, "forbidden")
+    # List.
+    assert error_code(stack.call("GET", f"/api/projects/{B}/exports", OWNER_A)) == (403, "forbidden")
+    assert error_code(stack.call("GET", f"/api/projects/{A}/exports", OWNER_B)) == (403, "forbidden")
+    listing = stack.call("GET", f"/api/projects/{A}/exports", OWNER_A).json()
+    seen = [s["latest_export"] for s in listing["subject_sets"] if s["latest_export"]]
+    assert seen and all(e["project_id"] == A for e in seen)
+    assert B_SET not in {s["id"] for s in listing["subject_sets"]}
+    # Read and cancel the other project's real export, and ids guessed from it.
+    b_id = b_export["id"]
+    suffix = b_id.split("-", 2)[2]
+    guesses = [b_id, f"{A}-{B_SET}-{suffix}", f"{A}-{A_SET}-{suffix}", f"{B}-{A_SET}-{suffix}",
+               b_id.upper(), b_id + "0", b_id[:-1], f"{B}-{B_SET}-" + "0" * 21]
+    rng = random.Random(7)
+    guesses += [f"{B}-{B_SET}-{suffix[:13]}{rng.getrandbits(32):08x}" for _ in range(10)]
+    for guess in guesses:
+        assert error_code(stack.get(guess, OWNER_A)) == (404, "export_not_found"), guess
+        assert error_code(stack.call("POST", f"/api/exports/{guess}/cancel", OWNER_A)) == \
+            (404, "export_not_found"), guess
+    for guess in (a_export["id"], f"{B}-{A_SET}-" + a_export["id"].split("-", 2)[2]):
+        assert error_code(stack.get(guess, OWNER_B)) == (404, "export_not_found")
+        assert error_code(stack.call("POST", f"/api/exports/{guess}/cancel", OWNER_B)) == \
+            (404, "export_not_found")
+    # Nothing changed: B's export untouched, no extra exports, no cancel sent to the ML service.
+    after = stack.export(b_id)
+    assert (after.status, after.updated_at) == (before.status, before.updated_at)
+    assert stack.ml.cancel_calls == 0
+    exports = [r for r in stack.table_rows() if not r["RowKey"].startswith("active-")]
+    assert len(exports) == 2
+    # Owners still see their own.
+    assert stack.get(b_id, OWNER_B).status_code == 200
+    assert stack.get(a_export["id"], OWNER_A).status_code == 200
+    FIGURES["access_checks"] += 2 * len(guesses) + 8
+
+
+def test_losing_the_role_loses_access_at_once(stack):
+    """AUTH_CACHE_SECONDS=0 here: a collaborator removed from the project is refused on the
+    next request. Breaks if roles are cached beyond the setting or taken from the export."""
+    export_id = stack.start_export(token="demo-collaborator-token").json()["id"]
+    assert stack.get(export_id, "demo-collaborator-token").status_code == 200
+    stack.panoptes.set_roles(A, "43", [])
+    assert error_code(stack.get(export_id, "demo-collaborator-token")) == (404, "export_not_found")
+    assert error_code(stack.start_export(token="demo-collaborator-token")) == (403, "forbidden")
+    stack.panoptes.set_roles(A, "43", ["tester"])  # a role, but not one that may export
+    assert error_code(stack.start_export(token="demo-collaborator-token")) == (403, "forbidden")
+    stack.settle()  # leave no queued message behind for the next test's host
+
+
+@pytest.mark.parametrize("settings_overrides", [{"AUTH_CACHE_SECONDS": "60"}])
+def test_concurrent_users_never_see_each_others_identity(stack):
+    """Two users on two projects hammer the API from 16 threads with the auth cache on (its
+    production default). Breaks if the cache (or any per-thread/global client state) hands one
+    user's identity or roles to the other: `requested_by` would name the wrong user, or a
+    user would be allowed on the other's project (or refused on their own)."""
+    for i in range(6):
+        stack.panoptes.add_subject_set(str(8100 + i), A, f"A{i}", [{"id": str(700000 + i), "locations": [
+            {"image/jpeg": f"https://x.example/a{i}.jpg"}]}])
+        stack.panoptes.add_subject_set(str(8200 + i), B, f"B{i}", [{"id": str(710000 + i), "locations": [
+            {"image/jpeg": f"https://x.example/b{i}.jpg"}]}])
+    users = {OWNER_A: ("42", A, "81"), OWNER_B: ("44", B, "82")}
+
+    def one(n):
+        token = OWNER_A if n % 2 else OWNER_B
+        user, project, prefix = users[token]
+        other = B if project == A else A
+        kind = n % 5
+        if kind == 0:
+            r = stack.start_export(project, f"{prefix}0{n % 6}", token)
+            assert r.status_code in (200, 202), r.text
+            body = r.json()
+            assert body["project_id"] == project and body["requested_by"] == user, (token, body)
+        elif kind == 1:
+            r = stack.call("GET", f"/api/projects/{project}/exports", token)
+            assert r.status_code == 200, r.text
+            for s in r.json()["subject_sets"]:
+                if s["latest_export"]:
+                    assert s["latest_export"]["requested_by"] == user
+        elif kind == 2:
+            assert error_code(stack.call("GET", f"/api/projects/{other}/exports", token)) == (403, "forbidden")
+        elif kind == 3:
+            assert error_code(stack.start_export(other, f"{'82' if prefix == '81' else '81'}00", token)) == \
+                (403, "forbidden")
+        else:
+            assert error_code(stack.start_export(project, f"{'82' if prefix == '81' else '81'}00", token)) == \
+                (404, "subject_set_not_found")
+        return n
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        done = list(pool.map(one, range(400)))
+    assert len(done) == 400
+    stack.settle(60)
+    for row in stack.table_rows():
+        if row["RowKey"].startswith("active-"):
+            continue
+        expected_user = "42" if row["RowKey"].startswith(A + "-") else "44"
+        assert row["requested_by"] == expected_user, row["RowKey"]
+    assert stack.host.errors == []
+    FIGURES["access_checks"] += 400
+
+
+def test_expired_token_in_a_queued_message_fails_token_expired(stack):
+    """The message's (encrypted) token expired between the POST and the worker. Breaks if the
+    worker retries a 401 as transient, or keeps the dead token in the record afterwards."""
+    services = stack.services
+    export, body = create_export_record(services)
+    stack.panoptes.expire_token("demo-owner-token")
+    services.queue.send_message(body)
+    final = wait_final(stack, export.id)
+    assert (final.status, final.error_code) == ("failed", "token_expired")
+    assert "export again" in final.error_message
+    assert final.token_ciphertext is None
+    assert stack.ml.accepted_count == 0
+    # Still visible (with the error) to another member of the project.
+    shown = stack.get(export.id, "demo-collaborator-token").json()
+    assert shown["error"]["code"] == "token_expired" and shown["status"] == model.FAILED
