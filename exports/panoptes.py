@@ -8,6 +8,7 @@ Here every call takes the user's token explicitly and subjects come 100 a page.
 from __future__ import annotations
 
 import concurrent.futures
+import math
 import http.cookiejar
 import logging
 import random
@@ -22,6 +23,9 @@ from requests.adapters import HTTPAdapter
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100  # Panoptes' cap: larger page sizes are silently clamped
+# Pages read one by one past the page count page 1 announced (the set grew while it was read).
+# Bounded so that a malformed answer can never keep a worker reading forever.
+MAX_EXTRA_PAGES = 100
 ACCEPT = "application/vnd.api+json; version=1"
 
 
@@ -167,12 +171,14 @@ class PanoptesClient:
             on_first(first)
         yield first
         last = first
-        if first.page_count > 1 and concurrency > 1:
+        # Trust page_count only as far as the subject count supports it (+1 for a set that grew).
+        page_count = min(first.page_count, max(1, math.ceil(first.count / PAGE_SIZE)) + 1)
+        if page_count > 1 and concurrency > 1:
             with concurrent.futures.ThreadPoolExecutor(concurrency, "panoptes-page") as pool:
                 pending: dict[int, concurrent.futures.Future] = {}
                 next_to_submit = 2
-                for page in range(2, first.page_count + 1):
-                    while next_to_submit <= first.page_count and len(pending) < 2 * concurrency:
+                for page in range(2, page_count + 1):
+                    while next_to_submit <= page_count and len(pending) < 2 * concurrency:
                         pending[next_to_submit] = pool.submit(self.subjects_page, token,
                                                               subject_set_id, next_to_submit)
                         next_to_submit += 1
@@ -183,10 +189,12 @@ class PanoptesClient:
                             future.cancel()
                         raise
                     yield last
-        # Sequential tail: pages the set grew by while it was read (or concurrency 1).
-        page = last.page + 1
-        # A next_page that does not move forward (malformed answer) ends the read, not loops it.
-        while last.next_page is not None and last.next_page > last.page and last.subjects:
+        # Sequential tail: pages the set grew by while it was read (or concurrency 1). A
+        # next_page that does not move forward (malformed answer) ends the read.
+        page, extra = last.page + 1, 0
+        while (last.next_page is not None and last.next_page > last.page and last.subjects
+               and (page <= page_count or extra < MAX_EXTRA_PAGES)):
+            extra += page > page_count
             last = self.subjects_page(token, subject_set_id, page)
             yield last
             page += 1

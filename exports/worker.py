@@ -124,9 +124,9 @@ class ExportRun:
 
     # -- entry -------------------------------------------------------------------------
     def execute(self) -> None:
-        if not self._claim():
-            return
         try:
+            if not self._claim():
+                return
             if self.export.manifest_blob is None:
                 if not self._build_manifest():
                     return

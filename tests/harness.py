@@ -12,6 +12,7 @@ from azure.core.exceptions import ResourceNotFoundError
 import function_app
 from devtools.host import LocalHost
 from exports.services import Services, get_services, reset_services
+from shared.settings import Settings
 from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE
 from standins.ml_service import MlServiceStandIn
 from standins.panoptes import PanoptesStandIn
@@ -106,10 +107,13 @@ def stack(azurite, tmp_path, settings_overrides):
             "BUILD_LEASE_SECONDS": "3",
             **settings_overrides,
         }
+        # Clear what earlier tests left before the host starts consuming the queue.
+        services = Services.from_settings(Settings.from_env(env))
+        services.ensure_resources()
+        clear_storage(services)
         host = LocalHost(function_app.app, env=env, host_json=host_json(tmp_path), timers=False,
                          cors_origins=["https://subject-assistant.zooniverse.org"])
         with host:
             reset_services()
-            clear_storage(get_services())
             yield Stack(host, panoptes, ml, sample, env)
         reset_services()

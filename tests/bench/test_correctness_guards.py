@@ -99,3 +99,24 @@ def test_whole_worker_request_count_and_bytes(stack, settings_overrides):
                             for p in client.iter_subject_pages(None, "9001", 1)) + encoder.finish()
     blob = stack.services.container.get_blob_client(export.manifest_blob)
     assert blob.download_blob().readall() == expected
+
+
+def test_a_page_count_the_subject_count_does_not_support_is_not_followed():
+    """A malformed page 1 (page_count far above what count needs) must not send the worker
+    after thousands of empty pages."""
+    from exports.panoptes import PanoptesClient, SubjectPage
+
+    class Lying(PanoptesClient):
+        def __init__(self):
+            super().__init__("http://unused")
+            self.asked = []
+
+        def subjects_page(self, token, subject_set_id, page):
+            self.asked.append(page)
+            subjects = [{"id": str(page * 1000 + i), "locations": []} for i in range(100 if page <= 2 else 0)]
+            return SubjectPage(subjects, page, page_count=10_000, count=150,
+                               next_page=page + 1)
+
+    client = Lying()
+    pages = list(client.iter_subject_pages(None, "1", concurrency=4))
+    assert client.asked == [1, 2, 3] and len(pages) == 3
