@@ -78,30 +78,25 @@ def _origins(value: str) -> tuple[str, ...]:
     return origins
 
 
-def _int_range(low: int, high: int) -> Callable[[str], int]:
-    def parse(value: str) -> int:
+def _number_range(kind: type, low: float, high: float) -> Callable[[str], Any]:
+    def parse(value: str):
         try:
-            number = int(value.strip())
+            number = kind(value.strip())
         except ValueError:
-            raise ValueError("must be a whole number") from None
+            raise ValueError("must be a whole number" if kind is int else "must be a number") from None
         if not low <= number <= high:
             raise ValueError(f"must be between {low} and {high}")
         return number
 
     return parse
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    return _number_range(int, low, high)
 
 
 def _float_range(low: float, high: float) -> Callable[[str], float]:
-    def parse(value: str) -> float:
-        try:
-            number = float(value.strip())
-        except ValueError:
-            raise ValueError("must be a number") from None
-        if not low <= number <= high:
-            raise ValueError(f"must be between {low} and {high}")
-        return number
-
-    return parse
+    return _number_range(float, low, high)
 
 
 @dataclasses.dataclass(frozen=True)
