@@ -103,3 +103,17 @@ def test_request_body_must_be_empty_or_an_object(stack):
     response = stack.call("POST", "/api/projects/1234/subject-sets/5678/exports", data=b"x" * 70000)
     assert error_of(response) == (413, "body_too_large")
     assert_nothing_created(stack)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"AUTH_CACHE_SECONDS": "60"}])
+def test_sets_seen_in_the_listing_need_no_second_lookup(stack):
+    assert stack.call("GET", "/api/projects/1234/exports").status_code == 200
+    stack.panoptes.reset_counts()
+    assert stack.start_export().status_code == 202
+    assert stack.panoptes.count("/api/subject_sets") == 0
+    # A set of another project is still refused: the cache only knows this project's sets.
+    assert error_of(stack.start_export(subject_set="7777")) == (404, "subject_set_not_found")
+    # Another user's token does not reuse the listing.
+    stack.panoptes.reset_counts()
+    stack.start_export(subject_set="5679", token="demo-collaborator-token")
+    assert stack.panoptes.count("/api/subject_sets") == 1
