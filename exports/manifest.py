@@ -15,17 +15,18 @@ from typing import Any, Iterable, Iterator
 from urllib.parse import urlsplit
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-# Fast path for plain absolute URLs (all of Panoptes'): group 1 is exactly urlsplit's path.
-# Anything unusual (non-ASCII, whitespace, brackets) takes urlsplit itself.
-_PLAIN_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*([^?#]*)")
+# Fast path for plain absolute URLs (all of Panoptes'): printable ASCII without spaces or
+# brackets, where group 1 is exactly urlsplit's path. Anything else takes urlsplit itself.
+_C = r"\x00-\x20\x5b\x5d\x7f-\U0010ffff"  # characters that send a URL to the slow path
+_PLAIN_URL = re.compile(rf"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#{_C}]*([^?#{_C}]*)(?:[?#][^{_C}]*)?")
 
 
 def is_image_url(url: Any) -> bool:
     """True when the URL's path ends in .jpg/.jpeg/.png (any case), as the ML service requires."""
     if not isinstance(url, str):
         return False
-    match = _PLAIN_URL.match(url)
-    if match and url.isascii() and url.isprintable() and not any(c in url for c in " []"):
+    match = _PLAIN_URL.fullmatch(url)
+    if match:
         return match[1].lower().endswith(IMAGE_SUFFIXES)
     try:
         path = urlsplit(url).path
@@ -41,9 +42,9 @@ def frame_meta(project_id: str, subject_set_id: str, subject_id: str, frame_id: 
 
 def frame_url(location: Any) -> str | None:
     """The URL of one `{mime-type: url}` location, or None when it holds none."""
-    if isinstance(location, dict) and len(location) >= 1:
-        url = next(iter(location.values()))
-        return url if isinstance(url, str) else None
+    if isinstance(location, dict):
+        for url in location.values():
+            return url if isinstance(url, str) else None
     return None
 
 

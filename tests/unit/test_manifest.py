@@ -3,7 +3,7 @@ each row's meta string to find the subject."""
 import json
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from exports.manifest import ManifestEncoder, build_manifest, is_image_url
 
@@ -117,6 +117,7 @@ def _slow_is_image(url):
         return False
 
 
+@settings(max_examples=400)
 @given(st.text(max_size=40).map(lambda t: "https://h" + t) | st.text(max_size=40) |
        st.builds(lambda a, b: f"{a}://{b}.JPG", st.text(max_size=8), st.text(max_size=12)))
 def test_fast_url_check_agrees_with_urlsplit(url):
