@@ -81,6 +81,7 @@ class MlServiceClient:
         if session is None:
             session = requests.Session()
             session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+            session.trust_env = False  # as in exports/panoptes.py: no per-request env lookups
             adapter = HTTPAdapter(pool_connections=2, pool_maxsize=256, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)

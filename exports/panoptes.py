@@ -58,6 +58,9 @@ def _no_cookies_session(pool: int) -> requests.Session:
     # One pooled session serves every user: it must never carry state (cookies) between them.
     session = requests.Session()
     session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    # No proxy/.netrc/CA-bundle lookups from the environment: ~1 ms of CPU per request saved,
+    # and no ambient credentials (.netrc) ever attached to a call.
+    session.trust_env = False
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
