@@ -71,6 +71,7 @@ def secs(value: float) -> str:
 class Bench:
     def __init__(self, opts):
         from devtools.azurite import start_azurite
+        from devtools.local_env import offline_settings
         from exports.services import Services
         from shared.settings import Settings
         from standins.ml_service import MlServiceStandIn
@@ -84,13 +85,7 @@ class Bench:
         self.ml = MlServiceStandIn(callers=("zooniverse",), latency=opts.ml_latency).start()
         self.panoptes.add_user(OWNER_TOKEN, OWNER_ID, "bench-owner")
         self.panoptes.add_project(PROJECT_ID, "Bench project", roles={OWNER_ID: ["owner"]})
-        self.env = {
-            "AzureWebJobsStorage": self.azurite.connection_string,
-            "PANOPTES_URL": self.panoptes.url,
-            "SUBJECT_ASSISTANT_ML_SERVICE_URL": self.ml.url,
-            "SUBJECT_ASSISTANT_ML_SERVICE_CALLER_ID": "zooniverse",
-            "TOKEN_ENCRYPTION_KEY": TOKEN_KEY,
-        }
+        self.env = offline_settings(self.azurite, self.panoptes, self.ml, TOKEN_KEY)
         self.settings = Settings.from_env(self.env)
         self.services = Services.from_settings(self.settings)
         self.services.ensure_resources()

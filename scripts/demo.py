@@ -17,6 +17,7 @@ import requests
 import function_app
 from devtools.azurite import running_azurite
 from devtools.host import LocalHost
+from devtools.local_env import offline_settings
 from exports.services import reset_services
 from standins.ml_service import MlServiceStandIn
 from standins.panoptes import PanoptesStandIn
@@ -53,14 +54,9 @@ def main() -> int:
     with running_azurite() as azurite, PanoptesStandIn() as panoptes, \
             MlServiceStandIn(callers=("zooniverse",)) as ml:
         sample = load_sample(panoptes)
-        env = {
-            "AzureWebJobsStorage": azurite.connection_string,
-            "PANOPTES_URL": panoptes.url,
-            "SUBJECT_ASSISTANT_ML_SERVICE_URL": ml.url,
-            "SUBJECT_ASSISTANT_ML_SERVICE_CALLER_ID": "zooniverse",
-            "TOKEN_ENCRYPTION_KEY": "demo-only-token-encryption-key-0123456789",
-            "ML_POLL_SCHEDULE": "*/2 * * * * *",  # every 2 s here; every 10 min by default
-        }
+        env = offline_settings(azurite, panoptes, ml, "demo-only-token-encryption-key-0123456789",
+                               # every 2 s here; every 10 min by default
+                               ML_POLL_SCHEDULE="*/2 * * * * *")
         with LocalHost(function_app.app, env=env, cors_origins=[ORIGIN]) as host:
             reset_services()
             print(f"  storage     Azurite (blob :{azurite.blob_port}, queue :{azurite.queue_port}, "

@@ -11,6 +11,7 @@ from azure.core.exceptions import ResourceNotFoundError
 
 import function_app
 from devtools.host import LocalHost
+from devtools.local_env import offline_settings
 from exports.services import Services, get_services, reset_services
 from shared.settings import Settings
 from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE
@@ -20,6 +21,9 @@ from standins.sample_data import load_sample
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TOKEN_KEY = "e2e-test-token-encryption-key-0123456789"
+# Tests retry at once, hold leases briefly and cache nothing, so faults resolve within seconds.
+FAST = {"RETRY_DELAY_SECONDS": "0", "PANOPTES_RETRY_BACKOFF_SECONDS": "0.01", "PANOPTES_RETRIES": "2",
+        "AUTH_CACHE_SECONDS": "0", "ML_TIMEOUT_SECONDS": "5", "BUILD_LEASE_SECONDS": "3"}
 
 
 @dataclass
@@ -93,20 +97,7 @@ def settings_overrides():
 def stack(azurite, tmp_path, settings_overrides):
     with PanoptesStandIn() as panoptes, MlServiceStandIn(callers=("zooniverse",)) as ml:
         sample = load_sample(panoptes)
-        env = {
-            "AzureWebJobsStorage": azurite.connection_string,
-            "PANOPTES_URL": panoptes.url,
-            "SUBJECT_ASSISTANT_ML_SERVICE_URL": ml.url,
-            "SUBJECT_ASSISTANT_ML_SERVICE_CALLER_ID": "zooniverse",
-            "TOKEN_ENCRYPTION_KEY": TOKEN_KEY,
-            "RETRY_DELAY_SECONDS": "0",
-            "PANOPTES_RETRY_BACKOFF_SECONDS": "0.01",
-            "PANOPTES_RETRIES": "2",
-            "AUTH_CACHE_SECONDS": "0",
-            "ML_TIMEOUT_SECONDS": "5",
-            "BUILD_LEASE_SECONDS": "3",
-            **settings_overrides,
-        }
+        env = offline_settings(azurite, panoptes, ml, TOKEN_KEY, **{**FAST, **settings_overrides})
         # Clear what earlier tests left before the host starts consuming the queue.
         services = Services.from_settings(Settings.from_env(env))
         services.ensure_resources()

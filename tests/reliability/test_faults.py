@@ -27,7 +27,8 @@ from exports.services import get_services, reset_services
 from standins.ml_service import MlServiceStandIn
 from standins.panoptes import PanoptesStandIn
 from standins.sample_data import load_sample, sample_subjects
-from tests.harness import ROOT, TOKEN_KEY, Stack, clear_storage, host_json
+from devtools.local_env import offline_settings
+from tests.harness import FAST, ROOT, TOKEN_KEY, Stack, clear_storage, host_json
 from tests.reliability import (FIGURES, assert_invariants, create_export_record, ml_jobs_per_export,
                                poison_messages, wait_final, wait_for)
 
@@ -246,12 +247,7 @@ def own_azurite_stack(tmp_path):
     try:
         with PanoptesStandIn() as panoptes, MlServiceStandIn(callers=("zooniverse",)) as ml:
             sample = load_sample(panoptes)
-            env = {"AzureWebJobsStorage": azurite.connection_string, "PANOPTES_URL": panoptes.url,
-                   "SUBJECT_ASSISTANT_ML_SERVICE_URL": ml.url,
-                   "SUBJECT_ASSISTANT_ML_SERVICE_CALLER_ID": "zooniverse",
-                   "TOKEN_ENCRYPTION_KEY": TOKEN_KEY, "RETRY_DELAY_SECONDS": "0",
-                   "PANOPTES_RETRY_BACKOFF_SECONDS": "0.01", "PANOPTES_RETRIES": "2",
-                   "AUTH_CACHE_SECONDS": "0", "ML_TIMEOUT_SECONDS": "5", "BUILD_LEASE_SECONDS": "3"}
+            env = offline_settings(azurite, panoptes, ml, TOKEN_KEY, **FAST)
             host = LocalHost(function_app.app, env=env, host_json=host_json(tmp_path), timers=False)
             with host:
                 reset_services()
