@@ -12,7 +12,8 @@ import azure.functions as func
 
 from exports import model
 from exports.access import Access
-from exports.ml_service import MlError, MlRejected, MlTaskNotFound
+from exports.ml_service import MlError, MlRejected
+from exports.poller import apply_status  # the poller owns ML status mapping
 from exports.services import Services, get_services
 from shared.http import ApiError, bearer_token, error_response, json_response
 from shared.settings import SettingsError
@@ -179,8 +180,6 @@ def cancel_export(req: func.HttpRequest, services: Services) -> func.HttpRespons
 
 
 def _cancel_ml_task(services: Services, export: model.Export, etag: str) -> func.HttpResponse:
-    from exports.poller import apply_status  # the poller owns ML status mapping
-
     try:
         services.ml.cancel(export.ml_task_id)
     except MlRejected as exc:
@@ -194,7 +193,7 @@ def _cancel_ml_task(services: Services, export: model.Export, etag: str) -> func
     # Confirm with the service; if it is not cancelled yet, the next poll records it.
     try:
         status = services.ml.status(export.ml_task_id)
-    except (MlError, MlTaskNotFound):
+    except MlError:  # MlTaskNotFound included: the next poll records what happened
         return json_response(_resource(services, export))
     current = apply_status(services, export, etag, status)
     return json_response(_resource(services, current))

@@ -36,12 +36,9 @@ def _rules(services: Services) -> status_map.PollRules:
 
 def apply_status(services: Services, export: model.Export, etag: str, answer) -> model.Export:
     """Record one poll answer (TaskStatus or status_map.NOT_FOUND); returns the stored export."""
-    now = services.clock()
-    updated = status_map.next_state(export, answer, now, _rules(services))
+    updated = _next_state(services, export, answer)
     if updated == export:
         return export
-    if updated.status == model.COMPLETED and export.status != model.COMPLETED:
-        updated = dataclasses.replace(updated, summary=_summary(services, updated, answer))
     try:
         services.store.update(updated, etag)
     except ConcurrentUpdate:
@@ -51,6 +48,14 @@ def apply_status(services: Services, export: model.Export, etag: str, answer) ->
         log.info("export %s (project %s, subject set %s): %s -> %s (ML %s)", export.id,
                  export.project_id, export.subject_set_id, export.status, updated.status,
                  updated.ml_status)
+    return updated
+
+
+def _next_state(services: Services, export: model.Export, answer) -> model.Export:
+    """The pure transition, plus the results summary the first time the export completes."""
+    updated = status_map.next_state(export, answer, services.clock(), _rules(services))
+    if updated.status == model.COMPLETED and export.status != model.COMPLETED:
+        updated = dataclasses.replace(updated, summary=_summary(services, updated, answer))
     return updated
 
 
@@ -78,10 +83,7 @@ def _poll(services: Services, current: Versioned) -> tuple[Versioned, model.Expo
         # Unreachable or 5xx: leave the export as it is until the next tick.
         log.warning("export %s: ML status unavailable: %s", export.id, exc)
         return current, None
-    updated = status_map.next_state(export, answer, services.clock(), _rules(services))
-    if updated.status == model.COMPLETED and export.status != model.COMPLETED:
-        updated = dataclasses.replace(updated, summary=_summary(services, updated, answer))
-    return current, updated
+    return current, _next_state(services, export, answer)
 
 
 def recover_if_stuck(services: Services, current: Versioned) -> str:

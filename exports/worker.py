@@ -25,7 +25,7 @@ from azure.storage.blob import BlobBlock, ContentSettings
 from exports import model
 from exports.manifest import ManifestEncoder
 from exports.ml_service import MlBusy, MlOutcomeUnknown, MlRejected, MlUnavailable
-from exports.panoptes import PanoptesError, PanoptesUnauthorized, PanoptesUnavailable, SubjectPage
+from exports.panoptes import PanoptesError, PanoptesUnauthorized, PanoptesUnavailable
 from exports.services import Services
 from shared.crypto import TokenDecryptionError
 from shared.store import ConcurrentUpdate, Versioned

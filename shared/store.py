@@ -237,15 +237,6 @@ class ExportStore:
             raise
         return Versioned(export, result["etag"])
 
-    def drop_stale_marker(self, export_id: str, project_id: str, subject_set_id: str) -> None:
-        """Remove an index entry whose export is final or missing (left by a crash)."""
-        try:
-            marker = self._table.get_entity(PARTITION, _active_key(project_id, subject_set_id))
-        except ResourceNotFoundError:
-            return
-        if marker.get("export_id") == export_id:
-            self._delete_marker(marker)
-
     def _delete_marker(self, marker) -> None:
         try:
             self._table.delete_entity(PARTITION, marker["RowKey"], etag=marker.metadata["etag"],
