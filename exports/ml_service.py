@@ -9,14 +9,11 @@ Errors are classified by what they mean for at-most-once submission:
 """
 from __future__ import annotations
 
-import http.cookiejar
 import re
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NewConnectionError
+from shared.outbound import HttpAnswer, OutboundError, OutboundHttp
 
 REQUEST_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,92}")
 
@@ -54,38 +51,23 @@ class TaskStatus:
     message: Any  # str, dict (completed) or None
 
 
-def _error_text(response: requests.Response) -> str:
+def _error_text(response: HttpAnswer) -> str:
     try:
         body = response.json()
     except ValueError:
-        return response.text[:500].strip() or f"HTTP {response.status_code}"
+        return response.text[:500].strip() or f"HTTP {response.status}"
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         return body["error"][:500]
     return str(body)[:500]
 
 
-def _never_connected(exc: requests.RequestException) -> bool:
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    reason = exc.args[0] if exc.args else None
-    reason = getattr(reason, "reason", reason)
-    return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)
-
-
 class MlServiceClient:
-    def __init__(self, base_url: str, caller: str, timeout: float = 60,
-                 session: requests.Session | None = None):
+    def __init__(self, base_url: str, caller: str, timeout: float = 60, http: OutboundHttp | None = None):
         self.base = base_url.rstrip("/")
         self.caller = caller
         self.timeout = timeout
-        if session is None:
-            session = requests.Session()
-            session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-            session.trust_env = False  # as in exports/panoptes.py: no per-request env lookups
-            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=256, max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-        self._session = session
+        # Pool sized for the poller's concurrency (ML_POLL_CONCURRENCY is at most 256).
+        self._http = http or OutboundHttp(pool_size=256, timeout=timeout)
 
     def submit(self, manifest_sas_url: str, request_name: str) -> str:
         """POST request_detections; returns the task id. Never retried here: see module doc."""
@@ -94,13 +76,13 @@ class MlServiceClient:
         body = {"images_requested_json_sas": manifest_sas_url, "use_url": "true",
                 "request_name": request_name, "caller": self.caller}
         try:
-            response = self._session.post(f"{self.base}/request_detections", json=body,
-                                          timeout=(min(self.timeout, 10), self.timeout))
-        except requests.RequestException as exc:
-            if _never_connected(exc):
-                raise MlUnavailable(f"ML service unreachable ({type(exc).__name__})") from None
-            raise MlOutcomeUnknown(f"no answer from the ML service ({type(exc).__name__})") from None
-        if response.status_code == 200:
+            response = self._http.request("POST", f"{self.base}/request_detections", json_body=body,
+                                          connect_timeout=10)
+        except OutboundError as exc:
+            if exc.never_connected:
+                raise MlUnavailable(f"ML service unreachable ({exc.kind})") from None
+            raise MlOutcomeUnknown(f"no answer from the ML service ({exc.kind})") from None
+        if response.status == 200:
             try:
                 task_id = response.json().get("request_id")
             except (ValueError, AttributeError):
@@ -109,21 +91,21 @@ class MlServiceClient:
                 raise MlOutcomeUnknown("the ML service answered 200 without a request_id")
             return task_id
         message = _error_text(response)
-        if response.status_code == 503:
+        if response.status == 503:
             raise MlBusy(message)
-        if response.status_code >= 500:
-            raise MlUnavailable(f"ML service answered {response.status_code}: {message}")
-        raise MlRejected(response.status_code, message)
+        if response.status >= 500:
+            raise MlUnavailable(f"ML service answered {response.status}: {message}")
+        raise MlRejected(response.status, message)
 
     def status(self, task_id: str) -> TaskStatus:
         try:
-            response = self._session.get(f"{self.base}/task/{task_id}", timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise MlUnavailable(f"ML service unreachable ({type(exc).__name__})") from None
-        if response.status_code == 404:
+            response = self._http.request("GET", f"{self.base}/task/{task_id}")
+        except OutboundError as exc:
+            raise MlUnavailable(f"ML service unreachable ({exc.kind})") from None
+        if response.status == 404:
             raise MlTaskNotFound(_error_text(response))
-        if response.status_code != 200:
-            raise MlUnavailable(f"ML service answered {response.status_code}")
+        if response.status != 200:
+            raise MlUnavailable(f"ML service answered {response.status}")
         try:
             status = response.json()["Status"]
             return TaskStatus(status=str(status["request_status"]), message=status.get("message"))
@@ -132,18 +114,22 @@ class MlServiceClient:
 
     def cancel(self, task_id: str) -> str:
         try:
-            response = self._session.post(f"{self.base}/cancel_request", timeout=self.timeout,
-                                          json={"caller": self.caller, "request_id": task_id})
-        except requests.RequestException as exc:
-            raise MlUnavailable(f"ML service unreachable ({type(exc).__name__})") from None
-        if response.status_code >= 500:
-            raise MlUnavailable(f"ML service answered {response.status_code}")
-        if response.status_code >= 400:
-            raise MlRejected(response.status_code, _error_text(response))
+            response = self._http.request("POST", f"{self.base}/cancel_request",
+                                          json_body={"caller": self.caller, "request_id": task_id})
+        except OutboundError as exc:
+            raise MlUnavailable(f"ML service unreachable ({exc.kind})") from None
+        if response.status >= 500:
+            raise MlUnavailable(f"ML service answered {response.status}")
+        if response.status >= 400:
+            raise MlRejected(response.status, _error_text(response))
         return response.text[:500]
 
     def download_json(self, url: str) -> Any:
         """The detections file (served by Azure Blob with its own SAS)."""
-        response = self._session.get(url, timeout=self.timeout)
-        response.raise_for_status()
+        try:
+            response = self._http.request("GET", url)
+        except OutboundError as exc:
+            raise MlUnavailable(f"results file unreachable ({exc.kind})") from None
+        if response.status != 200:
+            raise MlUnavailable(f"results file answered {response.status}")
         return response.json()

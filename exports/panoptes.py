@@ -1,4 +1,4 @@
-"""Panoptes adapter: the few API calls the service makes, over `requests`.
+"""Panoptes adapter: the few API calls the service makes (transport: shared/outbound.py).
 
 Why not panoptes-client: its "current client" is a thread-local global (a token set by one
 invocation could be seen by another on the Functions thread pool), its constructor reads
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
-import http.cookiejar
 import logging
 import random
 import threading
@@ -17,8 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-import requests
-from requests.adapters import HTTPAdapter
+from shared.outbound import OutboundError, OutboundHttp
 
 log = logging.getLogger(__name__)
 
@@ -54,28 +52,15 @@ class SubjectPage:
     next_page: int | None
 
 
-def _no_cookies_session(pool: int) -> requests.Session:
-    # One pooled session serves every user: it must never carry state (cookies) between them.
-    session = requests.Session()
-    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    # No proxy/.netrc/CA-bundle lookups from the environment: ~1 ms of CPU per request saved,
-    # and no ambient credentials (.netrc) ever attached to a call.
-    session.trust_env = False
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
 class PanoptesClient:
     def __init__(self, base_url: str, timeout: float = 30, retries: int = 4,
-                 backoff: float = 0.5, session: requests.Session | None = None,
+                 backoff: float = 0.5, http: OutboundHttp | None = None,
                  sleep: Callable[[float], None] = time.sleep):
         self.api = base_url.rstrip("/") + "/api"
-        self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
-        self._session = session or _no_cookies_session(64)
+        # One pool serves every user; it keeps no state between calls (see shared/outbound.py).
+        self._http = http or OutboundHttp(pool_size=64, timeout=timeout)
         self._sleep = sleep
 
     # -- transport ---------------------------------------------------------------------
@@ -88,12 +73,11 @@ class PanoptesClient:
             attempt += 1
             retry_after = None
             try:
-                response = self._session.get(self.api + path, params=params, headers=headers,
-                                             timeout=self.timeout, allow_redirects=False)
-            except requests.RequestException as exc:
-                problem = f"{type(exc).__name__}"
+                response = self._http.request("GET", self.api + path, params=params, headers=headers)
+            except OutboundError as exc:
+                problem = exc.kind
             else:
-                status = response.status_code
+                status = response.status
                 if status == 401:
                     raise PanoptesUnauthorized("Panoptes rejected the access token")
                 if status == 404:
