@@ -12,7 +12,6 @@ At-least-once delivery, at-most-once submission:
 """
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime as dt
 import json
@@ -20,9 +19,8 @@ import logging
 import time
 import uuid
 
-from azure.storage.blob import BlobBlock, ContentSettings
-
 from exports import model
+from exports.blob_writer import BlockBlobWriter
 from exports.manifest import ManifestEncoder
 from exports.ml_service import MlBusy, MlOutcomeUnknown, MlRejected, MlUnavailable
 from exports.panoptes import PanoptesError, PanoptesUnauthorized, PanoptesUnavailable
@@ -33,7 +31,6 @@ from shared.store import ConcurrentUpdate, Versioned
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 1.0  # seconds between progress writes while building
-BLOCK_SIZE = 4 * 1024 * 1024
 MAX_RETRY_DELAY = 1800
 REQUEST_NAME_PREFIX = "zooniverse-subject-assistant-"
 
@@ -61,35 +58,6 @@ def manifest_blob_name(export_id: str) -> str:
 
 class Superseded(Exception):
     """The export moved on under us (cancelled, or another worker took it over)."""
-
-
-class BlockBlobWriter:
-    """Streams bytes into a block blob in BLOCK_SIZE blocks; nothing is visible until commit."""
-
-    def __init__(self, blob_client):
-        self._blob = blob_client
-        self._buffer = bytearray()
-        self._blocks: list[BlobBlock] = []
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self._buffer += data
-        self.size += len(data)
-        while len(self._buffer) >= BLOCK_SIZE:
-            self._stage(bytes(self._buffer[:BLOCK_SIZE]))
-            del self._buffer[:BLOCK_SIZE]
-
-    def _stage(self, data: bytes) -> None:
-        block_id = base64.b64encode(f"{len(self._blocks):010d}".encode()).decode()
-        self._blob.stage_block(block_id, data)
-        self._blocks.append(BlobBlock(block_id=block_id))
-
-    def commit(self) -> None:
-        if self._buffer or not self._blocks:
-            self._stage(bytes(self._buffer))
-            self._buffer.clear()
-        self._blob.commit_block_list(self._blocks,
-                                     content_settings=ContentSettings(content_type="application/json"))
 
 
 class ExportRun:
@@ -170,9 +138,12 @@ class ExportRun:
                 self._fail("internal_error", "The export's credentials could not be decrypted "
                            "(the encryption key was changed). Please export again.")
                 return False
+        blob_name = manifest_blob_name(self.export.id)
+        with BlockBlobWriter(self.s.container.get_blob_client(blob_name)) as writer:
+            return self._write_manifest(token, writer, blob_name)
+
+    def _write_manifest(self, token: str | None, writer: BlockBlobWriter, blob_name: str) -> bool:
         export = self.export
-        blob_name = manifest_blob_name(export.id)
-        writer = BlockBlobWriter(self.s.container.get_blob_client(blob_name))
         encoder = ManifestEncoder(export.project_id, export.subject_set_id)
         total: list[int] = []
         last_write = time.monotonic()
