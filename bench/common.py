@@ -39,9 +39,12 @@ def create_export(services, project_id: str, subject_set_id: str, token: str | N
     """An export record created exactly as the HTTP handler does, and its queue message body."""
     now = services.clock()
     ciphertext = services.cipher.encrypt(token) if token else None
+    # The handler records the set's size from its Panoptes lookup (the worker's page hint).
+    found = services.panoptes.subject_set(token, subject_set_id) if token else None
     export = model.new_export(model.new_export_id(project_id, subject_set_id, now), project_id,
                               subject_set_id, OWNER_ID, now,
-                              dt.timedelta(hours=services.settings.transient_retry_hours), ciphertext)
+                              dt.timedelta(hours=services.settings.transient_retry_hours), ciphertext,
+                              subjects_total=(found or {}).get("set_member_subjects_count"))
     if changes:
         import dataclasses
         export = dataclasses.replace(export, **changes)

@@ -54,23 +54,26 @@ class Access:
             raise ApiError(403, "forbidden", f"Only owners and collaborators of project "
                            f"{project_id} can export its subject sets.")
 
-    def require_subject_set(self, token: str, project_id: str, subject_set_id: str) -> None:
+    def require_subject_set(self, token: str, project_id: str, subject_set_id: str) -> int | None:
+        """Raise unless the set belongs to the project; returns its subject count (None when
+        Panoptes did not say)."""
         # The Subject Assistant lists a project's sets before the user clicks export: a set
         # seen in that listing (same token, within the cache time) needs no second lookup.
         known = self.cache.get(("sets", _token_key(token), project_id))
         if known is not None and subject_set_id in known:
-            return
+            return known[subject_set_id]
         subject_set = self._call(self.panoptes.subject_set, token, subject_set_id)
         linked = str(((subject_set or {}).get("links") or {}).get("project", ""))
         if subject_set is None or linked != project_id:
             raise ApiError(404, "subject_set_not_found", f"Subject set {subject_set_id} was not "
                            f"found in project {project_id}.")
+        return _subject_count(subject_set)
 
     def subject_sets_of_project(self, token: str, project_id: str) -> list[dict]:
         """Every subject set of the project (all pages); remembered for require_subject_set."""
         sets = self._call(lambda: list(self.panoptes.subject_sets_of_project(token, project_id)))
         self.cache.put(("sets", _token_key(token), project_id),
-                       frozenset(str(s["id"]) for s in sets))
+                       {str(s["id"]): _subject_count(s) for s in sets})
         return sets
 
     @staticmethod
@@ -81,3 +84,8 @@ class Access:
             raise UNAUTHENTICATED from None
         except (PanoptesUnavailable, PanoptesError):
             raise PANOPTES_UNAVAILABLE from None
+
+
+def _subject_count(subject_set: dict) -> int | None:
+    count = subject_set.get("set_member_subjects_count")
+    return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None

@@ -98,13 +98,14 @@ def start_export(req: func.HttpRequest, services: Services) -> func.HttpResponse
     token = bearer_token(req.headers)
     user_id = access.user_id(token)
     access.require_export_role(token, user_id, project_id)
-    access.require_subject_set(token, project_id, subject_set_id)
+    subject_count = access.require_subject_set(token, project_id, subject_set_id)
 
     now = services.clock()
     ciphertext = services.cipher.encrypt(token)
     export = model.new_export(model.new_export_id(project_id, subject_set_id, now), project_id,
                               subject_set_id, user_id, now,
-                              dt.timedelta(hours=services.settings.transient_retry_hours), ciphertext)
+                              dt.timedelta(hours=services.settings.transient_retry_hours), ciphertext,
+                              subjects_total=subject_count)
     current, created = services.store.create(export)
     headers = {"Location": f"/api/exports/{current.export.id}"}
     if not created:

@@ -103,10 +103,13 @@ class Export:
 
 def new_export(export_id: str, project_id: str, subject_set_id: str, requested_by: str,
                now: dt.datetime, transient_retry: dt.timedelta,
-               token_ciphertext: str | None = None) -> Export:
+               token_ciphertext: str | None = None, subjects_total: int | None = None) -> Export:
+    """A queued export. `subjects_total` is Panoptes' count of the set when it was requested:
+    shown as progress at once, and the worker's hint for fetching pages early."""
     return Export(id=export_id, project_id=project_id, subject_set_id=subject_set_id,
                   requested_by=requested_by, status=QUEUED, created_at=now, updated_at=now,
-                  retry_until=now + transient_retry, token_ciphertext=token_ciphertext)
+                  retry_until=now + transient_retry, token_ciphertext=token_ciphertext,
+                  subjects_total=subjects_total)
 
 
 def _change(export: Export, now: dt.datetime, **changes: Any) -> Export:
@@ -167,8 +170,7 @@ def record_manifest(export: Export, owner: str, now: dt.datetime, *, subjects: i
         raise InvalidTransition("the build lease belongs to another worker or the export moved on")
     return _change(export, now, manifest_subjects=subjects, manifest_images=images,
                    manifest_skipped=skipped, manifest_blob=blob, subjects_done=subjects,
-                   token_ciphertext=None,
-                   subjects_total=max(subjects, export.subjects_total or 0))
+                   token_ciphertext=None, subjects_total=subjects)
 
 
 def start_submission(export: Export, owner: str, now: dt.datetime) -> Export:

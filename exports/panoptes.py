@@ -150,34 +150,57 @@ class PanoptesClient:
                            next_page=_next_page(body, "subjects"))
 
     def iter_subject_pages(self, token: str | None, subject_set_id: str, concurrency: int,
-                           on_first: Callable[[SubjectPage], None] | None = None) -> Iterator[SubjectPage]:
-        """Every page of the set, in order. Page 1 tells the page count; the rest are fetched
-        `concurrency` at a time (at most 2 × concurrency pages held) and yielded in order."""
+                           on_first: Callable[[SubjectPage], None] | None = None,
+                           expected_count: int | None = None) -> Iterator[SubjectPage]:
+        """Every page of the set, in order, `concurrency` requests at a time (at most
+        2 x concurrency pages held).
+
+        Page 1 tells the page count. `expected_count` (the set's size when the export was
+        requested) lets the next pages go out together with page 1 instead of after it; page 1's
+        answer stays the authority, so a wrong guess costs at most 2 x concurrency spare requests
+        (answers past the real last page are dropped unread)."""
+        if concurrency <= 1:
+            yield from self._sequential_pages(token, subject_set_id, on_first)
+            return
+        guess = max(1, math.ceil((expected_count or 0) / PAGE_SIZE))
+        with concurrent.futures.ThreadPoolExecutor(concurrency, "panoptes-page") as pool:
+            pending: dict[int, concurrent.futures.Future] = {}
+            next_to_submit = 1
+
+            def fill(page_count: int) -> None:
+                nonlocal next_to_submit
+                while next_to_submit <= page_count and len(pending) < 2 * concurrency:
+                    pending[next_to_submit] = pool.submit(self.subjects_page, token,
+                                                          subject_set_id, next_to_submit)
+                    next_to_submit += 1
+
+            try:
+                fill(guess)
+                last = first = pending.pop(1).result()
+                if on_first:
+                    on_first(first)
+                yield first
+                page_count = _trusted_page_count(first)
+                for page in range(2, page_count + 1):
+                    fill(page_count)
+                    last = pending.pop(page).result()
+                    yield last
+            finally:
+                for future in pending.values():  # spare guesses, or pages after a failure
+                    future.cancel()
+        yield from self._tail(token, subject_set_id, last, page_count)
+
+    def _sequential_pages(self, token, subject_set_id, on_first) -> Iterator[SubjectPage]:
         first = self.subjects_page(token, subject_set_id, 1)
         if on_first:
             on_first(first)
         yield first
-        last = first
-        # Trust page_count only as far as the subject count supports it (+1 for a set that grew).
-        page_count = min(first.page_count, max(1, math.ceil(first.count / PAGE_SIZE)) + 1)
-        if page_count > 1 and concurrency > 1:
-            with concurrent.futures.ThreadPoolExecutor(concurrency, "panoptes-page") as pool:
-                pending: dict[int, concurrent.futures.Future] = {}
-                next_to_submit = 2
-                for page in range(2, page_count + 1):
-                    while next_to_submit <= page_count and len(pending) < 2 * concurrency:
-                        pending[next_to_submit] = pool.submit(self.subjects_page, token,
-                                                              subject_set_id, next_to_submit)
-                        next_to_submit += 1
-                    try:
-                        last = pending.pop(page).result()
-                    except BaseException:
-                        for future in pending.values():
-                            future.cancel()
-                        raise
-                    yield last
-        # Sequential tail: pages the set grew by while it was read (or concurrency 1). A
-        # next_page that does not move forward (malformed answer) ends the read.
+        yield from self._tail(token, subject_set_id, first, _trusted_page_count(first))
+
+    def _tail(self, token, subject_set_id, last: SubjectPage, page_count: int) -> Iterator[SubjectPage]:
+        """The pages after `last`, one by one: the rest of the set (concurrency 1) or the pages
+        it grew by while it was read. A next_page that does not move forward (malformed answer)
+        ends the read; so does MAX_EXTRA_PAGES past page_count."""
         page, extra = last.page + 1, 0
         while (last.next_page is not None and last.next_page > last.page and last.subjects
                and (page <= page_count or extra < MAX_EXTRA_PAGES)):
@@ -185,6 +208,11 @@ class PanoptesClient:
             last = self.subjects_page(token, subject_set_id, page)
             yield last
             page += 1
+
+
+def _trusted_page_count(first: SubjectPage) -> int:
+    """page_count as far as the subject count supports it (+1 for a set that grew meanwhile)."""
+    return min(first.page_count, max(1, math.ceil(first.count / PAGE_SIZE)) + 1)
 
 
 def _int(value: Any, default: int) -> int:

@@ -150,7 +150,7 @@ class ExportRun:
         try:
             pages = self.s.panoptes.iter_subject_pages(
                 token, export.subject_set_id, self.s.settings.panoptes_page_concurrency,
-                on_first=lambda page: total.append(page.count))
+                on_first=lambda page: total.append(page.count), expected_count=export.subjects_total)
             for page in pages:
                 writer.write(encoder.encode_page(page.subjects))
                 if page.page == 1 or time.monotonic() - last_write >= PROGRESS_INTERVAL:

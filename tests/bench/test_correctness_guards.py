@@ -18,11 +18,12 @@ def panoptes():
         yield standin
 
 
-def manifest(standin, concurrency, set_id=SET):
+def manifest(standin, concurrency, set_id=SET, expected_count=None, on_first=None):
     client = PanoptesClient(standin.url, timeout=10, retries=3, backoff=0.01)
     encoder = ManifestEncoder(PROJECT, set_id)
     chunks, pages = [], []
-    for page in client.iter_subject_pages(None, set_id, concurrency):
+    for page in client.iter_subject_pages(None, set_id, concurrency, on_first=on_first,
+                                          expected_count=expected_count):
         pages.append(page.page)
         chunks.append(encoder.encode_page(page.subjects))
     chunks.append(encoder.finish())
@@ -60,6 +61,30 @@ def test_a_failed_page_is_retried_and_the_bytes_do_not_change(panoptes):
     assert fault.hits == 1
     assert concurrent == sequential
     assert panoptes.count("/api/subjects") == 10 + 1  # ten pages and one retry
+
+
+@pytest.mark.parametrize("hint", [1_050, 40_000, 300, 0])
+def test_the_size_hint_changes_no_byte(panoptes, hint):
+    """The export's recorded set size lets pages 2.. go out with page 1; page 1 stays the
+    authority, whatever the hint says (right, far too big, too small, missing)."""
+    n = 1_050
+    panoptes.add_synthetic_subject_set(SET, PROJECT, "set", n, frames=2)
+    sequential, _, _ = manifest(panoptes, 1)
+    panoptes.faults.add(r"page=1\b", "slow", delay=0.3)
+    panoptes.reset_counts()
+    asked_before_page_1 = []
+    on_first = lambda page: asked_before_page_1.extend(  # noqa: E731
+        int(r.query["page"]) for r in panoptes.requests)
+    data, counts, pages = manifest(panoptes, 8, expected_count=hint, on_first=on_first)
+    assert data == sequential and pages == list(range(1, 12)) and counts.subjects == n
+    requests = panoptes.count("/api/subjects")
+    if hint == n:
+        assert requests == 11 and sorted(asked_before_page_1) == list(range(1, 12))
+    elif hint > n:
+        assert 11 <= requests <= 16  # spare pages only within the first 2 x concurrency
+    else:
+        assert requests == 11
+        assert sorted(asked_before_page_1) == list(range(1, max(1, math.ceil(hint / 100)) + 1))
 
 
 @pytest.mark.parametrize("n", [1_050, 2_000])

@@ -109,8 +109,11 @@ def test_request_body_must_be_empty_or_an_object(stack):
 def test_sets_seen_in_the_listing_need_no_second_lookup(stack):
     assert stack.call("GET", "/api/projects/1234/exports").status_code == 200
     stack.panoptes.reset_counts()
-    assert stack.start_export().status_code == 202
+    response = stack.start_export()
+    assert response.status_code == 202
     assert stack.panoptes.count("/api/subject_sets") == 0
+    # The set's size came from the listing: progress shows it before the worker starts.
+    assert response.json()["progress"] == {"subjects_done": 0, "subjects_total": 25}
     # A set of another project is still refused: the cache only knows this project's sets.
     assert error_of(stack.start_export(subject_set="7777")) == (404, "subject_set_not_found")
     # Another user's token does not reuse the listing.

@@ -18,6 +18,8 @@ def test_export_reaches_submitted_with_the_exact_manifest(stack):
     assert response.headers["Content-Type"].startswith("application/json")
     body = response.json()
     assert body["status"] == "queued" and body["requested_by"] == "42"
+    # Panoptes' count of the set, from the access check: shown at once, and the worker's hint.
+    assert body["progress"] == {"subjects_done": 0, "subjects_total": 25}
     assert response.headers["Location"] == f"/api/exports/{body['id']}"
     stack.settle()
 
