@@ -81,7 +81,7 @@ class Bench:
         self.opts = opts
         self.table = Table()
         self.azurite = start_azurite()
-        self.panoptes = PanoptesStandIn(latency=opts.panoptes_latency).start()
+        self.panoptes = PanoptesStandIn(latency=opts.panoptes_latency, page_cache_bytes=512 << 20).start()
         self.ml = MlServiceStandIn(callers=("zooniverse",), latency=opts.ml_latency).start()
         self.panoptes.add_user(OWNER_TOKEN, OWNER_ID, "bench-owner")
         self.panoptes.add_project(PROJECT_ID, "Bench project", roles={OWNER_ID: ["owner"]})
@@ -167,6 +167,7 @@ class Bench:
         ours = {}
         for n in self.opts.sizes:
             set_id = self.new_set(n)
+            self.panoptes.prerender(set_id)
             log(f"export of {n:,} subjects (our worker)")
             result, requests, export_id = self.export_child(set_id)
             wall = result["runs"][0]["wall"]
@@ -185,6 +186,9 @@ class Bench:
             if n >= 10_000:
                 t.target(f"export N={n:,} wall <= 1.5x floor", wall <= 1.5 * floor,
                          f"{wall / floor:.2f}x ({secs(wall)} vs floor {secs(floor)})")
+        t.note("the Panoptes stand-in renders each synthetic page once, before the timed run: a "
+               "real Panoptes spends that CPU (about 2 ms a page) on its own servers, not on the "
+               "cores the worker runs on; the latency above is its whole answer time")
         return ours
 
     def section_baseline(self, ours: dict) -> None:

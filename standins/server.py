@@ -12,6 +12,7 @@ import json
 import random
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple, Optional
@@ -73,10 +74,14 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         standin._record(self.command, parts.path, query)
-        standin._sleep(standin.latency)
+        # `latency` is the time to the answer, the stand-in's own work included (as for a
+        # remote server): the work below runs inside it, so handler threads that queue for the
+        # GIL don't stretch every round trip past the latency the caller asked for.
+        answer_at = time.monotonic() + standin.latency
 
         fault = standin.faults.match(self.command, self.path)
         if fault is not None:
+            standin._sleep(answer_at - time.monotonic())
             if fault.kind == "drop":
                 return self._drop()
             if fault.kind == "timeout":  # hold the request, then hang up unanswered
@@ -88,34 +93,37 @@ class _Handler(BaseHTTPRequestHandler):
                 body_ = fault.body if fault.body is not None else standin.error_body(
                     fault.status, f"Injected fault: HTTP {fault.status}")
                 headers = {"Retry-After": _fmt_seconds(fault.retry_after)} if fault.retry_after is not None else {}
-                return self._send(Response(fault.status, body_, headers))
+                resp = Response(fault.status, body_, headers)
+                return self._send(resp, *self._encode(resp))
 
         req = Request(self.command, parts.path, query, self.headers, body, fault)
         try:
             resp = standin.handle(req)
+            payload = self._encode(resp)
         except Exception as exc:  # a stand-in bug must show up as a 500, not a hung client
             resp = Response(500, standin.error_body(500, f"stand-in error: {exc!r}"))
+            payload = self._encode(resp)
+        standin._sleep(answer_at - time.monotonic())
         if fault is not None and fault.kind == "accept_then_hang":
             # The work is done (e.g. the ML task exists) but the caller never hears back.
             standin._sleep(fault.delay)
             return self._drop()
-        self._send(resp)
+        self._send(resp, *payload)
 
     def _drop(self):
         self.close_connection = True  # closing without writing: client sees a reset/EOF
 
-    def _send(self, resp: Response):
-        standin = self.server.standin
+    def _encode(self, resp: Response) -> tuple[bytes, Optional[str]]:
+        """The response's body bytes and content type."""
         body = resp.body
         ctype = resp.content_type
         if isinstance(body, (dict, list)):
-            body = json.dumps(body).encode("utf-8")
-            ctype = ctype or standin.json_content_type
-        elif isinstance(body, str):
-            body = body.encode("utf-8")
-            ctype = ctype or "text/html; charset=utf-8"
-        elif body is None:
-            body = b""
+            return json.dumps(body).encode("utf-8"), ctype or self.server.standin.json_content_type
+        if isinstance(body, str):
+            return body.encode("utf-8"), ctype or "text/html; charset=utf-8"
+        return (body or b""), ctype
+
+    def _send(self, resp: Response, body: bytes, ctype: Optional[str]):
         try:
             self.send_response(resp.status)
             if ctype:

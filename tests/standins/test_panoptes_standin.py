@@ -1,5 +1,6 @@
 """The Panoptes stand-in: wire shapes, paging, auth, privacy, faults, and
 compatibility with panoptes-client 1.7.1 (Hamlet's access pattern)."""
+import json
 import time
 
 import pytest
@@ -7,6 +8,7 @@ import requests
 
 from standins import PanoptesStandIn, load_sample
 from standins.faults import FaultPlan
+from standins.server import Request
 
 API_CT = "application/vnd.api+json; version=1; charset=utf-8"
 
@@ -237,3 +239,24 @@ def test_sample_data():
         assert get(p, "/project_roles", project_id=info.project_id,
                    user_id=info.outsider_id).json()["project_roles"] == []
         assert get(p, "/me", token=info.owner_token).json()["users"][0]["id"] == info.owner_id
+
+
+def test_synthetic_pages_are_rendered_once_with_the_same_bytes():
+    small = PanoptesStandIn(page_cache_bytes=120_000)  # room for two 100-subject pages
+    small.add_project("1", "P")
+    small.add_synthetic_subject_set("7", "1", "S", 450, frames=2)
+    uncached = PanoptesStandIn(page_cache_bytes=0)
+    uncached.add_project("1", "P")
+    uncached.add_synthetic_subject_set("7", "1", "S", 450, frames=2)
+
+    def page(standin, k, **extra):
+        query = {"subject_set_id": "7", "page_size": "100", "page": str(k), **extra}
+        return standin.handle(Request("GET", "/api/subjects", query, {})).body
+
+    assert small.prerender("7") == 5
+    assert small._page_cache_bytes <= 120_000 and len(small._page_cache) == 2  # LRU kept the last
+    for k in (1, 3, 5, 3, 6):
+        assert page(small, k) == page(uncached, k)
+        assert json.loads(page(small, k))["meta"]["subjects"]["page"] == k
+    assert page(small, 2, order="x") == page(uncached, 2, order="x")  # other params: own entry
+    assert not uncached._page_cache
