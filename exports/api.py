@@ -17,7 +17,7 @@ from exports.poller import apply_status  # the poller owns ML status mapping
 from exports.services import Services, get_services
 from shared.http import ApiError, bearer_token, error_response, json_response
 from shared.settings import SettingsError
-from shared.store import ConcurrentUpdate
+from shared.store import ConcurrentUpdate, Versioned
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ def _resource(services: Services, export: model.Export) -> dict:
     return model.to_resource(export, services.settings.external_url)
 
 
-def _visible_export(req: func.HttpRequest, services: Services) -> tuple[str, model.Export, str]:
-    """(token, export, etag) of an export the caller has a role on, else 404 (or 401)."""
+def _visible_export(req: func.HttpRequest, services: Services) -> Versioned:
+    """An export the caller has a role on (as read, for a conditional write), else 404 (or 401)."""
     access = _access(services)
     token = bearer_token(req.headers)
     user_id = access.user_id(token)
@@ -86,7 +86,7 @@ def _visible_export(req: func.HttpRequest, services: Services) -> tuple[str, mod
     current = services.store.get(export_id)
     if current is None:
         raise EXPORT_NOT_FOUND
-    return token, current.export, current.etag
+    return current
 
 
 # -- routes ------------------------------------------------------------------------------
@@ -125,14 +125,13 @@ def start_export(req: func.HttpRequest, services: Services) -> func.HttpResponse
 def _fail_unqueued(services: Services, current) -> None:
     try:
         services.store.update(model.fail(current.export, "internal_error", "The export could not "
-                              "be queued. Please export again.", services.clock()), current.etag)
+                              "be queued. Please export again.", services.clock()), current)
     except Exception:
         log.exception("export %s: could not mark the unqueued export failed", current.export.id)
 
 
 def get_export(req: func.HttpRequest, services: Services) -> func.HttpResponse:
-    _, export, _ = _visible_export(req, services)
-    return json_response(_resource(services, export))
+    return json_response(_resource(services, _visible_export(req, services).export))
 
 
 def list_project_exports(req: func.HttpRequest, services: Services) -> func.HttpResponse:
@@ -162,25 +161,29 @@ def _maybe(services: Services, export: model.Export | None) -> dict | None:
 
 def cancel_export(req: func.HttpRequest, services: Services) -> func.HttpResponse:
     _check_body(req)
-    _, export, etag = _visible_export(req, services)
+    current = _visible_export(req, services)
     for _ in range(5):
+        export = current.export
         if export.is_final:
             raise ApiError(409, "export_final", f"The export is already {export.status}; there "
                            "is nothing to cancel.")
         if export.status in (model.QUEUED, model.BUILDING) and export.ml_task_id is None:
             try:
-                current = services.store.update(model.cancel(export, services.clock()), etag)
+                current = services.store.update(model.cancel(export, services.clock()), current)
                 log.info("export %s: cancelled before submission", export.id)
                 return json_response(_resource(services, current.export))
             except ConcurrentUpdate:
                 reread = services.store.get(export.id)
-                export, etag = reread.export, reread.etag
+                if reread is None:
+                    raise EXPORT_NOT_FOUND from None
+                current = reread
                 continue
-        return _cancel_ml_task(services, export, etag)
+        return _cancel_ml_task(services, current)
     raise ApiError(409, "export_busy", "The export is changing right now; please try again.")
 
 
-def _cancel_ml_task(services: Services, export: model.Export, etag: str) -> func.HttpResponse:
+def _cancel_ml_task(services: Services, current: Versioned) -> func.HttpResponse:
+    export = current.export
     try:
         services.ml.cancel(export.ml_task_id)
     except MlRejected as exc:
@@ -196,8 +199,7 @@ def _cancel_ml_task(services: Services, export: model.Export, etag: str) -> func
         status = services.ml.status(export.ml_task_id)
     except MlError:  # MlTaskNotFound included: the next poll records what happened
         return json_response(_resource(services, export))
-    current = apply_status(services, export, etag, status)
-    return json_response(_resource(services, current))
+    return json_response(_resource(services, apply_status(services, current, status)))
 
 
 def health(req: func.HttpRequest) -> func.HttpResponse:

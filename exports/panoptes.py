@@ -163,31 +163,32 @@ class PanoptesClient:
             yield from self._sequential_pages(token, subject_set_id, on_first)
             return
         guess = max(1, math.ceil((expected_count or 0) / PAGE_SIZE))
-        with concurrent.futures.ThreadPoolExecutor(concurrency, "panoptes-page") as pool:
-            pending: dict[int, concurrent.futures.Future] = {}
-            next_to_submit = 1
+        pool = concurrent.futures.ThreadPoolExecutor(concurrency, "panoptes-page")
+        pending: dict[int, concurrent.futures.Future] = {}
+        next_to_submit = 1
 
-            def fill(page_count: int) -> None:
-                nonlocal next_to_submit
-                while next_to_submit <= page_count and len(pending) < 2 * concurrency:
-                    pending[next_to_submit] = pool.submit(self.subjects_page, token,
-                                                          subject_set_id, next_to_submit)
-                    next_to_submit += 1
+        def fill(page_count: int) -> None:
+            nonlocal next_to_submit
+            while next_to_submit <= page_count and len(pending) < 2 * concurrency:
+                pending[next_to_submit] = pool.submit(self.subjects_page, token,
+                                                      subject_set_id, next_to_submit)
+                next_to_submit += 1
 
-            try:
-                fill(guess)
-                last = first = pending.pop(1).result()
-                if on_first:
-                    on_first(first)
-                yield first
-                page_count = _trusted_page_count(first)
-                for page in range(2, page_count + 1):
-                    fill(page_count)
-                    last = pending.pop(page).result()
-                    yield last
-            finally:
-                for future in pending.values():  # spare guesses, or pages after a failure
-                    future.cancel()
+        try:
+            fill(guess)
+            last = first = pending.pop(1).result()
+            if on_first:
+                on_first(first)
+            yield first
+            page_count = _trusted_page_count(first)
+            for page in range(2, page_count + 1):
+                fill(page_count)
+                last = pending.pop(page).result()
+                yield last
+        finally:
+            # Spare guesses, or the pages after a failure: not waited for (and this may run in
+            # whichever thread drops the generator, so it must not join the pool's threads).
+            pool.shutdown(wait=False, cancel_futures=True)
         yield from self._tail(token, subject_set_id, last, page_count)
 
     def _sequential_pages(self, token, subject_set_id, on_first) -> Iterator[SubjectPage]:

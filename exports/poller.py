@@ -34,13 +34,14 @@ def _rules(services: Services) -> status_map.PollRules:
                                 not_found_ticks=s.ml_not_found_ticks)
 
 
-def apply_status(services: Services, export: model.Export, etag: str, answer) -> model.Export:
+def apply_status(services: Services, current: Versioned, answer) -> model.Export:
     """Record one poll answer (TaskStatus or status_map.NOT_FOUND); returns the stored export."""
+    export = current.export
     updated = _next_state(services, export, answer)
     if updated == export:
         return export
     try:
-        services.store.update(updated, etag)
+        services.store.update(updated, current)
     except ConcurrentUpdate:
         log.info("export %s: changed during the poll; the next tick looks again", export.id)
         return export
@@ -95,10 +96,10 @@ def recover_if_stuck(services: Services, current: Versioned) -> str:
         if export.requeued:
             services.store.update(model.fail(
                 export, "internal_error", "The export stopped making progress twice (its worker "
-                "disappeared). Please export again.", now), current.etag, current.from_index)
+                "disappeared). Please export again.", now), current)
             log.error("export %s: stuck again after a re-queue; failed", export.id)
             return "failed_stuck"
-        services.store.update(model.mark_requeued(export, now), current.etag, current.from_index)
+        services.store.update(model.mark_requeued(export, now), current)
     except ConcurrentUpdate:
         return "changed"
     services.enqueue(export.id, export.token_ciphertext)
@@ -107,7 +108,7 @@ def recover_if_stuck(services: Services, current: Versioned) -> str:
 
 
 def run_tick(services: Services) -> TickReport:
-    active = services.store.active_exports()
+    active = list(services.store.active_exports())
     report = TickReport(active=len(active))
     polled = [v for v in active if v.export.status in model.ML_ACTIVE_STATUSES]
     for current in active:
@@ -115,7 +116,7 @@ def run_tick(services: Services) -> TickReport:
             report.outcomes[_safely(recover_if_stuck, services, current)] += 1
     if not polled:
         return report
-    changes: list[tuple[model.Export, str]] = []
+    changes: list[tuple[Versioned, model.Export]] = []
     workers = min(services.settings.ml_poll_concurrency, len(polled))
     with concurrent.futures.ThreadPoolExecutor(workers, "ml-poll") as pool:
         futures = [pool.submit(_poll, services, current) for current in polled]
@@ -131,7 +132,7 @@ def run_tick(services: Services) -> TickReport:
             elif updated == current.export:
                 report.outcomes["unchanged"] += 1
             else:
-                changes.append((updated, current.etag))
+                changes.append((current, updated))
                 report.outcomes[updated.status] += 1
                 if updated.status != current.export.status:
                     log.info("export %s (project %s, subject set %s): %s -> %s (ML %s)",

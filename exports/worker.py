@@ -12,6 +12,7 @@ At-least-once delivery, at-most-once submission:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -78,7 +79,7 @@ class ExportRun:
         return self.s.clock()
 
     def save(self, export: model.Export) -> None:
-        self.current = self.s.store.update(export, self.current.etag)
+        self.current = self.s.store.update(export, self.current)
 
     def reload(self) -> None:
         current = self.s.store.get(self.export.id)
@@ -148,14 +149,17 @@ class ExportRun:
         total: list[int] = []
         last_write = time.monotonic()
         try:
-            pages = self.s.panoptes.iter_subject_pages(
-                token, export.subject_set_id, self.s.settings.panoptes_page_concurrency,
-                on_first=lambda page: total.append(page.count), expected_count=export.subjects_total)
-            for page in pages:
-                writer.write(encoder.encode_page(page.subjects))
-                if page.page == 1 or time.monotonic() - last_write >= PROGRESS_INTERVAL:
-                    self._progress(encoder.counts.subjects, total[0] if total else None)
-                    last_write = time.monotonic()
+            # Closed here (not left to the garbage collector) so the page reader stops at once
+            # when writing fails.
+            with contextlib.closing(self.s.panoptes.iter_subject_pages(
+                    token, export.subject_set_id, self.s.settings.panoptes_page_concurrency,
+                    on_first=lambda page: total.append(page.count),
+                    expected_count=export.subjects_total)) as pages:
+                for page in pages:
+                    writer.write(encoder.encode_page(page.subjects))
+                    if page.page == 1 or time.monotonic() - last_write >= PROGRESS_INTERVAL:
+                        self._progress(encoder.counts.subjects, total[0] if total else None)
+                        last_write = time.monotonic()
             writer.write(encoder.finish())
         except PanoptesUnauthorized:
             self._fail("token_expired", "Your Panoptes login expired before the subject set could "
@@ -310,7 +314,7 @@ def process_poison_message(body: str, services: Services) -> None:
             services.store.update(model.fail(
                 export, "internal_error", "The export could not be processed after several "
                 "attempts (the worker kept failing). Please export again; if it fails again, "
-                "contact the Zooniverse team with this export's id.", now), current.etag)
+                "contact the Zooniverse team with this export's id.", now), current)
             log.error("export %s: message reached the poison queue; marked failed", export.id)
             return
         except ConcurrentUpdate:

@@ -1,17 +1,16 @@
 """ExportStore: export state in Azure Table Storage, with optimistic concurrency (ETags).
 
-Layout, all in one partition so that a state change and its index entry commit atomically in
-one entity-group transaction:
-- RowKey `{project_id}-{subject_set_id}-{inverted time}{random}` (= the export id): the export.
-  A range query on the `{project}-` or `{project}-{set}-` prefix lists a project's or a subject
-  set's exports, newest first, without scanning other projects.
-- RowKey `active-{project_id}-{subject_set_id}`: the *active index* row of a subject set. It
-  holds a mirror of the subject set's active export (plus `export_id`) and is written in the
-  same transaction as every write of that export: created with it (so a second concurrent POST
-  conflicts and gets the existing export), rewritten with each change, deleted with its final
-  transition. The poller reads all active exports with one range query over `active-` (cost
-  grows with active work, not history) and may write back using the index row's ETag, which
-  changes exactly when the export does.
+Layout, all in one partition (so that a move between rows is one entity-group transaction):
+- An *active* export (queued to running) lives in one row, RowKey `active-{project}-{set}`, which
+  also holds its id. The key makes "one active export per subject set" atomic (a second POST's
+  insert conflicts and gets the existing export); every change is one conditional replace of
+  that row; the poller reads every active export with one range query over `active-` (its cost
+  grows with the active work, not with history) and writes each change back as one operation.
+- When the export ends it *moves* to RowKey = its id (`{project}-{set}-{inverted time}{random}`):
+  one transaction inserts that row and deletes the active row, checked against the active row's
+  ETag. Range queries over `{project}-` or `{project}-{set}-` list finished exports, newest first.
+- `get(id)` reads the active row of the id's subject set first, then the finished row; callers
+  hand the returned `Versioned` back to `update`, which knows which row its ETag belongs to.
 One partition serves about 2,000 operations a second, far above this service's load.
 """
 from __future__ import annotations
@@ -30,6 +29,7 @@ from exports.model import Export, parse_export_id
 
 PARTITION = "exports"
 ACTIVE_PREFIX = "active-"
+MAX_TRANSACTION_OPERATIONS = 100  # an entity-group transaction's limit
 _FIELDS = {f.name: f for f in dataclasses.fields(Export)}
 _MAX_TEXT = 16_000  # table string properties hold 32K UTF-16 chars; keep well under
 
@@ -42,7 +42,7 @@ class ConcurrentUpdate(Exception):
 class Versioned:
     export: Export
     etag: str
-    from_index: bool = False  # etag is the active index row's, not the export row's
+    active_row: bool = False  # etag is the active row's (`active-{p}-{s}`), not a finished row's
 
 
 def _to_entity(export: Export) -> dict[str, Any]:
@@ -76,15 +76,19 @@ def _from_entity(entity: dict[str, Any]) -> Export:
     return Export(**values)
 
 
-def _index_entity(export: Export) -> dict[str, Any]:
+def _active_entity(export: Export) -> dict[str, Any]:
     entity = _to_entity(export)
     entity["RowKey"] = _active_key(export.project_id, export.subject_set_id)
     entity["export_id"] = export.id
     return entity
 
 
-def _from_index_entity(entity: dict[str, Any]) -> Export:
+def _from_active_entity(entity: dict[str, Any]) -> Export:
     return _from_entity({**entity, "RowKey": entity["export_id"]})
+
+
+def _etag_check(etag: str) -> dict[str, Any]:
+    return {"etag": etag, "match_condition": MatchConditions.IfNotModified}
 
 
 def _active_key(project_id: str, subject_set_id: str) -> str:
@@ -109,42 +113,56 @@ class ExportStore:
 
     # -- reads -------------------------------------------------------------------------
     def get(self, export_id: str) -> Versioned | None:
-        if parse_export_id(export_id) is None:
+        parsed = parse_export_id(export_id)
+        if parsed is None:
             return None
+        # Active row first: an export that ends between the two reads is then found moved.
+        active = self._get_entity(_active_key(*parsed))
+        if active is not None and active.get("export_id") == export_id:
+            return Versioned(_from_active_entity(active), active.metadata["etag"], active_row=True)
+        finished = self._get_entity(export_id)
+        return Versioned(_from_entity(finished), finished.metadata["etag"]) if finished else None
+
+    def _get_entity(self, row_key: str):
         try:
-            entity = self._table.get_entity(PARTITION, export_id)
+            return self._table.get_entity(PARTITION, row_key)
         except ResourceNotFoundError:
             return None
-        return Versioned(_from_entity(entity), entity.metadata["etag"])
 
     def active_export_id(self, project_id: str, subject_set_id: str) -> str | None:
-        try:
-            marker = self._table.get_entity(PARTITION, _active_key(project_id, subject_set_id))
-        except ResourceNotFoundError:
-            return None
-        return marker.get("export_id")
+        active = self._get_entity(_active_key(project_id, subject_set_id))
+        return active.get("export_id") if active is not None else None
 
     def active_export_ids(self) -> list[str]:
-        """Ids of every active export, read from the active index (not the history)."""
-        markers = self._table.query_entities(_prefix_filter(ACTIVE_PREFIX), select=["export_id"],
-                                             results_per_page=1000)
-        return [m["export_id"] for m in markers if m.get("export_id")]
+        """Ids of every active export (one range query over the active rows)."""
+        rows = self._table.query_entities(_prefix_filter(ACTIVE_PREFIX), select=["export_id"],
+                                          results_per_page=1000)
+        return [row["export_id"] for row in rows if row.get("export_id")]
 
-    def active_exports(self) -> list[Versioned]:
-        """Every active export from its index row, in one range query. The ETags returned are
-        the index rows': pass them back with `index_etag=True` (see update)."""
-        rows = self._table.query_entities(_prefix_filter(ACTIVE_PREFIX), results_per_page=1000)
-        return [Versioned(_from_index_entity(row), row.metadata["etag"], from_index=True)
-                for row in rows if row.get("export_id")]
+    def active_exports(self, page_size: int = 1000) -> Iterator[Versioned]:
+        """Every active export, in one range query, `page_size` rows a round trip (a caller can
+        start on the first rows while the next page is read)."""
+        rows = self._table.query_entities(_prefix_filter(ACTIVE_PREFIX), results_per_page=page_size)
+        for row in rows:
+            if row.get("export_id"):
+                yield Versioned(_from_active_entity(row), row.metadata["etag"], active_row=True)
 
     def exports_of_subject_set(self, project_id: str, subject_set_id: str) -> Iterator[Export]:
-        """Newest first."""
+        """Newest first (an active export is always the newest of its set)."""
+        active = self._get_entity(_active_key(project_id, subject_set_id))
+        if active is not None and active.get("export_id"):
+            yield _from_active_entity(active)
         for entity in self._table.query_entities(_prefix_filter(f"{project_id}-{subject_set_id}-"),
                                                  results_per_page=1000):
             yield _from_entity(entity)
 
     def exports_of_project(self, project_id: str) -> Iterator[Export]:
-        """Grouped by subject set, newest first within each."""
+        """Every active export of the project, then the finished ones grouped by subject set,
+        newest first within each: for each set, its newest export comes first."""
+        for row in self._table.query_entities(_prefix_filter(f"{ACTIVE_PREFIX}{project_id}-"),
+                                              results_per_page=1000):
+            if row.get("export_id"):
+                yield _from_active_entity(row)
         for entity in self._table.query_entities(_prefix_filter(f"{project_id}-"),
                                                  results_per_page=1000):
             yield _from_entity(entity)
@@ -152,100 +170,88 @@ class ExportStore:
     # -- writes ------------------------------------------------------------------------
     def create(self, export: Export) -> tuple[Versioned, bool]:
         """Insert a new active export, unless its subject set already has one.
-
-        Returns (export, True) when created, or (the active export, False). A marker left by an
-        export that is already final or gone is cleared and the insert retried."""
-        key = _active_key(export.project_id, export.subject_set_id)
+        Returns (export, True) when created, or (the set's active export, False)."""
+        if not export.is_active:
+            raise ValueError("a new export must be active")
         for _ in range(5):
             try:
-                results = self._table.submit_transaction([("create", _to_entity(export)),
-                                                          ("create", _index_entity(export))])
-                return Versioned(export, results[0]["etag"]), True
-            except TableTransactionError as exc:
-                if exc.error_code not in ("EntityAlreadyExists", "EntityAlreadyExist"):
-                    raise
-            try:
-                current = self._table.get_entity(PARTITION, key)
-            except ResourceNotFoundError:
-                continue  # the other export just finished: try again
-            existing = self.get(current.get("export_id", ""))
-            if existing is not None and existing.export.is_active:
-                return existing, False
-            self._delete_marker(current)
+                result = self._table.create_entity(_active_entity(export))
+                return Versioned(export, result["etag"], active_row=True), True
+            except ResourceExistsError:
+                pass
+            existing = self._get_entity(_active_key(export.project_id, export.subject_set_id))
+            if existing is not None:  # else it just finished: try again
+                return Versioned(_from_active_entity(existing), existing.metadata["etag"],
+                                 active_row=True), False
         raise ConcurrentUpdate("could not create the export: its subject set kept changing")
 
-    def update(self, export: Export, etag: str, from_index: bool = False) -> Versioned:
-        """Replace the export if unchanged since `etag`, rewriting (or, once final, deleting) its
-        active index row in the same transaction. `etag` is the export row's ETag, or with
-        `from_index=True` the index row's (as returned by active_exports)."""
-        try:
-            results = self._table.submit_transaction(self._operations(export, etag, from_index))
-        except TableTransactionError as exc:
-            if exc.error_code in ("UpdateConditionNotSatisfied", "ConditionNotMet"):
-                raise ConcurrentUpdate("export changed since it was read") from exc
-            if exc.error_code == "ResourceNotFound" and not from_index:
-                return self._update_unindexed(export, etag)
-            raise ConcurrentUpdate(str(exc.error_code)) from exc
-        index_result = results[1] if len(results) > 1 else None
-        if from_index and index_result is not None and not export.is_final:
-            return Versioned(export, index_result["etag"], from_index=True)
-        return Versioned(export, results[0]["etag"])
-
-    def update_many(self, items: list[tuple[Export, str]]) -> int:
-        """Poller writes, with index-row ETags, 50 exports (100 operations) a transaction; a
-        batch that fails (one export changed meanwhile) is retried export by export, skipping
-        the changed ones. Returns how many were written."""
-        written = 0
-        for start in range(0, len(items), 50):
-            batch = items[start:start + 50]
-            operations = [op for export, etag in batch for op in self._operations(export, etag, True)]
+    def update(self, export: Export, current: Versioned) -> Versioned:
+        """Write `export` over `current` (as read), if that row has not changed since. An active
+        export that ends moves to its finished row in the same transaction."""
+        if current.active_row and export.is_final:
             try:
-                self._table.submit_transaction(operations)
-                written += len(batch)
-                continue
-            except TableTransactionError:
-                pass
-            for export, etag in batch:
-                try:
-                    self.update(export, etag, from_index=True)
-                    written += 1
-                except ConcurrentUpdate:
-                    pass
-        return written
-
-    def _operations(self, export: Export, etag: str, from_index: bool) -> list:
-        key = {"PartitionKey": PARTITION, "RowKey": _active_key(export.project_id, export.subject_set_id)}
-        checked = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
-        export_op = ("update", _to_entity(export),
-                     {"mode": UpdateMode.REPLACE, **({} if from_index else checked)})
-        index_check = checked if from_index else {}
-        if export.is_final:
-            return [export_op, ("delete", key, index_check)]
-        return [export_op, ("update", _index_entity(export), {"mode": UpdateMode.REPLACE, **index_check})]
-
-    def _update_unindexed(self, export: Export, etag: str) -> Versioned:
-        """An export without an index row (it was final already, or written before the index
-        existed): a plain conditional replace."""
+                results = self._table.submit_transaction(self._operations(export, current.etag))
+            except TableTransactionError as exc:
+                raise ConcurrentUpdate(f"export changed since it was read ({exc.error_code})") from exc
+            return Versioned(export, results[0]["etag"])
+        if not current.active_row and export.is_active:
+            raise ValueError(f"export {export.id} has finished; it cannot become active again")
+        entity = _active_entity(export) if current.active_row else _to_entity(export)
         try:
-            result = self._table.update_entity(_to_entity(export), mode=UpdateMode.REPLACE, etag=etag,
-                                               match_condition=MatchConditions.IfNotModified)
+            result = self._table.update_entity(entity, mode=UpdateMode.REPLACE,
+                                               **_etag_check(current.etag))
         except (ResourceModifiedError, ResourceNotFoundError) as exc:
             raise ConcurrentUpdate("export changed since it was read") from exc
         except HttpResponseError as exc:
-            if exc.status_code == 412:
+            if exc.status_code in (404, 412):
                 raise ConcurrentUpdate("export changed since it was read") from exc
             raise
-        return Versioned(export, result["etag"])
+        return Versioned(export, result["etag"], active_row=current.active_row)
 
-    def _delete_marker(self, marker) -> None:
+    def update_many(self, items: list[tuple[Versioned, Export]]) -> int:
+        """The poller's writes (active exports as read by active_exports): up to 100 operations
+        a transaction. A transaction that fails (an export changed meanwhile) is retried export
+        by export, skipping the changed ones. Returns how many were written."""
+        written = 0
+        batch: list[tuple[Versioned, Export]] = []
+        operations: list = []
+        for current, export in items:
+            if not current.active_row:
+                raise ValueError("update_many writes exports read from their active rows")
+            ops = self._operations(export, current.etag)
+            if len(operations) + len(ops) > MAX_TRANSACTION_OPERATIONS:
+                written += self._submit_batch(batch, operations)
+                batch, operations = [], []
+            batch.append((current, export))
+            operations += ops
+        if batch:
+            written += self._submit_batch(batch, operations)
+        return written
+
+    def _submit_batch(self, batch: list[tuple[Versioned, Export]], operations: list) -> int:
         try:
-            self._table.delete_entity(PARTITION, marker["RowKey"], etag=marker.metadata["etag"],
-                                      match_condition=MatchConditions.IfNotModified)
-        except (ResourceNotFoundError, ResourceModifiedError):
+            self._table.submit_transaction(operations)
+            return len(batch)
+        except TableTransactionError:
             pass
-        except HttpResponseError as exc:
-            if exc.status_code not in (404, 412):
-                raise
+        written = 0
+        for current, export in batch:
+            try:
+                self.update(export, current)
+                written += 1
+            except ConcurrentUpdate:
+                pass
+        return written
+
+    def _operations(self, export: Export, active_etag: str) -> list:
+        """The operations writing an export read from its active row."""
+        if export.is_final:
+            key = {"PartitionKey": PARTITION,
+                   "RowKey": _active_key(export.project_id, export.subject_set_id)}
+            return [("upsert", _to_entity(export), {"mode": UpdateMode.REPLACE}),
+                    ("delete", key, _etag_check(active_etag))]
+        return [("update", _active_entity(export), {"mode": UpdateMode.REPLACE,
+                                                    **_etag_check(active_etag)})]
 
     def ping(self) -> None:
         """Cheap storage round trip for the health check."""

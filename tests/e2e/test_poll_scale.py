@@ -35,7 +35,7 @@ def make_history(stack, count):
         export = model.new_export(model.new_export_id("1234", str(40000 + i), now), "1234", str(40000 + i),
                                   "42", now, dt.timedelta(hours=1))
         created, _ = services.store.create(export)
-        services.store.update(model.fail(created.export, "ml_failed", "old", now), created.etag)
+        services.store.update(model.fail(created.export, "ml_failed", "old", now), created)
 
 
 @pytest.mark.parametrize("settings_overrides", [{"ML_TIMEOUT_SECONDS": "1", "ML_POLL_CONCURRENCY": "32"}])

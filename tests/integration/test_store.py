@@ -1,5 +1,7 @@
-"""ExportStore against Azurite: ETag concurrency, the active index, range queries."""
+"""ExportStore against Azurite: ETag concurrency, one row per active export and its move when it
+ends, range queries."""
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import uuid
 
@@ -26,18 +28,25 @@ def new(project="12", subject_set="34", at=T0):
                             dt.timedelta(hours=1))
 
 
+def rows(store):
+    return sorted(e["RowKey"] for e in store._table.list_entities(select=["RowKey"]))
+
+
 def test_round_trip_keeps_every_field(store):
     export = new()
-    store.create(export)
-    assert store.get(export.id).export == export
+    created, was_created = store.create(export)
+    assert was_created and created.active_row and store.get(export.id).export == export
+    assert rows(store) == ["active-12-34"]  # one row per active export
+    finished = store.update(model.fail(export, "x", "y", T0), created)
+    assert store.get(export.id).export == finished.export and not store.get(export.id).active_row
     assert store.get("12-34-nope") is None and store.get("../etc") is None
 
 
 def test_stale_etag_loses_and_fresh_read_wins(store):
     created, _ = store.create(new())
-    first = store.update(model.claim_for_build(created.export, "w1", T0, dt.timedelta(minutes=2)), created.etag)
+    first = store.update(model.claim_for_build(created.export, "w1", T0, dt.timedelta(minutes=2)), created)
     with pytest.raises(ConcurrentUpdate):
-        store.update(model.claim_for_build(created.export, "w2", T0, dt.timedelta(minutes=2)), created.etag)
+        store.update(model.claim_for_build(created.export, "w2", T0, dt.timedelta(minutes=2)), created)
     assert store.get(created.export.id).export.lease_owner == "w1"
     # The loser re-reads and sees the winner's lease, so it cannot take over.
     reread = store.get(created.export.id)
@@ -57,22 +66,35 @@ def test_concurrent_creates_for_one_subject_set_make_one_export(store):
     assert store.active_export_ids() == created
 
 
-def test_final_transition_leaves_the_active_index_atomically(store):
+def test_an_export_that_ends_moves_to_its_own_row_atomically(store):
     created, _ = store.create(new())
     assert store.active_export_ids() == [created.export.id]
-    store.update(model.fail(created.export, "x", "y", T0), created.etag)
-    assert store.active_export_ids() == []
+    store.update(model.fail(created.export, "x", "y", T0), created)
+    assert store.active_export_ids() == [] and rows(store) == [created.export.id]
     again, was_created = store.create(new(at=T0 + dt.timedelta(seconds=1)))
     assert was_created and store.active_export_ids() == [again.export.id]
+    assert store.get(created.export.id).export.status == "failed"  # the old one, still found
+    assert store.get(again.export.id).export.status == "queued"
 
 
-def test_failed_final_write_keeps_the_index(store):
+def test_a_stale_final_write_moves_nothing(store):
     created, _ = store.create(new())
-    store.update(model.claim_for_build(created.export, "w", T0, dt.timedelta(minutes=2)), created.etag)
+    store.update(model.claim_for_build(created.export, "w", T0, dt.timedelta(minutes=2)), created)
     with pytest.raises(ConcurrentUpdate):
-        store.update(model.cancel(created.export, T0), created.etag)  # stale
-    assert store.active_export_ids() == [created.export.id]
+        store.update(model.cancel(created.export, T0), created)  # stale
+    assert rows(store) == ["active-12-34"]
     assert store.get(created.export.id).export.status == "building"
+
+
+def test_a_finished_export_is_updated_in_place_and_never_reactivated(store):
+    created, _ = store.create(new())
+    done = store.update(model.cancel(created.export, T0), created)
+    later = store.update(dataclasses.replace(done.export, ml_task_id="abc"), done)
+    assert store.get(created.export.id).export.ml_task_id == "abc"
+    with pytest.raises(ConcurrentUpdate):
+        store.update(dataclasses.replace(done.export, ml_task_id="def"), done)  # stale
+    with pytest.raises(ValueError):
+        store.update(dataclasses.replace(later.export, status=model.RUNNING), later)
 
 
 def test_range_queries_stay_inside_project_and_subject_set(store):
@@ -81,34 +103,55 @@ def test_range_queries_stay_inside_project_and_subject_set(store):
     for e in exports:
         if not store.create(e)[1]:
             current = store.get(store.active_export_id(e.project_id, e.subject_set_id))
-            store.update(model.fail(current.export, "x", "y", T0), current.etag)
+            store.update(model.fail(current.export, "x", "y", T0), current)
             store.create(e)
     assert [e.id for e in store.exports_of_subject_set("12", "34")] == [exports[1].id, exports[0].id]
     assert {e.id for e in store.exports_of_project("12")} == {exports[0].id, exports[1].id, exports[2].id}
     assert [e.id for e in store.exports_of_project("1")] == [exports[4].id]
+    # Each set's newest export comes first in the project listing (the active one here).
+    first_of_set = {}
+    for e in store.exports_of_project("12"):
+        first_of_set.setdefault(e.subject_set_id, e.id)
+    assert first_of_set == {"34": exports[1].id, "345": exports[2].id}
 
 
-def test_active_index_mirrors_the_export_and_guards_poller_writes(store):
+def test_poller_writes_are_checked_against_the_active_rows(store):
     first, _ = store.create(new("12", "34"))
     second, _ = store.create(new("12", "35"))
+    third, _ = store.create(new("12", "36"))
     worker_view = store.update(model.claim_for_build(first.export, "w", T0, dt.timedelta(minutes=2)),
-                               first.etag)
-    active = {v.export.id: v for v in store.active_exports()}
-    assert active[first.export.id].export == worker_view.export  # the mirror follows every write
-    assert all(v.from_index for v in active.values())
+                               first)
+    active = {v.export.id: v for v in store.active_exports(page_size=2)}  # two round trips
+    assert active[first.export.id].export == worker_view.export
+    assert all(v.active_row for v in active.values()) and len(active) == 3
 
     # The worker writes again after the poller's read: the poller's write for it must lose.
-    store.update(model.renew_lease(worker_view.export, "w", T0, dt.timedelta(minutes=3)), worker_view.etag)
-    poller_changes = [(model.cancel(v.export, T0), v.etag) for v in active.values()]
-    assert store.update_many(poller_changes) == 1
+    store.update(model.renew_lease(worker_view.export, "w", T0, dt.timedelta(minutes=3)), worker_view)
+    poller_changes = [(active[first.export.id], model.cancel(active[first.export.id].export, T0)),
+                      (active[second.export.id], model.cancel(active[second.export.id].export, T0)),
+                      (active[third.export.id], dataclasses.replace(active[third.export.id].export,
+                                                                    ml_message="still here"))]
+    assert store.update_many(poller_changes) == 2
     assert store.get(first.export.id).export.status == "building"
     assert store.get(second.export.id).export.status == "cancelled"
-    assert [v.export.id for v in store.active_exports()] == [first.export.id]
+    assert store.get(third.export.id).export.ml_message == "still here"
+    assert sorted(v.export.id for v in store.active_exports()) == sorted([first.export.id, third.export.id])
 
-    # And a worker holding the export row's old ETag loses against a poller write.
+    # And a worker holding an old ETag loses against a poller write.
     reread = store.get(first.export.id)
-    [indexed] = store.active_exports()
-    store.update(model.fail(indexed.export, "x", "y", T0), indexed.etag, from_index=True)
+    [indexed] = [v for v in store.active_exports() if v.export.id == first.export.id]
+    store.update(model.fail(indexed.export, "x", "y", T0), indexed)
     with pytest.raises(ConcurrentUpdate):
-        store.update(model.cancel(reread.export, T0), reread.etag)
-    assert store.get(first.export.id).export.status == "failed" and store.active_exports() == []
+        store.update(model.cancel(reread.export, T0), reread)
+    assert store.get(first.export.id).export.status == "failed"
+
+
+def test_update_many_packs_100_operations_a_transaction(store, monkeypatch):
+    created = [store.create(new("7", str(100 + i)))[0] for i in range(130)]
+    sizes = []
+    submit = store._table.submit_transaction
+    monkeypatch.setattr(store._table, "submit_transaction", lambda ops, **k: sizes.append(len(ops)) or submit(ops, **k))
+    changes = [(v, dataclasses.replace(v.export, ml_message=f"m{i}")) for i, v in enumerate(created[:120])]
+    changes += [(v, model.fail(v.export, "x", "y", T0)) for v in created[120:]]  # two operations each
+    assert store.update_many(changes) == 130
+    assert sizes == [100, 40] and len(store.active_export_ids()) == 120

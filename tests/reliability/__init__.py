@@ -22,8 +22,9 @@ FIGURES = collections.Counter()
 
 
 def exports_in_table(stack) -> list[model.Export]:
-    from shared.store import _from_entity
-    return [_from_entity(e) for e in stack.table_rows() if not e["RowKey"].startswith(ACTIVE_PREFIX)]
+    from shared.store import _from_active_entity, _from_entity
+    return [_from_active_entity(e) if e["RowKey"].startswith(ACTIVE_PREFIX) else _from_entity(e)
+            for e in stack.table_rows()]
 
 
 def ml_jobs_per_export(ml) -> collections.Counter:
@@ -38,14 +39,17 @@ def ml_jobs_per_export(ml) -> collections.Counter:
 def assert_invariants(stack, services=None) -> None:
     services = services or stack.services
     rows = list(services.store._table.list_entities())
-    from shared.store import _from_entity
-    exports = {e.id: e for e in (_from_entity(r) for r in rows if not r["RowKey"].startswith(ACTIVE_PREFIX))}
-    markers = {r["RowKey"]: r.get("export_id") for r in rows if r["RowKey"].startswith(ACTIVE_PREFIX)}
+    from shared.store import _from_active_entity, _from_entity
+    finished = [_from_entity(r) for r in rows if not r["RowKey"].startswith(ACTIVE_PREFIX)]
+    active = [_from_active_entity(r) for r in rows if r["RowKey"].startswith(ACTIVE_PREFIX)]
+    exports = {e.id: e for e in finished + active}
+    assert len(exports) == len(rows), "an export is stored twice (active and finished)"
+    for export in finished:
+        assert export.is_final, f"finished row of an active export {export.id}"
+    for row, export in zip([r for r in rows if r["RowKey"].startswith(ACTIVE_PREFIX)], active):
+        assert export.is_active, f"active row of a finished export {export.id}"
+        assert row["RowKey"] == f"{ACTIVE_PREFIX}{export.project_id}-{export.subject_set_id}", row["RowKey"]
     for export in exports.values():
-        assert export.status in model.FINAL_STATUSES | model.ACTIVE_STATUSES, export
-        if export.is_active:
-            key = f"{ACTIVE_PREFIX}{export.project_id}-{export.subject_set_id}"
-            assert markers.get(key) == export.id, f"active export {export.id} not in the active index"
         if export.status == model.FAILED:
             assert export.error_code, export
     jobs = ml_jobs_per_export(stack.ml)
