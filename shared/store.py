@@ -31,7 +31,10 @@ PARTITION = "exports"
 ACTIVE_PREFIX = "active-"
 MAX_TRANSACTION_OPERATIONS = 100  # an entity-group transaction's limit
 _FIELDS = {f.name: f for f in dataclasses.fields(Export)}
-_MAX_TEXT = 16_000  # table string properties hold 32K UTF-16 chars; keep well under
+_DATETIME_FIELDS = {f.name for f in dataclasses.fields(Export) if "datetime" in str(f.type)}
+DOC = "doc"
+READ = [DOC, "export_id"]  # the properties a read needs ($select)
+_MAX_TEXT = 8_000  # per text field: the whole doc must stay under 32K UTF-16 units (64 KiB)
 
 
 class ConcurrentUpdate(Exception):
@@ -46,34 +49,31 @@ class Versioned:
 
 
 def _to_entity(export: Export) -> dict[str, Any]:
-    entity: dict[str, Any] = {"PartitionKey": PARTITION, "RowKey": export.id}
+    """The export as a table entity: one JSON property, `doc`, is the record. Why: the SDK spends
+    ~0.4 ms of CPU turning 22 typed properties back into a dict (datetimes through strptime),
+    about 7x json.loads of the same data, and a poll tick reads every active export. Status,
+    ids and the last change stay plain properties for people browsing the table (never read
+    back)."""
+    doc: dict[str, Any] = {}
     for name in _FIELDS:
-        if name == "id":
-            continue
         value = getattr(export, name)
         if value is None:
             continue
-        if name == "summary":
-            value = json.dumps(value)
+        if isinstance(value, dt.datetime):
+            value = value.astimezone(dt.timezone.utc).isoformat()
         elif isinstance(value, str) and len(value) > _MAX_TEXT:
             value = value[:_MAX_TEXT]
-        entity[name] = value
-    return entity
+        doc[name] = value
+    return {"PartitionKey": PARTITION, "RowKey": export.id, "status": export.status,
+            "project_id": export.project_id, "subject_set_id": export.subject_set_id,
+            "updated_at": export.updated_at, DOC: json.dumps(doc, ensure_ascii=False)}
 
 
 def _from_entity(entity: dict[str, Any]) -> Export:
-    values: dict[str, Any] = {"id": entity["RowKey"]}
-    for name in _FIELDS:
-        if name in entity and name != "id":
-            value = entity[name]
-            if name == "summary" and isinstance(value, str):
-                value = json.loads(value)
-            elif isinstance(value, dt.datetime):
-                value = value.astimezone(dt.timezone.utc)
-            elif hasattr(value, "value") and not isinstance(value, (str, int, float, bool)):
-                value = value.value  # EntityProperty (e.g. Int64)
-            values[name] = value
-    return Export(**values)
+    doc = json.loads(entity[DOC])
+    for name in _DATETIME_FIELDS.intersection(doc):
+        doc[name] = dt.datetime.fromisoformat(doc[name])
+    return Export(**{name: value for name, value in doc.items() if name in _FIELDS})
 
 
 def _active_entity(export: Export) -> dict[str, Any]:
@@ -81,10 +81,6 @@ def _active_entity(export: Export) -> dict[str, Any]:
     entity["RowKey"] = _active_key(export.project_id, export.subject_set_id)
     entity["export_id"] = export.id
     return entity
-
-
-def _from_active_entity(entity: dict[str, Any]) -> Export:
-    return _from_entity({**entity, "RowKey": entity["export_id"]})
 
 
 def _etag_check(etag: str) -> dict[str, Any]:
@@ -119,13 +115,13 @@ class ExportStore:
         # Active row first: an export that ends between the two reads is then found moved.
         active = self._get_entity(_active_key(*parsed))
         if active is not None and active.get("export_id") == export_id:
-            return Versioned(_from_active_entity(active), active.metadata["etag"], active_row=True)
+            return Versioned(_from_entity(active), active.metadata["etag"], active_row=True)
         finished = self._get_entity(export_id)
         return Versioned(_from_entity(finished), finished.metadata["etag"]) if finished else None
 
     def _get_entity(self, row_key: str):
         try:
-            return self._table.get_entity(PARTITION, row_key)
+            return self._table.get_entity(PARTITION, row_key, select=READ)
         except ResourceNotFoundError:
             return None
 
@@ -142,29 +138,30 @@ class ExportStore:
     def active_exports(self, page_size: int = 1000) -> Iterator[Versioned]:
         """Every active export, in one range query, `page_size` rows a round trip (a caller can
         start on the first rows while the next page is read)."""
-        rows = self._table.query_entities(_prefix_filter(ACTIVE_PREFIX), results_per_page=page_size)
+        rows = self._table.query_entities(_prefix_filter(ACTIVE_PREFIX), select=READ,
+                                          results_per_page=page_size)
         for row in rows:
             if row.get("export_id"):
-                yield Versioned(_from_active_entity(row), row.metadata["etag"], active_row=True)
+                yield Versioned(_from_entity(row), row.metadata["etag"], active_row=True)
 
     def exports_of_subject_set(self, project_id: str, subject_set_id: str) -> Iterator[Export]:
         """Newest first (an active export is always the newest of its set)."""
         active = self._get_entity(_active_key(project_id, subject_set_id))
         if active is not None and active.get("export_id"):
-            yield _from_active_entity(active)
+            yield _from_entity(active)
         for entity in self._table.query_entities(_prefix_filter(f"{project_id}-{subject_set_id}-"),
-                                                 results_per_page=1000):
+                                                 select=READ, results_per_page=1000):
             yield _from_entity(entity)
 
     def exports_of_project(self, project_id: str) -> Iterator[Export]:
         """Every active export of the project, then the finished ones grouped by subject set,
         newest first within each: for each set, its newest export comes first."""
         for row in self._table.query_entities(_prefix_filter(f"{ACTIVE_PREFIX}{project_id}-"),
-                                              results_per_page=1000):
+                                              select=READ, results_per_page=1000):
             if row.get("export_id"):
-                yield _from_active_entity(row)
+                yield _from_entity(row)
         for entity in self._table.query_entities(_prefix_filter(f"{project_id}-"),
-                                                 results_per_page=1000):
+                                                 select=READ, results_per_page=1000):
             yield _from_entity(entity)
 
     # -- writes ------------------------------------------------------------------------
@@ -181,7 +178,7 @@ class ExportStore:
                 pass
             existing = self._get_entity(_active_key(export.project_id, export.subject_set_id))
             if existing is not None:  # else it just finished: try again
-                return Versioned(_from_active_entity(existing), existing.metadata["etag"],
+                return Versioned(_from_entity(existing), existing.metadata["etag"],
                                  active_row=True), False
         raise ConcurrentUpdate("could not create the export: its subject set kept changing")
 

@@ -155,3 +155,14 @@ def test_update_many_packs_100_operations_a_transaction(store, monkeypatch):
     changes += [(v, model.fail(v.export, "x", "y", T0)) for v in created[120:]]  # two operations each
     assert store.update_many(changes) == 130
     assert sizes == [100, 40] and len(store.active_export_ids()) == 120
+
+
+def test_long_and_non_ascii_messages_fit_in_one_row(store):
+    """The export is one JSON property (64 KiB of UTF-16 at most): long texts are cut to a size
+    that always fits, whatever the characters (astral ones take two UTF-16 units)."""
+    created, _ = store.create(new())
+    noisy = dataclasses.replace(created.export, ml_message="🦓" * 20_000,
+                                error_message="é" * 20_000, summary={"note": "ü" * 100})
+    stored = store.get(store.update(noisy, created).export.id).export
+    assert stored.ml_message == "🦓" * 8_000 and stored.error_message == "é" * 8_000
+    assert stored.summary == {"note": "ü" * 100}

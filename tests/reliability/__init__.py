@@ -22,9 +22,8 @@ FIGURES = collections.Counter()
 
 
 def exports_in_table(stack) -> list[model.Export]:
-    from shared.store import _from_active_entity, _from_entity
-    return [_from_active_entity(e) if e["RowKey"].startswith(ACTIVE_PREFIX) else _from_entity(e)
-            for e in stack.table_rows()]
+    from shared.store import _from_entity
+    return [_from_entity(e) for e in stack.table_rows()]
 
 
 def ml_jobs_per_export(ml) -> collections.Counter:
@@ -39,9 +38,9 @@ def ml_jobs_per_export(ml) -> collections.Counter:
 def assert_invariants(stack, services=None) -> None:
     services = services or stack.services
     rows = list(services.store._table.list_entities())
-    from shared.store import _from_active_entity, _from_entity
+    from shared.store import _from_entity
     finished = [_from_entity(r) for r in rows if not r["RowKey"].startswith(ACTIVE_PREFIX)]
-    active = [_from_active_entity(r) for r in rows if r["RowKey"].startswith(ACTIVE_PREFIX)]
+    active = [_from_entity(r) for r in rows if r["RowKey"].startswith(ACTIVE_PREFIX)]
     exports = {e.id: e for e in finished + active}
     assert len(exports) == len(rows), "an export is stored twice (active and finished)"
     for export in finished:

@@ -104,7 +104,8 @@ def test_no_secret_in_queues_table_blobs_or_logs(stack, caplog, monkeypatch):
     FIGURES["leaks_found"] += len(leaks)
     assert not leaks, sorted(set(leaks))
     # The encrypted token is gone from every export record once it is no longer needed.
-    assert all("token_ciphertext" not in row for row in stack.table_rows())
+    from shared.store import _from_entity
+    assert all(_from_entity(row).token_ciphertext is None for row in stack.table_rows())
 
 
 # -- key rotation -------------------------------------------------------------------------------
