@@ -1,10 +1,11 @@
 """The timer's tick: poll every active ML task, recover stuck exports. Cost follows active work.
 
-A tick reads every active export from the active index in one range query (not the export
+A tick reads every active export in one range query over the active rows (not the export
 history), asks the ML service about each on a bounded thread pool (one slow or failing task
-never delays or breaks the others), then writes the changes back in batched transactions.
-Every write is ETag-checked against the index row, so overlapping ticks, workers and cancels
-can never apply a transition twice: a write that lost the race is skipped until the next tick.
+never delays or breaks the others) and writes the changes back in batched transactions while
+later answers are still coming in. Every write is ETag-checked against the active row, so
+overlapping ticks, workers and cancels can never apply a transition twice: a write that lost
+the race is skipped until the next tick.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import concurrent.futures
 import dataclasses
 import datetime as dt
 import logging
+import threading
 from collections import Counter
 
 from exports import model, status as status_map
@@ -107,39 +109,83 @@ def recover_if_stuck(services: Services, current: Versioned) -> str:
     return "requeued"
 
 
+READ_PAGE = 100  # active rows per read round trip: polling starts on the first page
+WRITE_BATCH = 100  # exports handed to the writer at once (one transaction, two if some end)
+
+
+class _TickWriter:
+    """Writes a tick's changes on one background thread while the polls go on, WRITE_BATCH
+    exports at a time, so the tick ends about one transaction after its last answer."""
+
+    def __init__(self, services: Services):
+        self._store = services.store
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Versioned, model.Export]] = []
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, "poll-writes")
+        self._batches: list[concurrent.futures.Future] = []
+        self.changes = 0
+
+    def add(self, current: Versioned, updated: model.Export) -> None:
+        with self._lock:
+            self._pending.append((current, updated))
+            self.changes += 1
+            if len(self._pending) >= WRITE_BATCH:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._batches.append(self._pool.submit(self._store.update_many, self._pending))
+            self._pending = []
+
+    def finish(self) -> int:
+        """Write what is left, wait for every batch; how many exports were written."""
+        with self._lock:
+            self._flush()
+        try:
+            return sum(batch.result() for batch in self._batches)
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+def _poll_and_record(services: Services, current: Versioned, writes: _TickWriter) -> str:
+    """Poll one export and queue its change for writing; returns the outcome to count."""
+    current, updated = _poll(services, current)
+    if updated is None:
+        return "ml_unavailable"
+    if updated == current.export:
+        return "unchanged"
+    writes.add(current, updated)
+    if updated.status != current.export.status:
+        log.info("export %s (project %s, subject set %s): %s -> %s (ML %s)", updated.id,
+                 updated.project_id, updated.subject_set_id, current.export.status,
+                 updated.status, updated.ml_status)
+    return updated.status
+
+
 def run_tick(services: Services) -> TickReport:
-    active = list(services.store.active_exports())
-    report = TickReport(active=len(active))
-    polled = [v for v in active if v.export.status in model.ML_ACTIVE_STATUSES]
-    for current in active:
-        if current.export.status not in model.ML_ACTIVE_STATUSES:
-            report.outcomes[_safely(recover_if_stuck, services, current)] += 1
-    if not polled:
-        return report
-    changes: list[tuple[Versioned, model.Export]] = []
-    workers = min(services.settings.ml_poll_concurrency, len(polled))
-    with concurrent.futures.ThreadPoolExecutor(workers, "ml-poll") as pool:
-        futures = [pool.submit(_poll, services, current) for current in polled]
-        for future in concurrent.futures.as_completed(futures):
-            try:
-                current, updated = future.result()
-            except Exception:
-                log.exception("poll failed")
-                report.outcomes["error"] += 1
-                continue
-            if updated is None:
-                report.outcomes["ml_unavailable"] += 1
-            elif updated == current.export:
-                report.outcomes["unchanged"] += 1
-            else:
-                changes.append((current, updated))
-                report.outcomes[updated.status] += 1
-                if updated.status != current.export.status:
-                    log.info("export %s (project %s, subject set %s): %s -> %s (ML %s)",
-                             updated.id, updated.project_id, updated.subject_set_id,
-                             current.export.status, updated.status, updated.ml_status)
-    written = services.store.update_many(changes)
-    report.outcomes["skipped_changed"] += len(changes) - written
+    """Read the active exports page by page, poll each ML-side one as soon as it is read, and
+    write the changes while later polls are still waiting for answers."""
+    report = TickReport()
+    writes = _TickWriter(services)
+    futures = []
+    try:
+        with concurrent.futures.ThreadPoolExecutor(services.settings.ml_poll_concurrency,
+                                                   "ml-poll") as pool:
+            for current in services.store.active_exports(page_size=READ_PAGE):
+                report.active += 1
+                if current.export.status in model.ML_ACTIVE_STATUSES:
+                    futures.append(pool.submit(_poll_and_record, services, current, writes))
+                else:
+                    report.outcomes[_safely(recover_if_stuck, services, current)] += 1
+            for future in concurrent.futures.as_completed(futures):
+                try:
+                    report.outcomes[future.result()] += 1
+                except Exception:
+                    log.exception("poll failed")
+                    report.outcomes["error"] += 1
+    finally:
+        written = writes.finish()
+    report.outcomes["skipped_changed"] += writes.changes - written
     log.info("poll tick: %d active, %s", report.active, dict(report.outcomes))
     return report
 
