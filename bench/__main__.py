@@ -257,7 +257,7 @@ class Bench:
                    "(memory does not depend on it)")
 
     def finish_active_exports(self) -> None:
-        """Take the exports of earlier sections out of the active index (the tick polls only its own)."""
+        """End the exports of earlier sections (the tick polls only its own)."""
         from exports import model
         for export_id in self.services.store.active_export_ids():
             current = self.services.store.get(export_id)
@@ -310,10 +310,10 @@ class Bench:
         t.row(f"floor ceil({n}/{c}) x latency", secs(floor))
         t.row("concurrent tick / floor", f"{concurrent_tick['wall'] / floor:.2f}x")
         t.row(f"one-by-one tick / its floor {n} x latency", f"{sequential['wall'] / floor_seq:.2f}x")
-        t.note("a tick reads every active export with one range query of the active index, asks "
-               "the ML service about each, and writes the changes 50 exports a transaction (every "
-               "export changes: the task reports a new 'Check number k' message each time, as the "
-               "real service does)")
+        t.note("a tick reads the active rows 100 at a time with one range query, polls each as "
+               "soon as it is read, and writes the changes 100 exports a transaction while later "
+               "answers arrive (every export changes: the task reports a new 'Check number k' "
+               "message each time, as the real service does)")
         t.target(f"poll tick of {n:,} exports <= 1.5x floor", concurrent_tick["wall"] <= 1.5 * floor,
                  f"{concurrent_tick['wall'] / floor:.2f}x ({secs(concurrent_tick['wall'])} vs {secs(floor)})")
         self.tick_ratio = concurrent_tick["wall"] / floor
