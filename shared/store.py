@@ -37,8 +37,9 @@ MAX_TRANSACTION_OPERATIONS = 100  # an entity-group transaction's limit
 _FIELDS = {f.name: f for f in dataclasses.fields(Export)}
 _DATETIME_FIELDS = {f.name for f in dataclasses.fields(Export) if "datetime" in str(f.type)}
 DOC = "doc"
-READ = [DOC, "export_id"]  # the properties a read needs ($select)
-_MAX_TEXT = 8_000  # per text field: the whole doc must stay under 32K UTF-16 units (64 KiB)
+READ = [DOC, "export_id", "RowKey"]  # the properties a read needs ($select)
+_MAX_TEXT = 8_000  # per text field, a first cut
+_MAX_DOC_UNITS = 30_000  # a string property holds 64 KiB = 32,768 UTF-16 units
 
 
 class ConcurrentUpdate(Exception):
@@ -74,14 +75,45 @@ def _to_entity(export: Export) -> dict[str, Any]:
         doc[name] = value
     return {"PartitionKey": PARTITION, "RowKey": export.id, "status": export.status,
             "project_id": export.project_id, "subject_set_id": export.subject_set_id,
-            DOC: json.dumps(doc, ensure_ascii=False)}
+            DOC: _doc_text(doc)}
+
+
+def _doc_text(doc: dict[str, Any]) -> str:
+    """JSON of the doc, its longest texts halved until it fits one property (escapes such as
+    \u001b make JSON longer than the text)."""
+    text = json.dumps(doc, ensure_ascii=False)
+    while len(text.encode("utf-16-le")) // 2 > _MAX_DOC_UNITS:
+        longest = max((n for n, v in doc.items() if isinstance(v, str)), key=lambda n: len(doc[n]))
+        doc[longest] = doc[longest][:len(doc[longest]) // 2]
+        text = json.dumps(doc, ensure_ascii=False)
+    return text
 
 
 def _from_entity(entity: dict[str, Any]) -> Export:
+    if DOC not in entity:
+        return _from_typed_entity(entity)
     doc = json.loads(entity[DOC])
     for name in _DATETIME_FIELDS.intersection(doc):
         doc[name] = dt.datetime.fromisoformat(doc[name])
     return Export(**{name: value for name, value in doc.items() if name in _FIELDS})
+
+
+def _from_typed_entity(entity: dict[str, Any]) -> Export:
+    """A row of the first release (one typed property per field; an active export had a mirror
+    row `active-{p}-{s}` beside its own). Read as is; the next write stores it as a doc, and the
+    stale copy under the export's id is overwritten when the export ends."""
+    values: dict[str, Any] = {"id": entity.get("export_id") or entity["RowKey"]}
+    for name in _FIELDS:
+        if name in entity and name != "id":
+            value = entity[name]
+            if name == "summary" and isinstance(value, str):
+                value = json.loads(value)
+            elif isinstance(value, dt.datetime):
+                value = value.astimezone(dt.timezone.utc)
+            elif hasattr(value, "value") and not isinstance(value, (str, int, float, bool)):
+                value = value.value  # EntityProperty (e.g. Int64)
+            values[name] = value
+    return Export(**values)
 
 
 def _active_entity(export: Export) -> dict[str, Any]:
@@ -136,11 +168,21 @@ class ExportStore:
         finished = self._get_entity(export_id)
         return Versioned(_from_entity(finished), finished.metadata["etag"]) if finished else None
 
-    def _get_entity(self, row_key: str):
+    def _get_entity(self, row_key: str, select: list[str] | None = READ):
         try:
-            return self._table.get_entity(PARTITION, row_key, select=READ)
+            row = self._table.get_entity(PARTITION, row_key, select=select)
         except ResourceNotFoundError:
             return None
+        return row if DOC in row or select is None else self._get_entity(row_key, select=None)
+
+    def _query(self, prefix: str, page_size: int = 1000) -> Iterator:
+        """Rows whose key starts with `prefix`, in key order (a first-release row without a doc
+        is read again whole)."""
+        for row in self._table.query_entities(_prefix_filter(prefix), select=READ,
+                                              results_per_page=page_size):
+            row = row if DOC in row else self._get_entity(row["RowKey"], select=None)
+            if row is not None:
+                yield row
 
     def active_export_id(self, project_id: str, subject_set_id: str) -> str | None:
         active = self._get_entity(_active_key(project_id, subject_set_id))
@@ -155,9 +197,7 @@ class ExportStore:
     def active_exports(self, page_size: int = 1000) -> Iterator[Versioned]:
         """Every active export, in one range query, `page_size` rows a round trip (a caller can
         start on the first rows while the next page is read)."""
-        rows = self._table.query_entities(_prefix_filter(ACTIVE_PREFIX), select=READ,
-                                          results_per_page=page_size)
-        for row in rows:
+        for row in self._query(ACTIVE_PREFIX, page_size):
             if row.get("export_id"):
                 yield Versioned(_from_entity(row), row.metadata["etag"], active_row=True)
 
@@ -166,19 +206,16 @@ class ExportStore:
         active = self._get_entity(_active_key(project_id, subject_set_id))
         if active is not None and active.get("export_id"):
             yield _from_entity(active)
-        for entity in self._table.query_entities(_prefix_filter(f"{project_id}-{subject_set_id}-"),
-                                                 select=READ, results_per_page=1000):
+        for entity in self._query(f"{project_id}-{subject_set_id}-"):
             yield _from_entity(entity)
 
     def exports_of_project(self, project_id: str) -> Iterator[Export]:
         """Every active export of the project, then the finished ones grouped by subject set,
         newest first within each: for each set, its newest export comes first."""
-        for row in self._table.query_entities(_prefix_filter(f"{ACTIVE_PREFIX}{project_id}-"),
-                                              select=READ, results_per_page=1000):
+        for row in self._query(f"{ACTIVE_PREFIX}{project_id}-"):
             if row.get("export_id"):
                 yield _from_entity(row)
-        for entity in self._table.query_entities(_prefix_filter(f"{project_id}-"),
-                                                 select=READ, results_per_page=1000):
+        for entity in self._query(f"{project_id}-"):
             yield _from_entity(entity)
 
     # -- writes ------------------------------------------------------------------------
@@ -255,6 +292,8 @@ class ExportStore:
                 written += 1
             except ConcurrentUpdate:
                 pass
+            except Exception:  # one export's failure must not hold up the others
+                log.exception("export %s: the poller's write failed", export.id)
         return written
 
     def _operations(self, export: Export, active_etag: str) -> list:
@@ -268,17 +307,22 @@ class ExportStore:
 
     def _transact(self, operations: list) -> list[str]:
         """One entity-group transaction; the ETags of the rows it wrote (deletes have none).
-        TransactionRefused when the service refused it: then nothing was written."""
+        TransactionRefused when a row changed or vanished since it was read (nothing written);
+        any other refusal is raised as the storage error it is."""
         try:
             return table_batch.submit(self._table, operations)
         except table_batch.BatchRejected as exc:
-            raise TransactionRefused(exc.code) from None
-        except Exception as exc:  # our body or its answer not understood: the SDK's own way
+            if exc.status in (404, 409, 412):
+                raise TransactionRefused(exc.code) from None
+            raise HttpResponseError(message=f"table transaction refused: {exc}") from None
+        except table_batch.BatchUnsupported as exc:  # not applied: the SDK's own way
             log.warning("table batch fell back to the SDK's transaction: %s", exc)
         try:
             results = self._table.submit_transaction([_sdk_operation(*op) for op in operations])
         except TableTransactionError as exc:
-            raise TransactionRefused(str(exc.error_code)) from None
+            if exc.status_code in (404, 409, 412):
+                raise TransactionRefused(str(exc.error_code)) from None
+            raise
         return [r["etag"] for r in results if r.get("etag")]
 
     def ping(self) -> None:

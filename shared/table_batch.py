@@ -8,9 +8,14 @@ Here the body is plain string formatting, byte for byte the SDK's own format (a 
 the two), for the three operations the store batches: replace (If-Match), upsert and delete
 (If-Match), on entities whose properties are all strings.
 
-`submit` raises `BatchRejected` when the service refused one operation (the transaction did
-nothing) and `BatchUnsupported` for anything it could not make sense of; the caller then uses
-the SDK's transaction, so a format problem costs speed, never a write.
+What `submit` raises, and what the caller should do:
+- `BatchUnsupported`: nothing was applied (refused before sending, or the service answered 400
+  to the batch or to one of its operations, e.g. a format it does not take): run the same
+  operations through the SDK's transaction, which either works or raises the service's error.
+- `BatchRejected`: the service refused an operation (412, 404, 409, ...); nothing was applied.
+- `BatchUnreadable`: the service accepted the batch but its answer could not be read, so
+  whether it applied is unknown: an error, never retried blindly.
+- azure.core errors from the pipeline (network, 5xx after its retries, auth), as the SDK raises.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import quote
 
+from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
 from azure.data.tables import TableClient
 
@@ -40,7 +46,12 @@ class BatchRejected(Exception):
 
 
 class BatchUnsupported(Exception):
-    """Not something this module handles, or an answer it could not read."""
+    """Not applied: something this module does not send, or a batch the service refused as bad
+    input (400)."""
+
+
+class BatchUnreadable(Exception):
+    """The service answered 202 but the answer could not be read: applied or not is unknown."""
 
 
 def _key(value: str) -> str:
@@ -90,22 +101,23 @@ def build_body(table: TableClient, operations: list[tuple[str, dict[str, Any], s
     return "".join(parts).encode("utf-8")
 
 
-def parse_answer(content_type: str, body: bytes, count: int) -> list[str]:
-    """ETags of the operations, or BatchRejected / BatchUnsupported."""
+def parse_answer(content_type: str, body: bytes, count: int, writes: int) -> list[str]:
+    """ETags of the operations that write a row (`writes` of the `count`), in order."""
     if not _BOUNDARY.search(content_type or ""):
-        raise BatchUnsupported(f"answer is not multipart ({content_type!r})")
+        raise BatchUnreadable(f"answer is not multipart ({content_type!r})")
     statuses = [int(s) for s in _STATUS.findall(body)]
-    if not statuses:
-        raise BatchUnsupported("answer holds no operation status")
     failed = [s for s in statuses if not 200 <= s < 300]
-    if failed:
+    if failed:  # a changeset is atomic: one refused operation means none applied
         index = re.search(rb'"value"\s*:\s*"(\d+):', body)  # "<index>:<message>", as the SDK reads it
         code = re.search(rb'"code"\s*:\s*"([^"]+)"', body)
-        raise BatchRejected(int(index[1]) if index else 0, failed[0],
-                            code[1].decode() if code else f"HTTP {failed[0]}")
-    if len(statuses) != count:
-        raise BatchUnsupported(f"{len(statuses)} answers for {count} operations")
+        code_text = code[1].decode() if code else f"HTTP {failed[0]}"
+        if failed[0] == 400:
+            raise BatchUnsupported(f"the service refused an operation as bad input ({code_text})")
+        raise BatchRejected(int(index[1]) if index else 0, failed[0], code_text)
     etags = [m.decode().strip() for m in _ETAG.findall(body)]
+    if len(statuses) != count or len(etags) != writes:
+        raise BatchUnreadable(f"{len(statuses)} answers and {len(etags)} ETags for {count} "
+                              f"operations ({writes} writing a row)")
     return etags
 
 
@@ -122,6 +134,11 @@ def submit(table: TableClient, operations: list[tuple[str, dict[str, Any], str |
                           content=body)
     # stream=True, as the SDK's own batch does: the pipeline must not try to decode multipart.
     response = table._client.send_request(request, stream=True)  # noqa: SLF001
+    answer = response.read()  # read in full: the connection goes back to the pool
+    if response.status_code == 400:
+        raise BatchUnsupported(f"the service refused the batch as bad input: {answer[:300]!r}")
     if response.status_code != 202:
-        raise BatchUnsupported(f"batch answered HTTP {response.status_code}")
-    return parse_answer(response.headers.get("Content-Type", ""), response.read(), len(operations))
+        raise HttpResponseError(message=f"table batch answered HTTP {response.status_code}: "
+                                        f"{answer[:300]!r}", response=response)
+    writes = sum(1 for kind, _, _ in operations if kind != DELETE)
+    return parse_answer(response.headers.get("Content-Type", ""), answer, len(operations), writes)

@@ -2,6 +2,7 @@
 ends, range queries."""
 import concurrent.futures
 import dataclasses
+import json
 import datetime as dt
 import uuid
 
@@ -168,3 +169,44 @@ def test_long_and_non_ascii_messages_fit_in_one_row(store):
     stored = store.get(store.update(noisy, created).export.id).export
     assert stored.ml_message == "🦓" * 8_000 and stored.error_message == "é" * 8_000
     assert stored.summary == {"note": "ü" * 100}
+
+
+def test_json_escapes_never_make_a_row_too_big(store):
+    """Control characters (a traceback with ANSI colours) take six characters each in JSON."""
+    created, _ = store.create(new())
+    noisy = "\x1b[31mE\x07\x07\x1b[0m\n" * 3_000  # 6 JSON characters for each control one
+    failed = model.fail(dataclasses.replace(created.export, ml_message=noisy), "ml_failed", noisy, T0)
+    stored = store.get(store.update(failed, created).export.id).export
+    assert stored.status == "failed" and noisy.startswith(stored.error_message)
+    assert noisy.startswith(stored.ml_message) and len(stored.ml_message) > 1_000
+
+
+def test_rows_of_the_first_release_are_read_and_moved_on(store):
+    """First-release rows: typed properties, and an active export stored twice (its own row and
+    an active-{p}-{s} mirror). They are read as they are and rewritten as docs."""
+    table = store._table
+    old = dataclasses.replace(new("12", "34"), status=model.SUBMITTED, ml_task_id="t1",
+                              submitted_at=T0, manifest_images=3)
+    typed = {name: value for name, value in dataclasses.asdict(old).items()
+             if value is not None and name != "id"}
+    table.create_entity({"PartitionKey": "exports", "RowKey": old.id, **typed})
+    table.create_entity({"PartitionKey": "exports", "RowKey": "active-12-34", "export_id": old.id, **typed})
+    done = dataclasses.replace(new("12", "35"), status=model.COMPLETED, summary={"available": True})
+    done_typed = {name: (json.dumps(value) if name == "summary" else value)
+                  for name, value in dataclasses.asdict(done).items() if value is not None and name != "id"}
+    table.create_entity({"PartitionKey": "exports", "RowKey": done.id, **done_typed})
+
+    current = store.get(old.id)
+    assert current.active_row and current.export == old
+    assert store.get(done.id).export == done
+    assert [v.export for v in store.active_exports()] == [old]
+    assert store.create(new("12", "34", T0 + dt.timedelta(seconds=9))) == (current, False)
+    latest = {}
+    for export in store.exports_of_project("12"):
+        latest.setdefault(export.subject_set_id, export)
+    assert latest == {"34": old, "35": done}
+
+    running = store.update(dataclasses.replace(old, status=model.RUNNING, ml_status="running"), current)
+    ended = store.update(model.fail(running.export, "ml_failed", "x", T0), running)
+    assert store.get(old.id) == ended and store.active_export_ids() == []
+    assert rows(store) == sorted([old.id, done.id])  # the stale copy was overwritten

@@ -2,6 +2,7 @@
 same effects on Azurite, refusals reported per operation, and the store's fallback."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import uuid
@@ -9,11 +10,12 @@ import uuid
 import pytest
 import requests
 from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError
 from azure.data.tables import TableServiceClient, UpdateMode
 
 from exports import model
 from shared import table_batch
-from shared.store import ExportStore
+from shared.store import ConcurrentUpdate, ExportStore
 from shared.table_batch import DELETE, REPLACE, UPSERT
 
 
@@ -108,3 +110,54 @@ def test_the_store_falls_back_to_the_sdk_when_the_fast_path_fails(table, monkeyp
     ended = store.update(model.cancel(export, now), created)
     assert store.get(export.id) == ended and store.active_export_ids() == []
     assert "fell back" in caplog.text
+
+
+def test_an_operation_refused_as_bad_input_is_not_applied_and_not_a_conflict(table):
+    """Azurite, like Azure, refuses a string property over 64 KiB with a 400 inside the batch."""
+    with pytest.raises(table_batch.BatchUnsupported):
+        table_batch.submit(table, [(UPSERT, {"PartitionKey": "p", "RowKey": "ok", "doc": "x"}, None),
+                                   (UPSERT, {"PartitionKey": "p", "RowKey": "big", "doc": "x" * 40_000}, None)])
+    assert list(table.list_entities()) == []
+
+
+def make_active(table):
+    store = ExportStore(table)
+    now = dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc)
+    exports = [model.new_export(model.new_export_id("1", str(i), now), "1", str(i), "9", now,
+                                dt.timedelta(hours=1)) for i in (2, 3, 4)]
+    return store, now, [store.create(e)[0] for e in exports]
+
+
+def test_only_a_changed_row_is_a_conflict(table, monkeypatch):
+    store, now, [first, *_] = make_active(table)
+
+    def refuse(status, code):
+        def submit(table_client, operations):
+            raise table_batch.BatchRejected(0, status, code)
+        monkeypatch.setattr(table_batch, "submit", submit)
+
+    refuse(412, "UpdateConditionNotSatisfied")
+    with pytest.raises(ConcurrentUpdate):
+        store.update(model.cancel(first.export, now), first)
+    refuse(500, "InternalError")  # a storage error, not "someone else wrote first"
+    with pytest.raises(HttpResponseError) as info:
+        store.update(model.cancel(first.export, now), first)
+    assert not isinstance(info.value, ConcurrentUpdate)
+    assert store.get(first.export.id) == first
+
+
+def test_one_failing_export_does_not_hold_up_the_poller_writes(table, monkeypatch):
+    store, now, exports = make_active(table)
+    monkeypatch.setattr(table_batch, "submit", lambda table_client, ops: (_ for _ in ()).throw(
+        table_batch.BatchRejected(0, 412, "UpdateConditionNotSatisfied")))  # the batch loses...
+    update = store.update
+
+    def flaky(export, current):  # ...and, one by one, the first export meets a storage error
+        if export.id == exports[0].export.id:
+            raise HttpResponseError(message="storage hiccup")
+        return update(export, current)
+
+    monkeypatch.setattr(store, "update", flaky)
+    changes = [(v, dataclasses.replace(v.export, ml_message="new")) for v in exports]
+    assert store.update_many(changes) == 2
+    assert [store.get(v.export.id).export.ml_message for v in exports] == [None, "new", "new"]
