@@ -10,9 +10,10 @@ dev tools and tests.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any, Mapping
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import urllib3
 from urllib3.exceptions import ConnectTimeoutError, HTTPError
@@ -46,27 +47,46 @@ class HttpAnswer:
 
 
 class OutboundHttp:
-    """A connection pool for one service: no retries, no redirects, no state between calls."""
+    """Connection pools for one service (one per origin): no retries, no redirects, no state
+    between calls. The pools are urllib3's own; they are kept here by origin rather than in a
+    PoolManager, whose per-call URL parsing and pool lookup cost ~0.2 ms of CPU."""
 
     def __init__(self, pool_size: int, timeout: float):
         self.timeout = timeout
-        self._pool = urllib3.PoolManager(num_pools=4, maxsize=pool_size, block=False, retries=False)
+        self._pool_size = pool_size
+        self._default_timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        self._pools: dict[str, urllib3.HTTPConnectionPool] = {}
+        self._lock = threading.Lock()
+
+    def _pool(self, origin: str) -> urllib3.HTTPConnectionPool:
+        pool = self._pools.get(origin)
+        if pool is None:
+            with self._lock:
+                pool = self._pools.get(origin)
+                if pool is None:
+                    pool = urllib3.connection_from_url(origin, maxsize=self._pool_size, block=False,
+                                                       retries=False)
+                    self._pools[origin] = pool
+        return pool
 
     def request(self, method: str, url: str, *, params: Mapping[str, Any] | None = None,
                 headers: Mapping[str, str] | None = None, json_body: Any = None,
                 connect_timeout: float | None = None) -> HttpAnswer:
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         if params:
-            url = f"{url}?{urlencode(params)}"
+            target += ("&" if parts.query else "?") + urlencode(params)
         all_headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", **(headers or {})}
         body = None
         if json_body is not None:
             body = json.dumps(json_body).encode("utf-8")
             all_headers["Content-Type"] = "application/json"
-        timeout = urllib3.Timeout(connect=min(connect_timeout or self.timeout, self.timeout),
-                                  read=self.timeout)
+        timeout = self._default_timeout if connect_timeout is None else urllib3.Timeout(
+            connect=min(connect_timeout, self.timeout), read=self.timeout)
         try:
-            response = self._pool.request(method, url, body=body, headers=all_headers,
-                                          timeout=timeout, redirect=False, retries=False)
-        except (HTTPError, OSError) as exc:
+            response = self._pool(f"{parts.scheme}://{parts.netloc}").urlopen(
+                method, target, body=body, headers=all_headers, timeout=timeout, redirect=False,
+                retries=False)
+        except (HTTPError, OSError, ValueError) as exc:
             raise OutboundError(type(exc).__name__, isinstance(exc, ConnectTimeoutError)) from None
         return HttpAnswer(response.status, response.headers, response.data)
