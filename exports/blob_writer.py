@@ -6,14 +6,14 @@ import concurrent.futures
 
 from azure.storage.blob import BlobBlock, ContentSettings
 
-BLOCK_SIZE = 4 * 1024 * 1024
+BLOCK_SIZE = 2 * 1024 * 1024
 
 
 class BlockBlobWriter:
     """Stages BLOCK_SIZE blocks as bytes arrive; nothing is visible until `commit`.
 
     Blocks are staged on one background thread, so the caller goes on reading Panoptes while a
-    block uploads (a 4 MiB block takes about as long as 40 pages at the default concurrency). At
+    block uploads (a 2 MiB block takes about as long as 20 pages at the default concurrency). At
     most one block waits behind the one in flight: memory stays at about three blocks.
     A staging error is raised by the next `write` or by `commit`."""
 

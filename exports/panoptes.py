@@ -153,11 +153,11 @@ class PanoptesClient:
                            on_first: Callable[[SubjectPage], None] | None = None,
                            expected_count: int | None = None) -> Iterator[SubjectPage]:
         """Every page of the set, in order, `concurrency` requests at a time (at most
-        2 x concurrency pages held).
+        4 x concurrency pages held, so a slow consumer does not stall the requests at once).
 
         Page 1 tells the page count. `expected_count` (the set's size when the export was
         requested) lets the next pages go out together with page 1 instead of after it; page 1's
-        answer stays the authority, so a wrong guess costs at most 2 x concurrency spare requests
+        answer stays the authority, so a wrong guess costs at most 4 x concurrency spare requests
         (answers past the real last page are dropped unread)."""
         if concurrency <= 1:
             yield from self._sequential_pages(token, subject_set_id, on_first)
@@ -169,7 +169,7 @@ class PanoptesClient:
 
         def fill(page_count: int) -> None:
             nonlocal next_to_submit
-            while next_to_submit <= page_count and len(pending) < 2 * concurrency:
+            while next_to_submit <= page_count and len(pending) < 4 * concurrency:
                 pending[next_to_submit] = pool.submit(self.subjects_page, token,
                                                       subject_set_id, next_to_submit)
                 next_to_submit += 1
