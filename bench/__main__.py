@@ -149,7 +149,7 @@ class Bench:
                            self.env)
         requests_log = self.panoptes.requests
         warm_requests = sum(1 for r in requests_log if r.query.get("subject_set_id") == warm_set)
-        requests = (self.panoptes.total_requests - warm_requests) / len(set_ids)
+        requests = round((self.panoptes.total_requests - warm_requests) / len(set_ids))
         if not self.ml.wait_for_downloads(300):
             log("warning: the ML stand-in did not finish downloading a manifest")
         for export, _ in created:
