@@ -137,27 +137,25 @@ class Bench:
         return median(times)
 
     # -- 1. export ------------------------------------------------------------------------
-    def export_child(self, *set_ids: str) -> tuple[dict, int, str]:
-        """Export each set in turn in one fresh worker process (after a small warm-up export);
-        (child result, Panoptes requests per export, id of the last export)."""
+    def export_child(self, set_id: str) -> tuple[dict, int, str]:
+        """Run one export in a fresh worker process (after a small warm-up export); (child
+        result, Panoptes requests, export id)."""
         from bench.common import PROJECT_ID, create_export
         warm_set = self.new_set(50)
         _, warm_body = create_export(self.services, PROJECT_ID, warm_set)
-        created = [create_export(self.services, PROJECT_ID, set_id) for set_id in set_ids]
+        export, body = create_export(self.services, PROJECT_ID, set_id)
         self.panoptes.reset_counts()
-        result = run_child("export", {"warmup": [warm_body], "bodies": [body for _, body in created]},
-                           self.env)
+        result = run_child("export", {"warmup": [warm_body], "bodies": [body]}, self.env)
         requests_log = self.panoptes.requests
         warm_requests = sum(1 for r in requests_log if r.query.get("subject_set_id") == warm_set)
-        requests = round((self.panoptes.total_requests - warm_requests) / len(set_ids))
+        requests = self.panoptes.total_requests - warm_requests
         if not self.ml.wait_for_downloads(300):
             log("warning: the ML stand-in did not finish downloading a manifest")
-        for export, _ in created:
-            stored = self.services.store.get(export.id).export
-            if stored.status != "submitted":
-                raise RuntimeError(f"export {export.id} ended {stored.status}: {stored.error_code} "
-                                   f"{stored.error_message}")
-        return result, requests, created[-1][0].id
+        stored = self.services.store.get(export.id).export
+        if stored.status != "submitted":
+            raise RuntimeError(f"export of set {set_id} ended {stored.status}: {stored.error_code} "
+                               f"{stored.error_message}")
+        return result, requests, export.id
 
     def section_export(self) -> dict:
         t = self.table
