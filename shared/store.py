@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 PARTITION = "exports"
 ACTIVE_PREFIX = "active-"
 MAX_TRANSACTION_OPERATIONS = 100  # an entity-group transaction's limit
+_ROW_CONFLICT = (404, 409, 412)  # a transaction refused because a row changed, vanished or exists
 _FIELDS = {f.name: f for f in dataclasses.fields(Export)}
 _DATETIME_FIELDS = {f.name for f in dataclasses.fields(Export) if "datetime" in str(f.type)}
 DOC = "doc"
@@ -312,7 +313,7 @@ class ExportStore:
         try:
             return table_batch.submit(self._table, operations)
         except table_batch.BatchRejected as exc:
-            if exc.status in (404, 409, 412):
+            if exc.status in _ROW_CONFLICT:
                 raise TransactionRefused(exc.code) from None
             raise HttpResponseError(message=f"table transaction refused: {exc}") from None
         except table_batch.BatchUnsupported as exc:  # not applied: the SDK's own way
@@ -320,7 +321,7 @@ class ExportStore:
         try:
             results = self._table.submit_transaction([_sdk_operation(*op) for op in operations])
         except TableTransactionError as exc:
-            if exc.status_code in (404, 409, 412):
+            if exc.status_code in _ROW_CONFLICT:
                 raise TransactionRefused(str(exc.error_code)) from None
             raise
         return [r["etag"] for r in results if r.get("etag")]
