@@ -4,6 +4,16 @@ Runs a stdlib ThreadingHTTPServer on 127.0.0.1 (free port) in a daemon
 thread, applies global latency and the FaultPlan to every request, keeps
 request counters, and turns a subclass's `handle(Request) -> Response` into
 bytes on the wire. Subclasses only deal with data, never with sockets.
+
+Streamed bodies: a `Response` whose body is an iterable of bytes (a generator,
+say) is written chunk by chunk as the iterable yields, never joined in memory.
+With `Response.content_length` set, the answer carries that Content-Length (as
+Azure Blob Storage does) and the chunks are written raw; if the iterable then
+yields fewer or more bytes than announced, the connection is closed after the
+body (the framing is broken, so it cannot be reused). Without it, the answer
+uses `Transfer-Encoding: chunked`, one HTTP chunk per yielded piece. Every
+piece goes to the socket as soon as it is yielded (the handler's wfile is
+unbuffered), so a generator that sleeps between pieces really drips.
 """
 from __future__ import annotations
 
@@ -15,7 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple, Optional
+from typing import Any, Iterable, NamedTuple, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from .faults import Fault, FaultPlan
@@ -50,9 +60,18 @@ class Request:
 @dataclass
 class Response:
     status: int = 200
-    body: Any = None  # dict/list -> JSON; str/bytes sent as is
+    # dict/list -> JSON; str/bytes sent as is; any other iterable of bytes is streamed
+    body: Any = None
     headers: dict = field(default_factory=dict)
     content_type: Optional[str] = None
+    # Only for a streamed body: the Content-Length to announce; None -> chunked.
+    content_length: Optional[int] = None
+
+
+def is_streamed(body: Any) -> bool:
+    """A body the server writes piece by piece instead of encoding it first."""
+    return body is not None and not isinstance(body, (dict, list, str, bytes, bytearray)) \
+        and isinstance(body, Iterable)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -113,28 +132,61 @@ class _Handler(BaseHTTPRequestHandler):
     def _drop(self):
         self.close_connection = True  # closing without writing: client sees a reset/EOF
 
-    def _encode(self, resp: Response) -> tuple[bytes, Optional[str]]:
-        """The response's body bytes and content type."""
+    def _encode(self, resp: Response) -> tuple[Any, Optional[str]]:
+        """The response's body bytes (or the iterable to stream) and content type."""
         body = resp.body
         ctype = resp.content_type
+        if is_streamed(body):
+            return body, ctype
         if isinstance(body, (dict, list)):
             return json.dumps(body).encode("utf-8"), ctype or self.server.standin.json_content_type
         if isinstance(body, str):
             return body.encode("utf-8"), ctype or "text/html; charset=utf-8"
         return (body or b""), ctype
 
-    def _send(self, resp: Response, body: bytes, ctype: Optional[str]):
+    def _send(self, resp: Response, body: Any, ctype: Optional[str]):
+        streamed = is_streamed(body)
         try:
             self.send_response(resp.status)
             if ctype:
                 self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
+            if not streamed:
+                self.send_header("Content-Length", str(len(body)))
+            elif resp.content_length is not None:
+                self.send_header("Content-Length", str(resp.content_length))
+            else:
+                self.send_header("Transfer-Encoding", "chunked")
             for k, v in resp.headers.items():
                 self.send_header(k, v)
             self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
+            if streamed:
+                self._stream(body, resp.content_length)
+            else:
+                self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True
+        except Exception:  # the generator failed mid-body: the client must see a cut, not a hang
+            self.close_connection = True
+        finally:
+            close = getattr(body, "close", None)
+            if streamed and close is not None:
+                close()  # run the generator's cleanup even when the client went away
+
+    def _stream(self, pieces: Iterable[bytes], content_length: Optional[int]) -> None:
+        chunked = content_length is None
+        sent = 0
+        for piece in pieces:
+            if not piece:
+                continue  # an empty HTTP chunk would end a chunked body early
+            if chunked:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            else:
+                self.wfile.write(piece)
+            sent += len(piece)
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+        elif sent != content_length:
+            self.close_connection = True  # short or long body: the connection cannot be reused
 
 
 def _fmt_seconds(value: float) -> str:
