@@ -9,7 +9,7 @@
 // Shapes and API versions follow Azure-Samples/functions-quickstart-python-http-azd
 // (infra/), written as plain resources (no registry modules) so that offline checks
 // (tests/infra, checkov) see every property. Names that the code also uses come from
-// shared/names.py and shared/settings.py; tests/infra/test_bicep.py checks they agree.
+// shared/names.py and exports/settings.py; tests/infra/test_bicep.py checks they agree.
 
 targetScope = 'resourceGroup'
 
@@ -71,14 +71,14 @@ param logRetentionDays int = 30
 param manifestRetentionDays int = 30
 
 // ---------------------------------------------------------------------------------
-// App settings (one parameter per setting in shared/settings.py SETTINGS; optional
+// App settings (one parameter per setting in exports/settings.py; optional
 // ones default to the code's default, as strings, exactly as the code would read them)
 // ---------------------------------------------------------------------------------
 
 @description('PANOPTES_URL: Panoptes base URL (API under /api). Staging: https://panoptes-staging.zooniverse.org.')
 param panoptesUrl string = 'https://www.zooniverse.org'
 
-@description('SUBJECT_ASSISTANT_ML_SERVICE_URL: MegaDetector batch API base, e.g. http://host/v4/camera-trap/detection-batch.')
+@description('SUBJECT_ASSISTANT_ML_SERVICE_URL: MegaDetector batch API base, e.g. https://host/v4/camera-trap/detection-batch (https; see ML_SERVICE_ALLOW_HTTP).')
 @minLength(1)
 param mlServiceUrl string
 
@@ -131,7 +131,7 @@ param authCacheSeconds string = '60'
 param mlTimeoutSeconds string = '60'
 
 @description('MANIFEST_SAS_HOURS: lifetime of the manifest\'s read-only SAS (1-168).')
-param manifestSasHours string = '72'
+param manifestSasHours string = '4'
 
 @description('TRANSIENT_RETRY_HOURS: how long an export keeps retrying outages before failing (0.01-168).')
 param transientRetryHours string = '24'
@@ -145,8 +145,26 @@ param buildLeaseSeconds string = '300'
 @description('ML_POLL_CONCURRENCY: ML task status requests in flight at once during a poll tick (1-256).')
 param mlPollConcurrency string = '32'
 
-@description('ML_TASK_DEADLINE_DAYS: an export not final this long after submission fails with deadline_exceeded.')
-param mlTaskDeadlineDays string = '28'
+@description('ML_TASK_DEADLINE_DAYS: an export whose ML status and message have not changed this long fails with deadline_exceeded.')
+param mlTaskDeadlineDays string = '3'
+
+@description('ML_PROBLEM_TICKS: polls an ML task may stay in problem with the same message before the export fails.')
+param mlProblemTicks string = '36'
+
+@description('ML_SERVICE_ALLOW_HTTP: opt-in for a plain-http ML service on a private network (true/false).')
+param mlServiceAllowHttp string = 'false'
+
+@description('AUTH_RETRY_SECONDS: most an API request waits in total for Panoptes retries while checking access.')
+param authRetrySeconds string = '3'
+
+@description('RESULTS_ALLOWED_HOSTS: hosts the detections file may come from (https; *. for subdomains).')
+param resultsAllowedHosts string = '*.blob.core.windows.net'
+
+@description('RESULTS_MAX_MEGABYTES: largest detections file the summary reads.')
+param resultsMaxMegabytes string = '2048'
+
+@description('RESULTS_DOWNLOAD_SECONDS: total time to download and summarise one detections file.')
+param resultsDownloadSeconds string = '300'
 
 @description('ML_NOT_FOUND_TICKS: consecutive 404s from the ML service before ml_task_not_found (1-100).')
 param mlNotFoundTicks string = '3'
@@ -528,7 +546,7 @@ resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${appIdentity.properties.clientId};Authorization=AAD'
 
-    // The service's settings (shared/settings.py SETTINGS).
+    // The service's settings (exports/settings.py).
     PANOPTES_URL: panoptesUrl
     SUBJECT_ASSISTANT_ML_SERVICE_URL: mlServiceUrl
     SUBJECT_ASSISTANT_ML_SERVICE_CALLER_ID: mlServiceCallerId
@@ -553,6 +571,12 @@ resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
     ML_NOT_FOUND_TICKS: mlNotFoundTicks
     STUCK_EXPORT_MINUTES: stuckExportMinutes
     LIKELY_EMPTY_CONFIDENCE: likelyEmptyConfidence
+    ML_PROBLEM_TICKS: mlProblemTicks
+    ML_SERVICE_ALLOW_HTTP: mlServiceAllowHttp
+    AUTH_RETRY_SECONDS: authRetrySeconds
+    RESULTS_ALLOWED_HOSTS: resultsAllowedHosts
+    RESULTS_MAX_MEGABYTES: resultsMaxMegabytes
+    RESULTS_DOWNLOAD_SECONDS: resultsDownloadSeconds
   }
 }
 

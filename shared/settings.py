@@ -1,16 +1,20 @@
-"""The service's settings: one object, read from the environment once and validated.
+"""How settings are declared and read: each one is a dataclass field that carries its app-setting
+name, default, parser and README text, so the code, the README table, the sample settings and the
+Bicep template are all checked against one declaration (tests/unit/test_docs.py, tests/infra).
 
-Every setting the code reads is declared in `SETTINGS` below (name, default, parser), so the
-README, `local.settings.sample.json` and the Bicep template can be checked against one list.
+This module holds the machinery and the settings of the app's surroundings that any feature may
+read (`AppSettings`: storage, Panoptes, browser origins). A feature declares its own settings in a
+subclass (exports/settings.py) and reads them once with `load(cls, env)`.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
-import functools
-import os
+import ipaddress
 import re
-from typing import Any, Callable, Mapping
-from urllib.parse import urlparse
+from typing import Any, Callable, Mapping, TypeVar
+from urllib.parse import urlsplit
 
 from shared.names import STORAGE_CONNECTION
 
@@ -19,154 +23,151 @@ class SettingsError(ValueError):
     """A setting is missing or malformed. The message names every offending setting."""
 
 
-def _text(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("must not be empty")
-    return value
-
-
-def _http_url(value: str) -> str:
-    value = value.strip().rstrip("/")
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValueError("must be an http(s) URL")
-    return value
-
-
-def _link_prefix(value: str) -> str:
-    # Not stripped of "/": the task id is appended verbatim (".../#/tasks/" + id).
-    value = value.strip()
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValueError("must be an http(s) URL")
-    return value
-
-
-def _container(value: str) -> str:
-    value = value.strip()
-    if not re.fullmatch(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]", value):
-        raise ValueError("must be a valid blob container name (3-63 of a-z, 0-9, single '-')")
-    return value
-
-
-def _secret(value: str) -> str:
-    if len(value.strip()) < 32:
-        raise ValueError("must be at least 32 characters of random text")
-    return value.strip()
-
-
-def _optional_secret(value: str) -> str | None:
-    return _secret(value) if value.strip() else None
-
-
-def _ncrontab(value: str) -> str:
-    fields = value.split()
-    if len(fields) != 6:
-        raise ValueError("must be an NCRONTAB expression with 6 fields (seconds first)")
-    return " ".join(fields)
-
-
-def _origins(value: str) -> tuple[str, ...]:
-    origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
-    if not origins:
-        raise ValueError("must list at least one origin")
-    for origin in origins:
-        if origin == "*":
-            raise ValueError("must not be '*': the API takes bearer tokens from browsers")
-        _http_url(origin)
-    return origins
-
-
-def _number_range(kind: type, low: float, high: float) -> Callable[[str], Any]:
-    def parse(value: str):
-        try:
-            number = kind(value.strip())
-        except ValueError:
-            raise ValueError("must be a whole number" if kind is int else "must be a number") from None
-        if not low <= number <= high:
-            raise ValueError(f"must be between {low} and {high}")
-        return number
-
-    return parse
-
-
-def _int_range(low: int, high: int) -> Callable[[str], int]:
-    return _number_range(int, low, high)
-
-
-def _float_range(low: float, high: float) -> Callable[[str], float]:
-    return _number_range(float, low, high)
-
-
 @dataclasses.dataclass(frozen=True)
 class Setting:
-    name: str
-    field: str
+    """What a settings field declares (read back by `declared`)."""
+
+    name: str  # the app setting
+    field: str  # the attribute
     parse: Callable[[str], Any]
     default: str | None  # None: required
     doc: str
     secret: bool = False
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("PANOPTES_URL", "panoptes_url", _http_url, "https://www.zooniverse.org",
-            "Panoptes base URL (API under /api)."),
-    Setting("SUBJECT_ASSISTANT_ML_SERVICE_URL", "ml_service_url", _http_url, None,
-            "MegaDetector batch API base, e.g. http://host/v4/camera-trap/detection-batch."),
-    Setting("SUBJECT_ASSISTANT_ML_SERVICE_CALLER_ID", "ml_caller_id", _text, None,
-            "The `caller` on the ML service's allowlist."),
-    Setting("SUBJECT_ASSISTANT_EXTERNAL_URL", "external_url", _link_prefix,
-            "https://subject-assistant.zooniverse.org/#/tasks/",
-            "Prefix of the Subject Assistant link; the ML task id is appended."),
-    Setting("SUBJECT_ASSISTANT_AZURE_CONTAINER_NAME", "container_name", _container,
-            "subject-assistant-manifests", "Blob container for manifests."),
-    Setting("TOKEN_ENCRYPTION_KEY", "token_encryption_key", _secret, None,
-            "Secret (>= 32 chars) from which the key that encrypts queued Panoptes tokens is derived.",
-            secret=True),
-    Setting("TOKEN_ENCRYPTION_KEY_PREVIOUS", "token_encryption_key_previous", _optional_secret, "",
-            "During a key rotation: the old TOKEN_ENCRYPTION_KEY, still accepted for decryption.",
-            secret=True),
-    Setting("ML_POLL_SCHEDULE", "ml_poll_schedule", _ncrontab, "0 */10 * * * *",
-            "NCRONTAB schedule of the ML poller (read by the timer binding as %ML_POLL_SCHEDULE%)."),
-    Setting("ALLOWED_ORIGINS", "allowed_origins", _origins,
-            "https://subject-assistant.zooniverse.org",
-            "Comma-separated browser origins allowed by CORS."),
-    # Tunables of this service (documented in the README).
-    Setting("PANOPTES_PAGE_CONCURRENCY", "panoptes_page_concurrency", _int_range(1, 32), "8",
-            "Subject pages fetched from Panoptes at once during an export."),
-    Setting("PANOPTES_TIMEOUT_SECONDS", "panoptes_timeout_seconds", _float_range(1, 120), "30",
-            "Timeout of one Panoptes request."),
-    Setting("PANOPTES_RETRIES", "panoptes_retries", _int_range(0, 10), "4",
-            "Retries of one Panoptes request after a 5xx, 429 or network error (backoff doubles)."),
-    Setting("PANOPTES_RETRY_BACKOFF_SECONDS", "panoptes_retry_backoff_seconds", _float_range(0, 60), "0.5",
-            "First backoff between Panoptes retries (a 429's Retry-After wins)."),
-    Setting("AUTH_CACHE_SECONDS", "auth_cache_seconds", _int_range(0, 300), "60",
-            "How long a token's user and role lookups are reused (keyed by a hash of the token)."),
-    Setting("ML_TIMEOUT_SECONDS", "ml_timeout_seconds", _float_range(1, 300), "60",
-            "Timeout of one ML service request."),
-    Setting("MANIFEST_SAS_HOURS", "manifest_sas_hours", _int_range(1, 168), "72",
-            "Lifetime of the manifest's read-only SAS (at most 7 days). The ML service reads the "
-            "manifest when it accepts the job; the SAS is made just before submitting."),
-    Setting("TRANSIENT_RETRY_HOURS", "transient_retry_hours", _float_range(0, 168), "24",
-            "How long an export keeps retrying Panoptes/ML outages and ML 'too many jobs' before failing."),
-    Setting("RETRY_DELAY_SECONDS", "retry_delay_seconds", _float_range(0, 3600), "30",
-            "First delay before an export retries a transient fault; doubles each time (max 30 min)."),
-    Setting("BUILD_LEASE_SECONDS", "build_lease_seconds", _int_range(2, 3600), "300",
-            "How long a worker's claim on an export lasts without renewal; a duplicate message "
-            "steps aside until then, and a crashed worker's export is taken over after it."),
-    Setting("ML_POLL_CONCURRENCY", "ml_poll_concurrency", _int_range(1, 256), "32",
-            "ML task status requests in flight at once during a poll tick."),
-    Setting("ML_TASK_DEADLINE_DAYS", "ml_task_deadline_days", _float_range(0.00001, 365), "28",
-            "An export not final this long after submission fails with deadline_exceeded."),
-    Setting("ML_NOT_FOUND_TICKS", "ml_not_found_ticks", _int_range(1, 100), "3",
-            "Consecutive 404s from the ML service before an export fails with ml_task_not_found."),
-    Setting("STUCK_EXPORT_MINUTES", "stuck_export_minutes", _float_range(0.01, 1440), "30",
-            "A queued/building export untouched this long is re-queued once, then failed."),
-    Setting("LIKELY_EMPTY_CONFIDENCE", "likely_empty_confidence", _float_range(0, 1), "0.2",
-            "Images whose max_detection_conf is below this count as likely empty in the summary."),
-)
+def setting(name: str, parse: Callable[[str], Any], default: str | None, doc: str,
+            secret: bool = False) -> Any:
+    """Declare a settings field: app setting `name`, parsed by `parse`, `default` (None: required;
+    "" for an optional secret), `doc` for the README."""
+    return dataclasses.field(repr=not secret, metadata={"setting": (name, parse, default, doc, secret)})
 
+
+def declared(cls: type) -> tuple[Setting, ...]:
+    """Every setting a settings class declares, in declaration order."""
+    return tuple(Setting(meta[0], f.name, *meta[1:]) for f in dataclasses.fields(cls)
+                 if (meta := f.metadata.get("setting")))
+
+
+# -- parsers ----------------------------------------------------------------------------------
+def text(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def http_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def service_url(value: str) -> str:
+    """An https URL, or plain http on loopback only (local stand-ins): the service sends bearer
+    tokens to Panoptes and SAS URLs to the ML service."""
+    value = http_url(value)
+    if urlsplit(value).scheme != "https" and not is_loopback(value):
+        raise ValueError("must be an https URL (plain http is allowed on loopback only)")
+    return value
+
+
+def link_prefix(value: str) -> str:
+    # Not stripped of "/": an id is appended verbatim (".../#/tasks/" + id).
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+def boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return lowered == "true"
+
+
+def number_range(kind: type, low: float, high: float) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
+        try:
+            number = kind(value.strip())
+        except ValueError:
+            raise ValueError("must be a whole number" if kind is int else "must be a number") from None
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return number
+
+    return parse
+
+
+def int_range(low: int, high: int) -> Callable[[str], int]:
+    return number_range(int, low, high)
+
+
+def float_range(low: float, high: float) -> Callable[[str], float]:
+    return number_range(float, low, high)
+
+
+def ncrontab(value: str) -> str:
+    fields = value.split()
+    if len(fields) != 6:
+        raise ValueError("must be an NCRONTAB expression with 6 fields (seconds first)")
+    return " ".join(fields)
+
+
+def origins(value: str) -> tuple[str, ...]:
+    found = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+    if not found:
+        raise ValueError("must list at least one origin")
+    for origin in found:
+        if origin == "*":
+            raise ValueError("must not be '*': the API takes bearer tokens from browsers")
+        http_url(origin)
+    return found
+
+
+def host_patterns(value: str) -> tuple[str, ...]:
+    """Comma-separated host names; `*.example.net` allows any host under example.net."""
+    found = tuple(h.strip().lower() for h in value.split(",") if h.strip())
+    for host in found:
+        if not re.fullmatch(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", host):
+            raise ValueError(f"must be host names such as *.blob.core.windows.net, not {host!r}")
+    return found
+
+
+def random_key(value: str) -> bytes:
+    """A random key of at least 32 bytes in URL-safe base64 (what Fernet.generate_key() prints)."""
+    raw = value.strip()
+    try:
+        key = base64.urlsafe_b64decode(raw.encode("ascii") + b"=" * (-len(raw) % 4))
+        if not re.fullmatch(r"[A-Za-z0-9_-]+=*", raw):
+            raise ValueError
+    except (ValueError, binascii.Error, UnicodeError):
+        raise ValueError("must be URL-safe base64 (make one with: python -c \"from "
+                         "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\")") from None
+    if len(key) < 32:
+        raise ValueError(f"must hold at least 32 random bytes, not {len(key)} (make one with: python "
+                         "-c \"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\")")
+    return key
+
+
+def optional_random_key(value: str) -> bytes | None:
+    return random_key(value) if value.strip() else None
+
+
+# -- storage: a connection string or the identity-based form ---------------------------------
 # Identity-based connection (Azure): AzureWebJobsStorage__{blob,queue,table}ServiceUri etc.
 STORAGE_IDENTITY_SUFFIXES = ("blobServiceUri", "queueServiceUri", "tableServiceUri", "credential",
                              "clientId")
@@ -192,59 +193,7 @@ class StorageSettings:
         return f"StorageSettings(blob_uri={self.blob_uri!r}, client_id={self.client_id!r})"
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    storage: StorageSettings
-    panoptes_url: str
-    ml_service_url: str
-    ml_caller_id: str
-    external_url: str
-    container_name: str
-    token_encryption_key: str = dataclasses.field(repr=False)
-    token_encryption_key_previous: str | None = dataclasses.field(repr=False)
-    ml_poll_schedule: str
-    allowed_origins: tuple[str, ...]
-    panoptes_page_concurrency: int
-    panoptes_timeout_seconds: float
-    panoptes_retries: int
-    panoptes_retry_backoff_seconds: float
-    auth_cache_seconds: int
-    ml_timeout_seconds: float
-    manifest_sas_hours: int
-    transient_retry_hours: float
-    retry_delay_seconds: float
-    build_lease_seconds: int
-    ml_poll_concurrency: int
-    ml_task_deadline_days: float
-    ml_not_found_ticks: int
-    stuck_export_minutes: float
-    likely_empty_confidence: float
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Settings":
-        problems: list[str] = []
-        values: dict[str, Any] = {}
-        for setting in SETTINGS:
-            raw = env.get(setting.name)
-            if raw is None or (raw.strip() == "" and setting.default is not None):
-                raw = setting.default
-            if raw is None or (raw.strip() == "" and not setting.secret):
-                problems.append(f"{setting.name} is required: {setting.doc}")
-                continue
-            try:
-                values[setting.field] = setting.parse(raw)
-            except ValueError as exc:
-                problems.append(f"{setting.name} {exc}.")
-        try:
-            values["storage"] = _storage_from_env(env)
-        except ValueError as exc:
-            problems.append(str(exc))
-        if problems:
-            raise SettingsError("Invalid settings: " + " ".join(problems))
-        return cls(**values)
-
-
-def _storage_from_env(env: Mapping[str, str]) -> StorageSettings:
+def storage_from_env(env: Mapping[str, str]) -> StorageSettings:
     name = STORAGE_CONNECTION
     connection_string = (env.get(name) or "").strip()
     if connection_string:
@@ -263,7 +212,7 @@ def _storage_from_env(env: Mapping[str, str]) -> StorageSettings:
             raise ValueError(f"{name} is required: a connection string, or {prefix}blobServiceUri, "
                              f"{prefix}queueServiceUri and {prefix}tableServiceUri (identity-based).")
         try:
-            uris[service] = _http_url(uri)
+            uris[service] = http_url(uri)
         except ValueError:
             raise ValueError(f"{prefix}{service}ServiceUri must be an http(s) URL.") from None
     credential = (env.get(prefix + "credential") or "").strip().lower()
@@ -274,7 +223,54 @@ def _storage_from_env(env: Mapping[str, str]) -> StorageSettings:
                            client_id=client_id)
 
 
-@functools.lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read once. Raises SettingsError naming bad settings."""
-    return Settings.from_env(os.environ)
+# -- the app's surroundings, and reading a settings class ------------------------------------
+S = TypeVar("S", bound="AppSettings")
+
+
+@dataclasses.dataclass(frozen=True)
+class AppSettings:
+    """Settings of the app's surroundings, shared by every feature."""
+
+    storage: StorageSettings
+    panoptes_url: str = setting(
+        "PANOPTES_URL", service_url, "https://www.zooniverse.org",
+        "Panoptes base URL (API under /api, OAuth under /oauth); https except on loopback.")
+    allowed_origins: tuple[str, ...] = setting(
+        "ALLOWED_ORIGINS", origins, "https://subject-assistant.zooniverse.org",
+        "Comma-separated browser origins allowed by CORS (platform CORS in Azure, `Host.CORS` locally).")
+
+    def check(self) -> list[str]:
+        """Rules across settings; a subclass adds its own. Problems, each naming its setting."""
+        return []
+
+    @classmethod
+    def from_env(cls: type[S], env: Mapping[str, str]) -> S:
+        """Read and validate every setting the class declares; SettingsError names each bad one."""
+        return load(cls, env)
+
+
+def load(cls: type[S], env: Mapping[str, str]) -> S:
+    """Read and validate every setting `cls` declares; SettingsError names each bad one."""
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for item in declared(cls):
+        raw = env.get(item.name)
+        if raw is None or (raw.strip() == "" and item.default is not None):
+            raw = item.default
+        if raw is None or (raw.strip() == "" and not item.secret):
+            problems.append(f"{item.name} is required: {item.doc}")
+            continue
+        try:
+            values[item.field] = item.parse(raw)
+        except ValueError as exc:
+            problems.append(f"{item.name} {exc}.")
+    try:
+        values["storage"] = storage_from_env(env)
+    except ValueError as exc:
+        problems.append(str(exc))
+    if not problems:
+        loaded = cls(**values)
+        problems = loaded.check()
+        if not problems:
+            return loaded
+    raise SettingsError("Invalid settings: " + " ".join(problems))

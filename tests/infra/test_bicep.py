@@ -22,7 +22,8 @@ import pytest
 from pycep import BicepParser
 
 from shared import names
-from shared.settings import SETTINGS, STORAGE_IDENTITY_SUFFIXES, Settings
+from exports.settings import SETTINGS, ExportSettings as Settings
+from shared.settings import STORAGE_IDENTITY_SUFFIXES
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"

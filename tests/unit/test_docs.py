@@ -2,9 +2,14 @@
 import pathlib
 import re
 
-from shared.settings import SETTINGS
+from devtools import docs
+from exports.settings import SETTINGS
 
 README = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+def test_the_settings_table_is_generated_from_the_declarations():
+    assert docs.render(README) == README, "README.md is stale: run `make docs`"
 
 
 def test_every_setting_is_documented_with_its_default():
