@@ -8,46 +8,81 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from azure.storage.queue import QueueClient
 
 import function_app
 from devtools.host import LocalHost
+from exports.messages import ExportMessage
 from exports.services import reset_services
 from shared.crypto import TokenCipher, _fernet
-from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE
 from tests.harness import TOKEN_KEY, host_json
 from tests.reliability import FIGURES, create_export_record, wait_final, wait_for
 
 TOKENS = ("demo-owner-token", "demo-collaborator-token", "demo-outsider-token")
+KEY_BYTES = base64.urlsafe_b64decode(TOKEN_KEY)
 
 
-def all_queue_texts(services):
-    texts = []
-    for name in (EXPORT_QUEUE, EXPORT_POISON_QUEUE):
-        for message in services.storage.queue(name).peek_messages(max_messages=32):
-            texts.append(message.content)
-            texts.append(base64.b64encode(message.content.encode()).decode())  # as stored
-    return texts
+@pytest.fixture
+def sent_messages(monkeypatch):
+    """Every queue message's text as it is sent (work queue, retries, the host's poison copies),
+    captured before any consumer can take it off the queue."""
+    sent: list[str] = []
+    original = QueueClient.send_message
+
+    def capture(self, content, *args, **kwargs):
+        sent.append(str(content))
+        try:  # the host's poison copy is the raw (base64) text: scan what it says, too
+            sent.append(base64.b64decode(str(content), validate=True).decode("utf-8"))
+        except (ValueError, UnicodeError):
+            pass
+        return original(self, content, *args, **kwargs)
+
+    monkeypatch.setattr(QueueClient, "send_message", capture)
+    return sent
 
 
-def storage_texts(stack):
+def secrets_of(stack) -> dict[str, str]:
+    fernet = _fernet(KEY_BYTES)
+    derived = base64.urlsafe_b64encode(fernet._signing_key + fernet._encryption_key).decode()
+    storage_key = stack.env["AzureWebJobsStorage"].split("AccountKey=")[1].split(";")[0]
+    return {**{f"token {t}": t for t in TOKENS}, "TOKEN_ENCRYPTION_KEY": TOKEN_KEY,
+            "derived token key": derived, "storage account key": storage_key}
+
+
+def find_leaks(secrets: dict[str, str], places: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """(place, secret name) for each secret found in a place's texts."""
+    return [(place, name) for place, texts in places.items() for name, secret in secrets.items()
+            if any(secret in text for text in texts)]
+
+
+def storage_texts(stack) -> dict[str, list[str]]:
     services = stack.services
-    texts = [repr(dict(row)) for row in stack.table_rows()]
-    texts += all_queue_texts(services)
-    for blob in services.container.list_blobs():
-        texts.append(services.container.get_blob_client(blob.name).download_blob().readall().decode())
-    return texts
+    blobs = [services.container.get_blob_client(b.name).download_blob().readall().decode()
+             for b in services.container.list_blobs()]
+    return {"table": [repr(dict(row)) for row in stack.table_rows()], "blob": blobs}
 
 
-def secrets_of(stack):
-    derived = base64.urlsafe_b64encode(_fernet(TOKEN_KEY)._signing_key + _fernet(TOKEN_KEY)._encryption_key)
-    return [*TOKENS, TOKEN_KEY, derived.decode(), stack.env["AzureWebJobsStorage"].split("AccountKey=")[1].split(";")[0]]
+def test_the_scan_finds_a_planted_token(stack, sent_messages, caplog):
+    """The scan below must be able to fail: a clear token planted in a queue message, a table row
+    and a log line is found in each place; the sealed form of the same token is not."""
+    secrets = secrets_of(stack)
+    stack.services.queue.send_message(ExportMessage("1-2-3", "demo-owner-token").encode())
+    stack.services.enqueue(ExportMessage("1-2-3", stack.services.cipher.encrypt("demo-owner-token", "1-2-3")))
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("exports").info("careless line with demo-collaborator-token")
+    places = {"queue": sent_messages, "log": [caplog.text]}
+    assert find_leaks(secrets, places) == [("queue", "token demo-owner-token"),
+                                           ("log", "token demo-collaborator-token")]
+    assert find_leaks(secrets, {"queue": sent_messages[1:]}) == []  # sealed: nothing readable
+    stack.services.queue.clear_messages()
 
 
 @pytest.mark.parametrize("settings_overrides", [{"ML_POLL_CONCURRENCY": "2"}])
-def test_no_secret_in_queues_table_blobs_or_logs(stack, caplog, monkeypatch):
+def test_no_secret_in_queues_table_blobs_or_logs(stack, caplog, monkeypatch, sent_messages):
     """A full run (completed, token_expired, poisoned and cancelled exports) with every logger
     at DEBUG. Breaks if a token, the encryption key (or the key derived from it), the storage
-    key, or a SAS signature reaches a log line, or a clear token reaches a queue/table/blob."""
+    key, or a SAS signature reaches a log line, or a clear token reaches a queue message (as sent,
+    retries and poison copies included), a table row or a blob."""
     caplog.set_level(logging.DEBUG)
     for name in list(logging.root.manager.loggerDict):
         logging.getLogger(name).setLevel(logging.DEBUG)
@@ -65,8 +100,7 @@ def test_no_secret_in_queues_table_blobs_or_logs(stack, caplog, monkeypatch):
     stack.panoptes.expire_token("demo-collaborator-token")
     stack.services.queue.send_message(body)
     assert wait_final(stack, expired.id).error_code == "token_expired"
-    # 3) a worker bug: the message goes to the poison queue (stop the poison trigger's copy
-    #    from being consumed by checking it while it is still there)
+    # 3) a worker bug: the message goes to the poison queue
     stack.panoptes.add_subject_set("8301", "1234", "Crash", [{"id": "2", "locations": [{"image/jpeg": "https://x/2.jpg"}]}])
     original = worker.ExportRun._build_manifest
 
@@ -85,31 +119,30 @@ def test_no_secret_in_queues_table_blobs_or_logs(stack, caplog, monkeypatch):
     stack.panoptes.latency = 0
     stack.settle(30)
 
-    texts = storage_texts(stack)
-    # The poison queue held the message (it carried the token, encrypted).
     assert stack.host.invocations["fail_poisoned_export"] >= 1
+    poison_copies = [m for m in sent_messages if poisoned["id"] in m]
+    assert len(poison_copies) >= 2  # the work message and the host's poison copy, both scanned
+    messages = [m for m in map(ExportMessage.parse, sent_messages) if m]
+    assert len(messages) >= 5 and all(m.token.startswith("gAAAAA") for m in messages if m.token)
     logs = [record.getMessage() for record in caplog.records]
     logs += [record.exc_text or "" for record in caplog.records]
     logs += [caplog.text]
     assert len(caplog.records) > 50  # really captured at DEBUG (SDK and urllib3 lines included)
+    places = {"queue": sent_messages, "log": logs, **storage_texts(stack)}
+    leaks = find_leaks(secrets_of(stack), places)
     sas = stack.ml.submissions[0].body["images_requested_json_sas"]
     signature = parse_qs(urlsplit(sas).query)["sig"][0]
-    leaks = []
-    for secret in secrets_of(stack):
-        leaks += [("storage", secret[:12]) for t in texts if secret in t]
-        leaks += [("log", secret[:12]) for t in logs if secret in t]
-    leaks += [("storage", "manifest sig") for t in texts if signature in t]
+    leaks += find_leaks({"manifest SAS signature": signature}, places)
     # A signature value after sig= (a redacted "sig=REDACTED" carries none).
-    leaks += [("log", "sig=") for t in logs if re.search(r"(?i)sig=(?!REDACTED)[^&\s]", t) or signature in t]
+    leaks += [("log", "sig=") for t in logs if re.search(r"(?i)sig=(?!REDACTED)[^&\s]", t)]
     FIGURES["leaks_found"] += len(leaks)
     assert not leaks, sorted(set(leaks))
-    # The encrypted token is gone from every export record once it is no longer needed.
-    from shared.store import _from_entity
-    assert all(_from_entity(row).token_ciphertext is None for row in stack.table_rows())
+    # The sealed token is gone from every export record once it is no longer needed.
+    assert all(export.token_ciphertext is None for export in stack.exports())
 
 
 # -- key rotation -------------------------------------------------------------------------------
-NEW_KEY = "rotated-token-encryption-key-abcdefghijklmnop"
+NEW_KEY = base64.urlsafe_b64encode(b"rotated-token-encryption-key-abcdefghijklmnop").decode()
 
 
 def restart_host(stack, tmp_path, **changes):
@@ -135,13 +168,12 @@ def test_key_rotation_keeps_queued_exports(stack, tmp_path, previous):
     outage = stack.panoptes.faults.add(r"/api/subjects", "status", status=503)
     body = stack.start_export().json()
     wait_for(lambda: outage.hits >= 1, 20, message="the worker to meet the outage")
-    old_cipher = TokenCipher(TOKEN_KEY)
+    old_cipher = TokenCipher(KEY_BYTES)
     host = restart_host(stack, tmp_path, TOKEN_ENCRYPTION_KEY=NEW_KEY, TOKEN_ENCRYPTION_KEY_PREVIOUS=previous)
     try:
         queued = wait_for(lambda: stack.services.queue.peek_messages(), 20, message="the retry message")
-        import json
-        ciphertext = json.loads(queued[0].content)["token"]
-        assert old_cipher.decrypt(ciphertext) == "demo-owner-token"  # still under the old key
+        ciphertext = ExportMessage.parse(queued[0].content).token
+        assert old_cipher.decrypt(ciphertext, body["id"]) == "demo-owner-token"  # still under the old key
         outage.remove()
         export = wait_for(lambda: (e := stack.export(body["id"])).status in ("submitted", "failed") and e, 30,
                           message="the export to move on")

@@ -1,24 +1,31 @@
+import base64
+import time
+
 import pytest
+from cryptography.fernet import Fernet
 
-from shared.crypto import TokenCipher, TokenDecryptionError
-from shared.settings import Settings, SettingsError
+from exports.settings import ExportSettings as Settings
+from shared.crypto import TokenCipher, TokenDecryptionError, TokenExpired
+from shared.settings import SettingsError
 
-KEY = "k" * 40
+KEY = Fernet.generate_key().decode()
 BASE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true",
-        "SUBJECT_ASSISTANT_ML_SERVICE_URL": "http://ml/v4/camera-trap/detection-batch/",
+        "SUBJECT_ASSISTANT_ML_SERVICE_URL": "https://ml.example.org/v4/camera-trap/detection-batch/",
         "SUBJECT_ASSISTANT_ML_SERVICE_CALLER_ID": "zooniverse", "TOKEN_ENCRYPTION_KEY": KEY}
 
 
 def test_defaults():
     s = Settings.from_env(BASE)
     assert s.panoptes_url == "https://www.zooniverse.org"
-    assert s.ml_service_url == "http://ml/v4/camera-trap/detection-batch"
+    assert s.ml_service_url == "https://ml.example.org/v4/camera-trap/detection-batch"
     assert s.external_url == "https://subject-assistant.zooniverse.org/#/tasks/"
     assert s.container_name == "subject-assistant-manifests"
     assert s.ml_poll_schedule == "0 */10 * * * *"
     assert s.allowed_origins == ("https://subject-assistant.zooniverse.org",)
     assert s.token_encryption_key_previous is None
-    assert KEY not in repr(s)
+    assert s.manifest_sas_hours == 4
+    assert s.results_allowed_hosts == ("*.blob.core.windows.net",)
+    assert KEY not in repr(s) and repr(base64.urlsafe_b64decode(KEY)) not in repr(s)
 
 
 @pytest.mark.parametrize("name,value", [
@@ -27,6 +34,14 @@ def test_defaults():
     ("TOKEN_ENCRYPTION_KEY", "short"), ("ML_POLL_SCHEDULE", "*/5 * * * *"), ("ALLOWED_ORIGINS", "*"),
     ("SUBJECT_ASSISTANT_AZURE_CONTAINER_NAME", "Bad_Name"), ("MANIFEST_SAS_HOURS", "200"),
     ("PANOPTES_PAGE_CONCURRENCY", "lots"), ("AzureWebJobsStorage", None),
+    # A passphrase is not a key: it must be URL-safe base64 of at least 32 random bytes.
+    ("TOKEN_ENCRYPTION_KEY", "local-dev-only passphrase that is long enough!!"),
+    ("TOKEN_ENCRYPTION_KEY", base64.urlsafe_b64encode(b"x" * 31).decode()),
+    ("TOKEN_ENCRYPTION_KEY_PREVIOUS", "not base64 at all, but long enough to pass a length check"),
+    # Tokens and SAS URLs never travel over plain http, except to loopback stand-ins.
+    ("PANOPTES_URL", "http://www.zooniverse.org"),
+    ("SUBJECT_ASSISTANT_ML_SERVICE_URL", "http://10.0.0.7/v4/camera-trap/detection-batch"),
+    ("RESULTS_ALLOWED_HOSTS", "https://evil.example/"), ("ML_SERVICE_ALLOW_HTTP", "yes"),
 ])
 def test_missing_or_malformed_settings_are_named(name, value):
     env = dict(BASE)
@@ -37,6 +52,14 @@ def test_missing_or_malformed_settings_are_named(name, value):
     with pytest.raises(SettingsError) as raised:
         Settings.from_env(env)
     assert name in str(raised.value)
+
+
+def test_plain_http_is_allowed_on_loopback_and_to_a_private_ml_host_only_by_opt_in():
+    local = Settings.from_env({**BASE, "PANOPTES_URL": "http://127.0.0.1:8080",
+                               "SUBJECT_ASSISTANT_ML_SERVICE_URL": "http://localhost:5000/v4"})
+    assert local.panoptes_url == "http://127.0.0.1:8080"
+    private = {**BASE, "SUBJECT_ASSISTANT_ML_SERVICE_URL": "http://10.0.0.7/v4/camera-trap/detection-batch"}
+    assert Settings.from_env({**private, "ML_SERVICE_ALLOW_HTTP": "true"}).ml_service_allow_http
 
 
 def test_identity_based_storage():
@@ -51,12 +74,31 @@ def test_identity_based_storage():
     assert storage.table_uri == "https://acct.table.core.windows.net"
 
 
+A, B = (base64.urlsafe_b64decode(Fernet.generate_key()) for _ in range(2))
+
+
 def test_token_round_trip_and_rotation():
-    old, new = TokenCipher("a" * 40), TokenCipher("b" * 40, previous_secret="a" * 40)
-    ciphertext = old.encrypt("secret-token")
+    old, new = TokenCipher(A), TokenCipher(B, previous_secret=A)
+    ciphertext = old.encrypt("secret-token", bound_to="export-1")
     assert "secret-token" not in ciphertext
-    assert new.decrypt(ciphertext) == "secret-token"  # queued under the old key, still readable
+    assert new.decrypt(ciphertext, bound_to="export-1") == "secret-token"  # queued under the old key
     with pytest.raises(TokenDecryptionError):
-        TokenCipher("b" * 40).decrypt(ciphertext)      # once the old key is retired
+        TokenCipher(B).decrypt(ciphertext, bound_to="export-1")  # once the old key is retired
     with pytest.raises(TokenDecryptionError):
-        new.decrypt(ciphertext[:-4] + "AAAA")
+        new.decrypt(ciphertext[:-4] + "AAAA", bound_to="export-1")
+
+
+def test_a_token_is_bound_to_its_export_and_expires():
+    cipher = TokenCipher(A, ttl_seconds=3600)
+    sealed = cipher.encrypt("secret-token", bound_to="1-2-000")
+    with pytest.raises(TokenDecryptionError) as wrong:
+        cipher.decrypt(sealed, bound_to="1-3-000")  # copied into another export's message
+    assert not isinstance(wrong.value, TokenExpired)
+    assert cipher.decrypt(sealed, bound_to="1-2-000", now=time.time() + 3500) == "secret-token"
+    with pytest.raises(TokenExpired):
+        cipher.decrypt(sealed, bound_to="1-2-000", now=time.time() + 3700)
+
+
+def test_a_key_shorter_than_32_bytes_is_refused():
+    with pytest.raises(ValueError):
+        TokenCipher(b"k" * 31)
