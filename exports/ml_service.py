@@ -9,11 +9,12 @@ Errors are classified by what they mean for at-most-once submission:
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any, Iterator
 
-from shared.outbound import HttpAnswer, OutboundError, OutboundHttp
+from shared.outbound import AnswerTooLarge, AnswerTooSlow, HttpAnswer, OutboundError, OutboundHttp
 
 REQUEST_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,92}")
 
@@ -49,6 +50,11 @@ class MlTaskNotFound(MlError):
 class TaskStatus:
     status: str
     message: Any  # str, dict (completed) or None
+    num_images: int | None = None  # images the service kept after its own filtering (once running)
+
+
+class ResultsUnreadable(MlError):
+    """The detections file could not be read; the message says why, for the user."""
 
 
 def _error_text(response: HttpAnswer) -> str:
@@ -108,8 +114,11 @@ class MlServiceClient:
             raise MlUnavailable(f"ML service answered {response.status}")
         try:
             status = response.json()["Status"]
-            return TaskStatus(status=str(status["request_status"]), message=status.get("message"))
-        except (ValueError, KeyError, TypeError):
+            num_images = status.get("num_images")
+            return TaskStatus(status=str(status["request_status"]), message=status.get("message"),
+                              num_images=num_images if isinstance(num_images, int)
+                              and not isinstance(num_images, bool) and num_images >= 0 else None)
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise MlUnavailable("ML service answered a malformed task status") from None
 
     def cancel(self, task_id: str) -> str:
@@ -118,18 +127,30 @@ class MlServiceClient:
                                           json_body={"caller": self.caller, "request_id": task_id})
         except OutboundError as exc:
             raise MlUnavailable(f"ML service unreachable ({exc.kind})") from None
+        if response.status == 404:
+            raise MlTaskNotFound(_error_text(response))
         if response.status >= 500:
             raise MlUnavailable(f"ML service answered {response.status}")
         if response.status >= 400:
             raise MlRejected(response.status, _error_text(response))
         return response.text[:500]
 
-    def download_json(self, url: str) -> Any:
-        """The detections file (served by Azure Blob with its own SAS)."""
+    @contextlib.contextmanager
+    def results(self, url: str, max_bytes: int, deadline_seconds: float) -> Iterator[IO[bytes]]:
+        """The detections file as a bounded stream (its URL must have passed the results policy,
+        exports/results.py). ResultsUnreadable says why it cannot be read, for the user."""
+        megabytes = max_bytes // (1024 * 1024)
         try:
-            response = self._http.request("GET", url)
+            with self._http.stream(url, max_bytes=max_bytes, deadline_seconds=deadline_seconds) as answer:
+                if answer.status != 200:
+                    raise ResultsUnreadable(f"The detections file could not be downloaded (HTTP "
+                                            f"{answer.status}).")
+                yield answer.body
+        except AnswerTooLarge:
+            raise ResultsUnreadable(f"The detections file is larger than the {megabytes} MB this "
+                                    "service reads (RESULTS_MAX_MEGABYTES).") from None
+        except AnswerTooSlow:
+            raise ResultsUnreadable(f"The detections file did not download within "
+                                    f"{deadline_seconds:g} s (RESULTS_DOWNLOAD_SECONDS).") from None
         except OutboundError as exc:
-            raise MlUnavailable(f"results file unreachable ({exc.kind})") from None
-        if response.status != 200:
-            raise MlUnavailable(f"results file answered {response.status}")
-        return response.json()
+            raise ResultsUnreadable(f"The detections file could not be downloaded ({exc.kind}).") from None

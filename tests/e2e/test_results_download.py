@@ -1,0 +1,109 @@
+"""The detections URL the ML service reports is untrusted input (issue: hold up against the real
+service and hostile input). Only https links on allowed hosts, or on the ML service's own origin,
+are followed and shown; downloads are streamed, bounded in bytes and total time, never inflated;
+and one slow download never holds back the other exports of a tick."""
+import threading
+import time
+
+import pytest
+
+from standins.server import Response, StandInServer
+from standins.sample_data import sample_subjects
+
+BOUNDS = {"RESULTS_MAX_MEGABYTES": "1", "RESULTS_DOWNLOAD_SECONDS": "3"}
+
+
+class Counting(StandInServer):
+    """Another host: counts requests, answers a valid detections file."""
+
+    def handle(self, req):
+        return Response(200, {"images": []}, content_type="application/json")
+
+
+def running_export(stack, subject_set="5678"):
+    body = stack.start_export(subject_set=subject_set).json()
+    stack.settle()
+    assert stack.ml.wait_for_downloads(10)
+    export = stack.get(body["id"]).json()
+    assert export["status"] == "submitted", export
+    return export
+
+
+@pytest.mark.parametrize("settings_overrides", [BOUNDS])
+@pytest.mark.parametrize("url", [
+    "file:///etc/passwd", "javascript:alert(document.cookie)", "https://evil.example/detections.json",
+    "https://x.blob.core.windows.net.evil.example/detections.json", "ftp://127.0.0.1/detections.json",
+    "OTHER_HOST",  # plain http to another local host (a different origin than the ML service)
+])
+def test_a_results_link_off_the_allowlist_is_neither_fetched_nor_returned(stack, url, caplog):
+    with Counting() as other:
+        url = f"http://127.0.0.1:{other.port}/detections.json?sv=1&sig=SECRET" if url == "OTHER_HOST" else url
+        export = running_export(stack)
+        stack.ml.configure(export["ml_task_id"], results_url=url)
+        stack.tick(), stack.tick()
+        done = stack.get(export["id"]).json()
+        assert done["status"] == "completed", done
+        assert done["results_url"] is None
+        assert done["results_summary"]["available"] is False
+        assert "not" in done["results_summary"]["reason"] or "only https" in done["results_summary"]["reason"]
+        assert url not in str(done) and "SECRET" not in str(done)  # not in ml_message either
+        assert other.total_requests == 0
+        warnings = [r.getMessage() for r in caplog.records if "not followed" in r.getMessage()]
+        assert warnings and all("SECRET" not in w and "sig=" not in w for w in warnings)
+
+
+@pytest.mark.parametrize("settings_overrides", [BOUNDS])
+@pytest.mark.parametrize("mode,reason", [
+    ("gzip_bomb", "could not be downloaded (compressed answer"),
+    ("oversized", "larger than the 1 MB"),
+    ("drip", "did not download within 3 s"),
+    ("not_json", "could not be read"),
+])
+def test_hostile_results_are_read_only_within_their_bounds(stack, mode, reason):
+    export = running_export(stack)
+    task = export["ml_task_id"]
+    stack.ml.configure(task, results_mode=mode, results_bytes=3 * 1024 * 1024, drip_interval=0.2)
+    stack.tick()
+    started = time.monotonic()
+    stack.tick()
+    took = time.monotonic() - started
+    done = stack.get(export["id"]).json()
+    assert done["status"] == "completed" and done["results_url"].startswith(stack.ml.root_url)
+    summary = done["results_summary"]
+    assert summary["available"] is False and reason in summary["reason"], summary
+    assert took < 3 + 2, f"the tick took {took:.1f} s"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"RESULTS_DOWNLOAD_SECONDS": "6"}])
+def test_a_slow_download_does_not_hold_back_the_ticks_other_exports(stack):
+    stack.panoptes.add_subject_set("5680", "1234", "Camera C", sample_subjects(first_id=93000, count=3))
+    slow = running_export(stack, "5678")
+    quick = running_export(stack, "5680")
+    stack.tick()  # both running
+    stack.ml.configure(slow["ml_task_id"], results_mode="drip", drip_interval=0.5)
+    tick = threading.Thread(target=stack.tick)
+    started = time.monotonic()
+    tick.start()
+    while stack.export(quick["id"]).status != "completed":
+        assert time.monotonic() - started < 3, "the quick export was not written while the slow one downloads"
+        time.sleep(0.05)
+    written_after = time.monotonic() - started
+    assert tick.is_alive(), "the slow download should still be running"
+    assert stack.export(quick["id"]).summary["available"] is True
+    tick.join(30)
+    slow_done = stack.export(slow["id"])
+    assert slow_done.status == "completed" and "within 6 s" in slow_done.summary["reason"]
+    assert written_after < 2
+
+
+def test_the_summary_counts_what_the_service_reports(stack):
+    """images_submitted is the service's num_images (after its own filtering), so the same image
+    URL listed twice in the manifest is not counted as missing."""
+    twice = [{"id": "950", "locations": [{"image/jpeg": "https://x.example/same.jpg"}]},
+             {"id": "951", "locations": [{"image/jpeg": "https://x.example/same.jpg"}]}]
+    stack.panoptes.add_subject_set("5681", "1234", "Same image twice", twice)
+    export = running_export(stack, "5681")
+    stack.tick(), stack.tick()
+    summary = stack.get(export["id"]).json()["results_summary"]
+    assert summary["images_submitted"] == 2 and summary["images_returned"] == 2
+    assert summary["images_missing"] == 0
