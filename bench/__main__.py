@@ -4,7 +4,8 @@ Every figure is measured in this run, and every ratio compares figures of this r
 1. export of N subjects (worker in its own process) vs the Hamlet-style baseline (panoptes-client);
 2. peak RSS of the worker process for 100,000 and 1,000,000 frames;
 3. one poll tick over 1,000 active exports, concurrent vs one by one;
-4. HTTP start latency through the local host vs its own storage round trips.
+4. HTTP start latency through the local host vs its own storage round trips;
+5. summary of a 1,000,000-image detections file, streamed, vs json.load of the same file.
 Options: `python -m bench --help`. Environment: BENCH_PANOPTES_LATENCY, BENCH_ML_LATENCY (seconds).
 """
 from __future__ import annotations
@@ -73,7 +74,7 @@ class Bench:
         from devtools.azurite import start_azurite
         from devtools.local_env import offline_settings
         from exports.services import Services
-        from shared.settings import Settings
+        from exports.settings import ExportSettings as Settings
         from standins.ml_service import MlServiceStandIn
         from standins.panoptes import PanoptesStandIn
         from bench.common import OWNER_ID, OWNER_TOKEN, PROJECT_ID, TOKEN_KEY
@@ -276,6 +277,52 @@ class Bench:
                 self.services.store.update(model.cancel(current.export, self.services.clock()),
                                            current)
 
+    # -- 5. results summary ----------------------------------------------------------------
+    def section_results(self) -> None:
+        n = self.opts.results_images
+        t = self.table
+        t.section(f"5. Results summary of a {n:,}-image detections file (indent=1, as the service "
+                  "writes it), served by the ML emulator")
+        log(f"results: a task with {n:,} images")
+        blob = self.services.container.get_blob_client("bench-results-manifest.json")
+        blob.upload_blob(b'[["https://x/a.jpg", "{}"]]', overwrite=True)
+        sas = self.services.storage.read_sas_url(self.settings.container_name, blob.blob_name,
+                                                 dt.timedelta(hours=2))
+        saved, self.ml.latency = self.ml.latency, 0
+        try:
+            task = self.services.ml.submit(sas, "bench-results")
+            self.ml.wait_for_downloads(60)
+            # Chunked: the emulator would otherwise count the whole file for its Content-Length
+            # before the first byte, in both runs alike.
+            self.ml.configure(task, results_images=n, failure_rate=0.05, results_chunked=True)
+            self.ml.set_status(task, "completed")
+            url = self.ml.task(task)["message"]["output_file_urls"]["detections"]
+            size = sum(len(piece) for piece in self.ml.iter_detections_bytes(task))
+            runs = {}
+            for name, whole in (("ours", False), ("json.load", True), ("ours again", False)):
+                log(f"results: {name}")
+                runs[name] = run_child("results", {"url": url, "whole": whole}, self.env, timeout=1800)
+        finally:
+            self.ml.latency = saved
+        ours = min(runs["ours"]["wall"], runs["ours again"]["wall"])
+        base = runs["json.load"]
+        mb = lambda run: (run["peak_kb"] - run["idle_kb"]) / 1024  # noqa: E731
+        ours_mb = max(mb(runs["ours"]), mb(runs["ours again"]))
+        t.row("file size", f"{size / 2**20:,.0f} MB")
+        t.row("ours (streamed, ijson C backend): wall time", secs(ours),
+              f"({secs(runs['ours']['wall'])}, {secs(runs['ours again']['wall'])})")
+        t.row("ours: peak RSS above idle", f"{ours_mb:.1f} MB")
+        t.row("json.load of the same file: wall time", secs(base["wall"]), "(download whole, then json.loads)")
+        t.row("json.load: peak RSS above idle", f"{mb(base):,.0f} MB")
+        t.row("ours / json.load wall time", f"{ours / base['wall']:.2f}x")
+        t.row("same counts (images, failed, likely empty)",
+              "yes" if runs["ours"]["counts"] == base["counts"] else "NO", str(base["counts"]))
+        t.note("both read the file over HTTP from the emulator, which writes it as it sends it; each "
+               "run is its own process (peak RSS is its VmHWM after a reset)")
+        t.target(f"summary of {n:,} images <= 1.0x json.load time", ours <= base["wall"],
+                 f"{ours / base['wall']:.2f}x ({secs(ours)} vs {secs(base['wall'])})")
+        t.target(f"summary of {n:,} images <= 64 MB above idle", ours_mb <= 64, f"{ours_mb:.1f} MB")
+
     # -- 3. poll tick ----------------------------------------------------------------------
     def section_tick(self) -> None:
         from bench.common import PROJECT_ID, create_export
@@ -333,8 +380,8 @@ class Bench:
     def storage_floor(self, samples: int = 60) -> tuple[float, float]:
         from bench.common import median
         from exports import model
-        from shared.store import _active_entity
-        table, queue = self.services.store._table, self.services.queue
+        from exports.store import _active_entity
+        table, queue = self.services.store.table, self.services.queue
         now = self.services.clock()
         txn, send = [], []
         scratch = self.services.storage.queue("bench-floor-scratch")
@@ -462,7 +509,8 @@ def parse_args(argv=None):
                         help="exports of each size; the median wall time is compared (default 3)")
     parser.add_argument("--tick-exports", type=int, default=1000)
     parser.add_argument("--http-requests", type=int, default=500)
-    parser.add_argument("--only", default="export,baseline,memory,tick,http",
+    parser.add_argument("--results-images", type=int, default=1_000_000)
+    parser.add_argument("--only", default="export,baseline,memory,tick,http,results",
                         help="comma-separated sections to run")
     opts = parser.parse_args(argv)
     if opts.memory_latency is None:
@@ -490,6 +538,8 @@ def main(argv=None) -> int:
             bench.section_tick()
         if "http" in only:
             bench.section_http()
+        if "results" in only:
+            bench.section_results()
     finally:
         bench.close()
     total = time.perf_counter() - started

@@ -5,6 +5,7 @@ Settings come from the environment (as in the Functions host). Jobs:
 - export: run `process_export_message` for each body in `bodies` (after `warmup` bodies), report
   wall time per body, idle RSS before the first timed body and the peak RSS (VmHWM) after each.
 - tick: run `exports.poller.run_tick` with each concurrency in `concurrencies`; wall time of each.
+- results: summarise the detections file at `url` (ours, streamed; or `whole`: read and json.loads).
 """
 from __future__ import annotations
 
@@ -60,7 +61,32 @@ def job_tick(args: dict) -> dict:
     return {"ticks": out}
 
 
-JOBS = {"export": job_export, "tick": job_tick}
+def job_results(args: dict) -> dict:
+    """Summarise a detections file from its URL: ours (streamed, exports/results.py) or the
+    baseline (`whole`: read it whole, then json.loads). Wall time, idle and peak RSS."""
+    from exports import results
+    from exports.ml_service import MlServiceClient
+    from shared.outbound import OutboundHttp
+    client = MlServiceClient("http://127.0.0.1:1/v4", "bench")
+    http = OutboundHttp(pool_size=1, timeout=300)
+    gc.collect()
+    idle = rss_kb("VmRSS")
+    reset_peak_rss()
+    started = time.perf_counter()
+    if args.get("whole"):
+        data = json.loads(http.request("GET", args["url"], max_bytes=1 << 34).data)
+        images = data["images"]
+        counts = [len(images), sum("failure" in i for i in images),
+                  sum(1 for i in images if "failure" not in i and i.get("max_detection_conf", 0) < 0.2)]
+    else:
+        with client.results(args["url"], max_bytes=1 << 34, deadline_seconds=900) as stream:
+            found = results.count_images(stream, 0.2)
+        counts = [found.returned, found.failed, found.likely_empty]
+    wall = time.perf_counter() - started
+    return {"wall": wall, "idle_kb": idle, "peak_kb": rss_kb("VmHWM"), "counts": counts}
+
+
+JOBS = {"export": job_export, "tick": job_tick, "results": job_results}
 
 
 def main() -> None:

@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import os
 import statistics
 
 from exports import model
+from exports.messages import ExportMessage
 
 PROJECT_ID = "4321"
 OWNER_TOKEN = "bench-owner-token"
 OWNER_ID = "900"
-TOKEN_KEY = "bench-token-encryption-key-0123456789abcdef"
+TOKEN_KEY = "YmVuY2gtdG9rZW4tZW5jcnlwdGlvbi1rZXktMDEyMzQ1Njc4OWFiY2RlZg=="  # base64 of a readable test key
 
 
 def rss_kb(field: str = "VmRSS") -> int:
@@ -38,10 +38,11 @@ def create_export(services, project_id: str, subject_set_id: str, token: str | N
                   **changes) -> tuple[model.Export, str]:
     """An export record created exactly as the HTTP handler does, and its queue message body."""
     now = services.clock()
-    ciphertext = services.cipher.encrypt(token) if token else None
+    export_id = model.new_export_id(project_id, subject_set_id, now)
+    ciphertext = services.cipher.encrypt(token, bound_to=export_id) if token else None
     # The handler records the set's size from its Panoptes lookup (the worker's page hint).
     found = services.panoptes.subject_set(token, subject_set_id) if token else None
-    export = model.new_export(model.new_export_id(project_id, subject_set_id, now), project_id,
+    export = model.new_export(export_id, project_id,
                               subject_set_id, OWNER_ID, now,
                               dt.timedelta(hours=services.settings.transient_retry_hours), ciphertext,
                               subjects_total=(found or {}).get("set_member_subjects_count"))
@@ -52,8 +53,7 @@ def create_export(services, project_id: str, subject_set_id: str, token: str | N
     if not created:
         raise RuntimeError(f"subject set {subject_set_id} already has an active export")
     # The same body Services.enqueue sends (the worker is handed it directly, not via the queue).
-    body = json.dumps({"v": 1, "export_id": export.id, "token": ciphertext})
-    return current.export, body
+    return current.export, ExportMessage(export.id, ciphertext).encode()
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -1,19 +1,27 @@
 """Who may do what: the Panoptes bearer token, project roles and subject-set ownership.
 
 Lookups are cached briefly (AUTH_CACHE_SECONDS) under a SHA-256 of the token, never the token.
+A token Panoptes rejected is remembered (by hash, REJECTED_TOKEN_SECONDS) so that repeating it
+costs no Panoptes call: a rejected Panoptes token never becomes valid again.
 """
 from __future__ import annotations
 
 import hashlib
 
-from exports.panoptes import AuthCache, PanoptesClient, PanoptesError, PanoptesUnauthorized, PanoptesUnavailable
+from exports.panoptes import (AuthCache, PanoptesClient, PanoptesError, PanoptesUnauthorized,
+                              PanoptesUnavailable, PanoptesUser)
 from shared.http import ApiError
+
+REJECTED_TOKEN_SECONDS = 60
 
 EXPORT_ROLES = frozenset({"owner", "collaborator"})
 
 UNAUTHENTICATED = ApiError(401, "unauthenticated", "Sign in to Zooniverse and send your Panoptes "
                            "access token as 'Authorization: Bearer <token>'.",
                            {"WWW-Authenticate": 'Bearer realm="panoptes"'})
+TOKEN_REJECTED = ApiError(401, "unauthenticated", "Zooniverse did not accept your access token: it "
+                          "has expired or was revoked. Sign in to Zooniverse again.",
+                          {"WWW-Authenticate": 'Bearer realm="panoptes", error="invalid_token"'})
 PANOPTES_UNAVAILABLE = ApiError(502, "panoptes_unavailable", "Zooniverse (Panoptes) could not be "
                                 "reached to check your access. Please try again in a minute.")
 
@@ -23,19 +31,32 @@ def _token_key(token: str) -> str:
 
 
 class Access:
-    def __init__(self, panoptes: PanoptesClient, cache: AuthCache):
+    def __init__(self, panoptes: PanoptesClient, cache: AuthCache, rejected: AuthCache):
         self.panoptes = panoptes
         self.cache = cache
+        # Its own bounded cache: a flood of made-up tokens must not push out real users' lookups.
+        self.rejected = rejected
 
-    def user_id(self, token: str | None) -> str:
+    def user(self, token: str | None) -> PanoptesUser:
         if not token:
             raise UNAUTHENTICATED
-        key = ("user", _token_key(token))
-        user_id = self.cache.get(key)
-        if user_id is None:
-            user_id = self._call(self.panoptes.me, token)
-            self.cache.put(key, user_id)
-        return user_id
+        token_key = _token_key(token)
+        if self.rejected.get(token_key):
+            raise TOKEN_REJECTED
+        key = ("user", token_key)
+        user = self.cache.get(key)
+        if user is None:
+            try:
+                user = self._call(self.panoptes.me, token)
+            except ApiError as error:
+                if error is TOKEN_REJECTED:
+                    self.rejected.put(token_key, True)
+                raise
+            self.cache.put(key, user)
+        return user
+
+    def user_id(self, token: str | None) -> str:
+        return self.user(token).id
 
     def roles(self, token: str, user_id: str, project_id: str) -> frozenset[str]:
         # Keyed by token hash too: a role answer is only reused for the token that asked.
@@ -81,7 +102,7 @@ class Access:
         try:
             return function(*args)
         except PanoptesUnauthorized:
-            raise UNAUTHENTICATED from None
+            raise TOKEN_REJECTED from None
         except (PanoptesUnavailable, PanoptesError):
             raise PANOPTES_UNAVAILABLE from None
 

@@ -6,25 +6,27 @@ import datetime as dt
 import json
 import logging
 import re
-from typing import Callable
+from typing import Callable, Iterable
 
 import azure.functions as func
 
-from exports import model
+from exports import model, tracking
 from exports.access import Access
-from exports.ml_service import MlError, MlRejected
-from exports.poller import apply_status  # the poller owns ML status mapping
+from exports.messages import ExportMessage
+from exports.ml_service import MlError, MlRejected, MlTaskNotFound, TaskStatus
 from exports.services import Services, get_services
+from exports.status import NOT_FOUND
+from exports.store import ConcurrentUpdate, Versioned
 from shared.http import ApiError, bearer_token, error_response, json_response
 from shared.settings import SettingsError
-from shared.store import ConcurrentUpdate, Versioned
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
 
 EXPORT_NOT_FOUND = ApiError(404, "export_not_found", "No export with that id exists, or you "
-                            "have no role on its project.")
+                            "have no role on its project that may see exports (owner or "
+                            "collaborator).")
 
 
 def handle(req: func.HttpRequest, handler: Callable[[func.HttpRequest, Services], func.HttpResponse],
@@ -33,6 +35,9 @@ def handle(req: func.HttpRequest, handler: Callable[[func.HttpRequest, Services]
         return handler(req, services())
     except ApiError as error:
         return error_response(error)
+    except ConcurrentUpdate:  # the export kept changing under this request (store.apply gave up)
+        return error_response(ApiError(409, "export_busy", "The export is changing right now; "
+                                       "please try again in a moment."))
     except SettingsError as exc:
         log.error("configuration error: %s", exc)  # names the setting; the caller sees none
         return error_response(ApiError(500, "service_misconfigured", "The export service is not "
@@ -67,7 +72,7 @@ def _check_body(req: func.HttpRequest) -> None:
 
 
 def _access(services: Services) -> Access:
-    return Access(services.panoptes, services.auth_cache)
+    return Access(services.panoptes_for_requests, services.auth_cache, services.rejected_tokens)
 
 
 def _resource(services: Services, export: model.Export) -> dict:
@@ -75,13 +80,14 @@ def _resource(services: Services, export: model.Export) -> dict:
 
 
 def _visible_export(req: func.HttpRequest, services: Services) -> Versioned:
-    """An export the caller has a role on (as read, for a conditional write), else 404 (or 401)."""
+    """An export the caller may see and cancel (owner or collaborator of its project, the roles
+    that may start one), as read, for a conditional write; else 404 (or 401)."""
     access = _access(services)
     token = bearer_token(req.headers)
     user_id = access.user_id(token)
     export_id = req.route_params.get("export_id") or ""
     ids = model.parse_export_id(export_id)
-    if ids is None or not access.roles(token, user_id, ids[0]):
+    if ids is None or not access.can_export(token, user_id, ids[0]):
         raise EXPORT_NOT_FOUND
     current = services.store.get(export_id)
     if current is None:
@@ -101,17 +107,17 @@ def start_export(req: func.HttpRequest, services: Services) -> func.HttpResponse
     subject_count = access.require_subject_set(token, project_id, subject_set_id)
 
     now = services.clock()
-    ciphertext = services.cipher.encrypt(token)
-    export = model.new_export(model.new_export_id(project_id, subject_set_id, now), project_id,
-                              subject_set_id, user_id, now,
-                              dt.timedelta(hours=services.settings.transient_retry_hours), ciphertext,
+    export_id = model.new_export_id(project_id, subject_set_id, now)
+    sealed = services.cipher.encrypt(token, bound_to=export_id)
+    export = model.new_export(export_id, project_id, subject_set_id, user_id, now,
+                              dt.timedelta(hours=services.settings.transient_retry_hours), sealed,
                               subjects_total=subject_count)
     current, created = services.store.create(export)
     headers = {"Location": f"/api/exports/{current.export.id}"}
     if not created:
         return json_response(_resource(services, current.export), 200, headers)
     try:
-        services.enqueue(export.id, ciphertext)
+        services.enqueue(ExportMessage(export.id, sealed))
     except Exception:
         log.exception("export %s: could not queue", export.id)
         _fail_unqueued(services, current)
@@ -122,10 +128,11 @@ def start_export(req: func.HttpRequest, services: Services) -> func.HttpResponse
     return json_response(_resource(services, current.export), 202, headers)
 
 
-def _fail_unqueued(services: Services, current) -> None:
+def _fail_unqueued(services: Services, current: Versioned) -> None:
     try:
-        services.store.update(model.fail(current.export, "internal_error", "The export could not "
-                              "be queued. Please export again.", services.clock()), current)
+        services.store.apply(current, lambda e: None if e.is_final else model.fail(
+            e, "internal_error", "The export could not be queued. Please export again.",
+            services.clock()))
     except Exception:
         log.exception("export %s: could not mark the unqueued export failed", current.export.id)
 
@@ -141,17 +148,17 @@ def list_project_exports(req: func.HttpRequest, services: Services) -> func.Http
     user_id = access.user_id(token)
     access.require_export_role(token, user_id, project_id)
     subject_sets = access.subject_sets_of_project(token, project_id)
-    latest: dict[str, model.Export] = {}
-    latest_completed: dict[str, model.Export] = {}
-    for export in services.store.exports_of_project(project_id):  # newest first per set
-        latest.setdefault(export.subject_set_id, export)
-        if export.status == model.COMPLETED:
-            latest_completed.setdefault(export.subject_set_id, export)
-    body = {"subject_sets": [
-        {"id": str(s["id"]), "display_name": s.get("display_name"),
-         "latest_export": _maybe(services, latest.get(str(s["id"]))),
-         "latest_completed_export": _maybe(services, latest_completed.get(str(s["id"])))}
-        for s in subject_sets]}
+    exports = services.store.latest_of_project(project_id)
+    body = {"subject_sets": []}
+    for subject_set in subject_sets:
+        set_id = str(subject_set["id"])
+        latest, completed = exports.get(set_id, (None, None))
+        count = subject_set.get("set_member_subjects_count")
+        body["subject_sets"].append({
+            "id": set_id, "display_name": subject_set.get("display_name"),
+            "subjects_count": count if isinstance(count, int) and not isinstance(count, bool) else None,
+            "latest_export": _maybe(services, latest),
+            "latest_completed_export": _maybe(services, completed)})
     return json_response(body)
 
 
@@ -159,47 +166,98 @@ def _maybe(services: Services, export: model.Export | None) -> dict | None:
     return _resource(services, export) if export is not None else None
 
 
+# -- cancel ------------------------------------------------------------------------------
+class _NowWithTheService(Exception):
+    """The export reached the ML service while the cancel was being decided."""
+
+
+def _already_final(export: model.Export) -> ApiError:
+    return ApiError(409, "export_final", f"The export is already {export.status}; there is "
+                    "nothing to cancel.")
+
+
 def cancel_export(req: func.HttpRequest, services: Services) -> func.HttpResponse:
     _check_body(req)
     current = _visible_export(req, services)
-    for _ in range(5):
-        export = current.export
-        if export.is_final:
-            raise ApiError(409, "export_final", f"The export is already {export.status}; there "
-                           "is nothing to cancel.")
-        if export.status in (model.QUEUED, model.BUILDING) and export.ml_task_id is None:
-            try:
-                current = services.store.update(model.cancel(export, services.clock()), current)
-                log.info("export %s: cancelled before submission", export.id)
-                return json_response(_resource(services, current.export))
-            except ConcurrentUpdate:
-                reread = services.store.get(export.id)
-                if reread is None:
-                    raise EXPORT_NOT_FOUND from None
-                current = reread
-                continue
-        return _cancel_ml_task(services, current)
-    raise ApiError(409, "export_busy", "The export is changing right now; please try again.")
+    if current.export.is_final:
+        raise _already_final(current.export)
+    if current.export.ml_task_id is None:
+        # Not with the ML service (yet): cancelled here; a worker stops at its next write, and
+        # one whose submission was in flight passes the cancel on (exports/worker.py).
+        def cancel_here(export: model.Export) -> model.Export:
+            if export.is_final:
+                raise _already_final(export)
+            if export.ml_task_id is not None:
+                raise _NowWithTheService()
+            return model.cancel(export, services.clock())
+
+        try:
+            current = services.store.apply(current, cancel_here)
+            log.info("export %s: cancelled before submission", current.export.id)
+            return json_response(_resource(services, current.export))
+        except _NowWithTheService:
+            current = services.store.get(current.export.id) or current
+    return _cancel_ml_task(services, current)
 
 
 def _cancel_ml_task(services: Services, current: Versioned) -> func.HttpResponse:
-    export = current.export
+    """Ask the ML service to cancel, and record the outcome. The service cancels only running
+    (or problem) tasks; what it refuses is settled by reading the task's status at once."""
+    task_id = current.export.ml_task_id
+    for attempt in range(2):  # a second try only if the task started running in between
+        try:
+            services.ml.cancel(task_id)
+            break
+        except MlTaskNotFound:
+            updated = tracking.record(services, current, NOT_FOUND)
+            if updated.is_final:
+                raise _already_final(updated) from None
+            raise ApiError(409, "cancel_refused", f"The ML service does not know task {task_id} "
+                           "right now, so nothing is running there to cancel. If it stays unknown, "
+                           "the export is marked failed (ml_task_not_found).") from None
+        except MlRejected as exc:
+            if exc.status != 400:
+                log.error("export %s: the ML service refused to cancel task %s: HTTP %s %s",
+                          current.export.id, task_id, exc.status, exc.message)
+                raise ApiError(502, "ml_unavailable", f"The ML service refused the cancel request "
+                               f"(HTTP {exc.status}). The operators have been told.") from None
+            current, answer = _read_and_record(services, current)
+            if current.export.is_final:
+                raise _already_final(current.export) from None
+            if attempt == 0 and isinstance(answer, TaskStatus) and answer.status in ("running", "problem"):
+                continue
+            status = answer.status if isinstance(answer, TaskStatus) else "unknown"
+            raise ApiError(409, "cancel_refused", f"The ML service cannot cancel task {task_id} "
+                           f"while it is {status}: {_status_in_words(status)} It can cancel a "
+                           "task once it runs; try again in a few minutes.") from None
+        except MlError:
+            raise ApiError(502, "ml_unavailable", "The ML service could not be reached to cancel "
+                           "the task. Please try again in a minute.") from None
+    log.info("export %s: cancel accepted for ML task %s", current.export.id, task_id)
+    # Recorded now, and for good: the service's monitor later overwrites its own `canceled`
+    # with `running` and then `completed` (partial results), which must not undo the cancel.
+    current = services.store.apply(current, lambda e: None if e.is_final else model.cancel(
+        e, services.clock(), ml_status="canceled"))
+    return json_response(_resource(services, current.export))
+
+
+def _read_and_record(services: Services, current: Versioned) -> tuple[Versioned, object]:
+    """The task's status now, recorded as the poller would; (export as stored, the answer)."""
     try:
-        services.ml.cancel(export.ml_task_id)
-    except MlRejected as exc:
-        raise ApiError(409, "cancel_refused", f"The ML service cannot cancel task "
-                       f"{export.ml_task_id} now ({exc.message}). It can only cancel a running "
-                       "task; try again in a minute.") from None
+        answer: object = services.ml.status(current.export.ml_task_id)
+    except MlTaskNotFound:
+        answer = NOT_FOUND
     except MlError:
-        raise ApiError(502, "ml_unavailable", "The ML service could not be reached to cancel "
-                       "the task. Please try again in a minute.") from None
-    log.info("export %s: cancel sent for ML task %s", export.id, export.ml_task_id)
-    # Confirm with the service; if it is not cancelled yet, the next poll records it.
-    try:
-        status = services.ml.status(export.ml_task_id)
-    except MlError:  # MlTaskNotFound included: the next poll records what happened
-        return json_response(_resource(services, export))
-    return json_response(_resource(services, apply_status(services, current, status)))
+        raise ApiError(502, "ml_unavailable", "The ML service refused to cancel the task and then "
+                       "could not be reached to say why. Please try again in a minute.") from None
+    tracking.record(services, current, answer)
+    return services.store.get(current.export.id) or current, answer
+
+
+def _status_in_words(status: str) -> str:
+    return {"created": "it has accepted the task but is still listing its images.",
+            "running": "it is processing the images.",
+            "problem": "it reported a problem with the task."}.get(status, "its state is unclear.")
 
 
 def health(req: func.HttpRequest) -> func.HttpResponse:
@@ -213,17 +271,21 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     return json_response({"status": "ok"})
 
 
-# Path shapes of the routes above (after /api/), to tell a wrong method from an unknown path.
-_ROUTE_SHAPES = [re.compile(p) for p in (r"projects/[^/]+/subject-sets/[^/]+/exports",
-                                         r"projects/[^/]+/exports", r"exports/[^/]+",
-                                         r"exports/[^/]+/cancel", r"health")]
+def _shape(template: str) -> re.Pattern[str]:
+    """A route template as a pattern over the path after /api/ ({name} is one segment)."""
+    return re.compile("/".join("[^/]+" if part.startswith("{") else re.escape(part)
+                               for part in template.strip("/").split("/")), re.IGNORECASE)
 
 
-def not_found(req: func.HttpRequest) -> func.HttpResponse:
-    """Catch-all route: JSON 404/405 instead of the host's empty or HTML answers."""
+def not_found(req: func.HttpRequest, routes: Iterable[tuple[str, Iterable[str]]]) -> func.HttpResponse:
+    """Catch-all route: JSON 404/405 instead of the host's empty or HTML answers. `routes` are the
+    registered (template, methods) pairs, so a wrong method is told from an unknown path."""
     path = (req.route_params.get("path") or "").strip("/")
-    if any(shape.fullmatch(path) for shape in _ROUTE_SHAPES):
+    allowed = sorted({m for template, methods in routes if _shape(template).fullmatch(path)
+                      for m in methods})
+    if allowed:
         return error_response(ApiError(405, "method_not_allowed", f"{req.method} is not allowed "
-                                       "on this route."))
+                                       f"on this route; it takes {', '.join(allowed)}.",
+                                       {"Allow": ", ".join(allowed)}))
     return error_response(ApiError(404, "not_found", "There is no such route. See the README for "
                                    "the export API's routes."))

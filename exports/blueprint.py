@@ -11,30 +11,36 @@ from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE, STORAGE_CONNECTION
 
 bp = func.Blueprint()
 ANONYMOUS = func.AuthLevel.ANONYMOUS  # the Panoptes bearer token is the credential
+ROUTES: list[tuple[str, list[str]]] = []  # (template, methods) of every route below
 
 
-@bp.route(route="projects/{project_id}/subject-sets/{subject_set_id}/exports", methods=["POST"],
-          auth_level=ANONYMOUS)
+def route(template: str, methods: list[str]):
+    """Register an anonymous HTTP route and remember its shape for the catch-all's 405s."""
+    ROUTES.append((template, methods))
+    return bp.route(route=template, methods=methods, auth_level=ANONYMOUS)
+
+
+@route("projects/{project_id}/subject-sets/{subject_set_id}/exports", ["POST"])
 def start_export(req: func.HttpRequest) -> func.HttpResponse:
     return api.handle(req, api.start_export)
 
 
-@bp.route(route="projects/{project_id}/exports", methods=["GET"], auth_level=ANONYMOUS)
+@route("projects/{project_id}/exports", ["GET"])
 def list_project_exports(req: func.HttpRequest) -> func.HttpResponse:
     return api.handle(req, api.list_project_exports)
 
 
-@bp.route(route="exports/{export_id}", methods=["GET"], auth_level=ANONYMOUS)
+@route("exports/{export_id}", ["GET"])
 def get_export(req: func.HttpRequest) -> func.HttpResponse:
     return api.handle(req, api.get_export)
 
 
-@bp.route(route="exports/{export_id}/cancel", methods=["POST"], auth_level=ANONYMOUS)
+@route("exports/{export_id}/cancel", ["POST"])
 def cancel_export(req: func.HttpRequest) -> func.HttpResponse:
     return api.handle(req, api.cancel_export)
 
 
-@bp.route(route="health", methods=["GET"], auth_level=ANONYMOUS)
+@route("health", ["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
     return api.health(req)
 
@@ -46,7 +52,7 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="{*path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
           auth_level=ANONYMOUS)
 def unmatched_route(req: func.HttpRequest) -> func.HttpResponse:
-    return api.not_found(req)
+    return api.not_found(req, ROUTES)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=EXPORT_QUEUE, connection=STORAGE_CONNECTION)

@@ -85,6 +85,9 @@ class Export:
     retry_until: dt.datetime | None = None  # transient faults are retried until then
     retries: int = 0
     ml_not_found: int = 0                   # consecutive 404s from the ML service
+    ml_changed_at: dt.datetime | None = None  # when the ML status or message last changed
+    ml_same_ticks: int = 0                  # polls in a row the task stayed in `problem` unchanged
+    ml_num_images: int | None = None        # images the ML service kept (Status.num_images)
     requeued: bool = False                  # the stuck-export sweep re-queued it once
     next_attempt_at: dt.datetime | None = None  # a delayed retry is due then
     # Encrypted Panoptes token, kept only until the manifest is built so the stuck-export
@@ -194,8 +197,8 @@ def record_submission(export: Export, task_id: str, now: dt.datetime) -> Export:
     if export.status != BUILDING:
         raise InvalidTransition(f"cannot record a submission on a {export.status} export")
     return _change(export, now, status=SUBMITTED, ml_task_id=task_id, ml_status="created",
-                   ml_message=None, submitted_at=now, lease_owner=None, lease_until=None,
-                   token_ciphertext=None)
+                   ml_message=None, submitted_at=now, ml_changed_at=now, lease_owner=None,
+                   lease_until=None, token_ciphertext=None)
 
 
 def fail(export: Export, code: str, message: str, now: dt.datetime) -> Export:
@@ -205,11 +208,13 @@ def fail(export: Export, code: str, message: str, now: dt.datetime) -> Export:
                    lease_owner=None, lease_until=None, token_ciphertext=None)
 
 
-def cancel(export: Export, now: dt.datetime) -> Export:
+def cancel(export: Export, now: dt.datetime, ml_status: str | None = None) -> Export:
+    """Cancelled for good: nothing the ML service reports later changes it (the real service's
+    monitor overwrites its own `canceled` with `running`, then `completed`)."""
     if export.is_final:
         raise InvalidTransition(f"export is already {export.status}")
     return _change(export, now, status=CANCELLED, lease_owner=None, lease_until=None,
-                   token_ciphertext=None)
+                   token_ciphertext=None, ml_status=ml_status or export.ml_status)
 
 
 def to_resource(export: Export, external_url: str) -> dict[str, Any]:

@@ -8,13 +8,16 @@ Here every call takes the user's token explicitly and subjects come 100 a page.
 from __future__ import annotations
 
 import concurrent.futures
-import math
+import copy
 import logging
+import math
 import random
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
+
+import cachetools
 
 from shared.outbound import OutboundError, OutboundHttp
 
@@ -44,6 +47,13 @@ class PanoptesUnavailable(PanoptesError):
 
 
 @dataclass(frozen=True)
+class PanoptesUser:
+    id: str
+    login: str
+    display_name: str
+
+
+@dataclass(frozen=True)
 class SubjectPage:
     subjects: list[dict]
     page: int
@@ -55,20 +65,30 @@ class SubjectPage:
 class PanoptesClient:
     def __init__(self, base_url: str, timeout: float = 30, retries: int = 4,
                  backoff: float = 0.5, http: OutboundHttp | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, patience: float | None = None):
         self.api = base_url.rstrip("/") + "/api"
         self.retries = retries
         self.backoff = backoff
+        # Most a call may sleep between retries in total (None: as long as its retries take).
+        self.patience = patience
         # One pool serves every user; it keeps no state between calls (see shared/outbound.py).
         self._http = http or OutboundHttp(pool_size=64, timeout=timeout)
         self._sleep = sleep
+
+    def with_patience(self, seconds: float) -> "PanoptesClient":
+        """The same client (same pool) whose calls sleep at most `seconds` in total between
+        retries: for checks made while an HTTP caller waits, which must not be held for a
+        Retry-After of minutes (the caller gets 502 panoptes_unavailable instead)."""
+        patient = copy.copy(self)
+        patient.patience = seconds
+        return patient
 
     # -- transport ---------------------------------------------------------------------
     def _get(self, path: str, token: str | None, params: dict | None = None) -> dict:
         headers = {"Accept": ACCEPT}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        attempt = 0
+        attempt, slept = 0, 0.0
         while True:
             attempt += 1
             retry_after = None
@@ -99,15 +119,23 @@ class PanoptesClient:
             if attempt > self.retries:
                 raise PanoptesUnavailable(f"Panoptes unavailable ({problem}) for {path}")
             delay = retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
-            self._sleep(min(delay, 30) * (1 + random.random() * 0.25))
+            delay = min(delay, 30) * (1 + random.random() * 0.25)
+            if self.patience is not None and slept + delay > self.patience:
+                raise PanoptesUnavailable(f"Panoptes unavailable ({problem}) for {path}; not "
+                                          f"waiting {delay:.1f} s more")
+            self._sleep(delay)
+            slept += delay
 
     # -- identity and access -----------------------------------------------------------
-    def me(self, token: str) -> str:
+    def me(self, token: str) -> PanoptesUser:
         users = self._get("/me", token).get("users")
         if not isinstance(users, list) or not users or not isinstance(users[0], dict) \
                 or not str(users[0].get("id", "")).isdigit():
             raise PanoptesUnavailable("Panoptes /me answered without a user")
-        return str(users[0]["id"])
+        user = users[0]
+        login = user.get("login") if isinstance(user.get("login"), str) else ""
+        display = user.get("display_name") if isinstance(user.get("display_name"), str) else login
+        return PanoptesUser(str(user["id"]), login[:100], (display or login)[:100])
 
     def project_roles(self, token: str, project_id: str, user_id: str) -> set[str]:
         body = self._get("/project_roles", token, {"project_id": project_id, "user_id": user_id})
@@ -244,35 +272,24 @@ def _retry_after(value: str | None) -> float | None:
 
 
 class AuthCache:
-    """Short-lived memory of token → user and (user, project) → roles.
-
-    Keyed by a SHA-256 of the token (the token itself is never kept), never shared across
-    users, bounded in size."""
+    """Short-lived memory of access lookups (token → user, roles, subject sets), keyed by a
+    SHA-256 of the token (the token itself is never kept), bounded in size. cachetools' TTLCache
+    behind a lock: it is not thread-safe on its own, and the host runs invocations on threads."""
 
     def __init__(self, ttl: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic):
         self.ttl = ttl
-        self.max_entries = max_entries
-        self._clock = clock
-        self._entries: dict[Any, tuple[float, Any]] = {}
+        self._cache: cachetools.TTLCache | None = (
+            cachetools.TTLCache(max_entries, ttl, timer=clock) if ttl > 0 else None)
         self._lock = threading.Lock()
 
     def get(self, key: Any) -> Any | None:
-        if self.ttl <= 0:
+        if self._cache is None:
             return None
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is None or entry[0] < self._clock():
-                self._entries.pop(key, None)
-                return None
-            return entry[1]
+            return self._cache.get(key)
 
     def put(self, key: Any, value: Any) -> None:
-        if self.ttl <= 0:
+        if self._cache is None:
             return
         with self._lock:
-            if len(self._entries) >= self.max_entries:
-                now = self._clock()
-                self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
-                while len(self._entries) >= self.max_entries:
-                    self._entries.pop(next(iter(self._entries)))
-            self._entries[key] = (self._clock() + self.ttl, value)
+            self._cache[key] = value

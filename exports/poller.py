@@ -14,12 +14,14 @@ import dataclasses
 import datetime as dt
 import logging
 import threading
+import time
 from collections import Counter
 
-from exports import model, status as status_map
-from exports.ml_service import MlError, MlTaskNotFound, TaskStatus
+from exports import model, status as status_map, tracking
+from exports.messages import ExportMessage
+from exports.ml_service import MlError, MlTaskNotFound
 from exports.services import Services
-from shared.store import ConcurrentUpdate, Versioned
+from exports.store import ConcurrentUpdate, Versioned
 
 log = logging.getLogger(__name__)
 
@@ -30,53 +32,8 @@ class TickReport:
     outcomes: Counter = dataclasses.field(default_factory=Counter)
 
 
-def _rules(services: Services) -> status_map.PollRules:
-    s = services.settings
-    return status_map.PollRules(deadline=dt.timedelta(days=s.ml_task_deadline_days),
-                                not_found_ticks=s.ml_not_found_ticks)
-
-
-def apply_status(services: Services, current: Versioned, answer) -> model.Export:
-    """Record one poll answer (TaskStatus or status_map.NOT_FOUND); returns the stored export."""
-    export = current.export
-    updated = _next_state(services, export, answer)
-    if updated == export:
-        return export
-    try:
-        services.store.update(updated, current)
-    except ConcurrentUpdate:
-        log.info("export %s: changed during the poll; the next tick looks again", export.id)
-        return export
-    if updated.status != export.status:
-        log.info("export %s (project %s, subject set %s): %s -> %s (ML %s)", export.id,
-                 export.project_id, export.subject_set_id, export.status, updated.status,
-                 updated.ml_status)
-    return updated
-
-
-def _next_state(services: Services, export: model.Export, answer) -> model.Export:
-    """The pure transition, plus the results summary the first time the export completes."""
-    updated = status_map.next_state(export, answer, services.clock(), _rules(services))
-    if updated.status == model.COMPLETED and export.status != model.COMPLETED:
-        updated = dataclasses.replace(updated, summary=_summary(services, updated, answer))
-    return updated
-
-
-def _summary(services: Services, export: model.Export, answer: TaskStatus) -> dict:
-    try:
-        detections = services.ml.download_json(export.results_url)
-        failed_shards = answer.message.get("num_failed_shards") if isinstance(answer.message, dict) else None
-        return status_map.summarize_detections(detections, export.manifest_images,
-                                               services.settings.likely_empty_confidence,
-                                               failed_shards)
-    except Exception as exc:  # a results file we cannot read must not block completion
-        log.warning("export %s: results summary unavailable: %s", export.id, type(exc).__name__)
-        return status_map.summary_unavailable(f"The detections file could not be read "
-                                              f"({type(exc).__name__}).")
-
-
-def _poll(services: Services, current: Versioned) -> tuple[Versioned, model.Export | None]:
-    """Ask the ML service about one export; returns it with its next state (None: no answer)."""
+def _poll(services: Services, current: Versioned) -> model.Export | None:
+    """Ask the ML service about one export; its next state (None: no answer this tick)."""
     export = current.export
     try:
         answer = services.ml.status(export.ml_task_id)
@@ -85,8 +42,8 @@ def _poll(services: Services, current: Versioned) -> tuple[Versioned, model.Expo
     except MlError as exc:
         # Unreachable or 5xx: leave the export as it is until the next tick.
         log.warning("export %s: ML status unavailable: %s", export.id, exc)
-        return current, None
-    return current, _next_state(services, export, answer)
+        return None
+    return tracking.next_state(services, export, answer)
 
 
 def recover_if_stuck(services: Services, current: Versioned) -> str:
@@ -104,61 +61,82 @@ def recover_if_stuck(services: Services, current: Versioned) -> str:
         services.store.update(model.mark_requeued(export, now), current)
     except ConcurrentUpdate:
         return "changed"
-    services.enqueue(export.id, export.token_ciphertext)
+    services.enqueue(ExportMessage(export.id, export.token_ciphertext))
     log.warning("export %s: stuck in %s; re-queued once", export.id, export.status)
     return "requeued"
 
 
 READ_PAGE = 100  # active rows per read round trip: polling starts on the first page
-WRITE_BATCH = 100  # exports handed to the writer at once (one transaction, two if some end)
+WRITE_BATCH = 100  # exports written at once (one transaction, two if some end)
+WRITE_AFTER = 0.25  # seconds an answer waits for others to share its write
 
 
 class _TickWriter:
-    """Writes a tick's changes on one background thread while the polls go on, WRITE_BATCH
-    exports at a time, so the tick ends about one transaction after its last answer."""
+    """Writes a tick's changes on one background thread while the polls go on: a batch leaves
+    when WRITE_BATCH changes are waiting or the oldest has waited WRITE_AFTER seconds, so every
+    change is written soon after its answer arrives, however long other polls of the tick take
+    (a large detections file can take minutes to summarise)."""
 
     def __init__(self, services: Services):
         self._store = services.store
-        self._lock = threading.Lock()
+        self._ready = threading.Condition()
         self._pending: list[tuple[Versioned, model.Export]] = []
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, "poll-writes")
-        self._batches: list[concurrent.futures.Future] = []
+        self._oldest = 0.0
+        self._closing = False
+        self._error: BaseException | None = None
         self.changes = 0
+        self.written = 0
+        self._thread = threading.Thread(target=self._run, name="poll-writes", daemon=True)
+        self._thread.start()
 
     def add(self, current: Versioned, updated: model.Export) -> None:
-        with self._lock:
+        with self._ready:
+            if not self._pending:
+                self._oldest = time.monotonic()
             self._pending.append((current, updated))
             self.changes += 1
-            if len(self._pending) >= WRITE_BATCH:
-                self._flush()
+            self._ready.notify()
 
-    def _flush(self) -> None:
-        if self._pending:
-            self._batches.append(self._pool.submit(self._store.update_many, self._pending))
-            self._pending = []
+    def _next_batch(self) -> list[tuple[Versioned, model.Export]] | None:
+        with self._ready:
+            while True:
+                if self._pending and (self._closing or len(self._pending) >= WRITE_BATCH
+                                      or time.monotonic() - self._oldest >= WRITE_AFTER):
+                    batch, self._pending = self._pending[:WRITE_BATCH], self._pending[WRITE_BATCH:]
+                    self._oldest = time.monotonic()
+                    return batch
+                if self._closing:
+                    return None
+                wait = WRITE_AFTER - (time.monotonic() - self._oldest) if self._pending else None
+                self._ready.wait(wait)
+
+    def _run(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            try:
+                self.written += self._store.update_many(batch)
+            except BaseException as exc:  # reported by finish(); later batches still go out
+                self._error = self._error or exc
 
     def finish(self) -> int:
-        """Write what is left, wait for every batch; how many exports were written."""
-        with self._lock:
-            self._flush()
-        try:
-            return sum(batch.result() for batch in self._batches)
-        finally:
-            self._pool.shutdown(wait=True)
+        """Write what is left and wait for it; how many exports were written."""
+        with self._ready:
+            self._closing = True
+            self._ready.notify()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.written
 
 
 def _poll_and_record(services: Services, current: Versioned, writes: _TickWriter) -> str:
-    """Poll one export and queue its change for writing; returns the outcome to count."""
-    current, updated = _poll(services, current)
+    """Poll one export and hand its change to the writer; returns the outcome to count."""
+    updated = _poll(services, current)
     if updated is None:
         return "ml_unavailable"
     if updated == current.export:
         return "unchanged"
     writes.add(current, updated)
-    if updated.status != current.export.status:
-        log.info("export %s (project %s, subject set %s): %s -> %s (ML %s)", updated.id,
-                 updated.project_id, updated.subject_set_id, current.export.status,
-                 updated.status, updated.ml_status)
+    tracking.log_change(current.export, updated)
     return updated.status
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-import json
 import logging
 from typing import Callable
 
@@ -12,14 +11,16 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContainerClient
 from azure.storage.queue import QueueClient
 
+from exports.access import REJECTED_TOKEN_SECONDS
+from exports.messages import ExportMessage
 from exports.ml_service import MlServiceClient
 from exports.panoptes import AuthCache, PanoptesClient
+from exports.settings import ExportSettings, get_settings
+from exports.store import ExportStore
 from shared import log_redaction
 from shared.crypto import TokenCipher
 from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE, EXPORT_TABLE
-from shared.settings import Settings, get_settings
 from shared.storage import StorageClients
-from shared.store import ExportStore
 
 log = logging.getLogger(__name__)
 log_redaction.install()  # no SAS signature in third-party log lines (contract: security rules)
@@ -31,33 +32,39 @@ def utcnow() -> dt.datetime:
 
 @dataclasses.dataclass
 class Services:
-    settings: Settings
+    settings: ExportSettings
     storage: StorageClients
     store: ExportStore
     queue: QueueClient
     container: ContainerClient
-    panoptes: PanoptesClient
+    panoptes: PanoptesClient  # the worker's: retries outages patiently
+    panoptes_for_requests: PanoptesClient  # an HTTP request's: waits AUTH_RETRY_SECONDS at most
     ml: MlServiceClient
     cipher: TokenCipher
     auth_cache: AuthCache
+    rejected_tokens: AuthCache
     clock: Callable[[], dt.datetime] = utcnow
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Services":
+    def from_settings(cls, settings: ExportSettings) -> "Services":
         storage = StorageClients(settings.storage)
+        panoptes = PanoptesClient(settings.panoptes_url, timeout=settings.panoptes_timeout_seconds,
+                                  retries=settings.panoptes_retries,
+                                  backoff=settings.panoptes_retry_backoff_seconds)
         return cls(
             settings=settings,
             storage=storage,
             store=ExportStore(storage.table(EXPORT_TABLE)),
             queue=storage.queue(EXPORT_QUEUE),
             container=storage.blob_service.get_container_client(settings.container_name),
-            panoptes=PanoptesClient(settings.panoptes_url, timeout=settings.panoptes_timeout_seconds,
-                                    retries=settings.panoptes_retries,
-                                    backoff=settings.panoptes_retry_backoff_seconds),
+            panoptes=panoptes,
+            panoptes_for_requests=panoptes.with_patience(settings.auth_retry_seconds),
             ml=MlServiceClient(settings.ml_service_url, settings.ml_caller_id,
                                timeout=settings.ml_timeout_seconds),
-            cipher=TokenCipher(settings.token_encryption_key, settings.token_encryption_key_previous),
+            cipher=TokenCipher(settings.token_encryption_key, settings.token_encryption_key_previous,
+                               ttl_seconds=settings.token_ttl_seconds),
             auth_cache=AuthCache(settings.auth_cache_seconds),
+            rejected_tokens=AuthCache(REJECTED_TOKEN_SECONDS),
         )
 
     def ensure_resources(self) -> None:
@@ -71,9 +78,9 @@ class Services:
             except ResourceExistsError:
                 pass
 
-    def enqueue(self, export_id: str, token_ciphertext: str | None, delay_seconds: int = 0) -> None:
-        body = json.dumps({"v": 1, "export_id": export_id, "token": token_ciphertext})
-        self.queue.send_message(body, visibility_timeout=max(0, min(int(delay_seconds), 604_800)))
+    def enqueue(self, message: ExportMessage, delay_seconds: float = 0) -> None:
+        self.queue.send_message(message.encode(),
+                                visibility_timeout=max(0, min(int(delay_seconds), 604_800)))
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,5 +1,16 @@
-"""Pure mapping from what the ML service says about a task to the export's next state,
-and the results summary of a detections file. No I/O."""
+"""Pure mapping from what the ML service says about a task to the export's next state. No I/O.
+
+Facts of the deployed service this follows (CONTEXT.md; zooniverse/CameraTraps
+`zooniverse-deployment`, api/batch_processing/api_core):
+- `problem` is usually not final (the service restarts monitoring of a stale job when asked about
+  it), but a failed Batch submission leaves `problem` for good: a task that stays in `problem`
+  with the same message for `problem_ticks` polls fails with ml_failed.
+- A working job's message changes every 10 minutes ("Check number N, ..."), and the service's own
+  28-day cap counts from its last (re)start and still ends in `completed`, so the deadline runs
+  from the last change of the ML status or message, never from submission.
+- The results URL is untrusted: a completed task whose URL fails the results policy completes
+  with no `results_url` and a summary that says why (exports/results.py).
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -7,7 +18,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from exports import model
+from exports import model, results
 from exports.model import Export
 
 NOT_FOUND = object()  # the service answered 404 for the task
@@ -15,15 +26,21 @@ NOT_FOUND = object()  # the service answered 404 for the task
 
 @dataclasses.dataclass(frozen=True)
 class PollRules:
-    deadline: dt.timedelta          # ML_TASK_DEADLINE_DAYS after submission
+    deadline: dt.timedelta          # ML_TASK_DEADLINE_DAYS since the ML status/message last changed
     not_found_ticks: int            # consecutive 404s before giving up
+    problem_ticks: int              # unchanged `problem` polls before giving up
+    results: results.ResultsPolicy  # which detections URLs may be followed
 
 
 def message_text(message: Any) -> str | None:
+    """The service's message as text. A completed task's results link is left out: it carries
+    a SAS, and it is shown (as results_url) only when the results policy allows it."""
     if message is None:
         return None
     if isinstance(message, str):
         return message
+    if isinstance(message, dict):
+        message = {k: v for k, v in message.items() if k != "output_file_urls"}
     return json.dumps(message, sort_keys=True)
 
 
@@ -36,8 +53,8 @@ def detections_url(message: Any) -> str | None:
 
 
 def next_state(export: Export, answer: Any, now: dt.datetime, rules: PollRules) -> Export:
-    """The export after one poll. `answer` is a TaskStatus(status, message) or NOT_FOUND.
-    Returns the export unchanged when nothing changes (the caller then skips the write)."""
+    """The export after one poll. `answer` is a TaskStatus(status, message, num_images) or
+    NOT_FOUND. Returns the export unchanged when nothing changes (the caller skips the write)."""
     if export.is_final or export.status not in model.ML_ACTIVE_STATUSES:
         return export
     change = dataclasses.replace
@@ -52,24 +69,28 @@ def next_state(export: Export, answer: Any, now: dt.datetime, rules: PollRules) 
 
     status, message = answer.status, answer.message
     text = message_text(message)
-    base = change(export, ml_status=status if status in _ML_STATUSES else export.ml_status,
-                  ml_message=text, ml_not_found=0)
+    ml_status = status if status in _ML_STATUSES else export.ml_status
+    changed = (ml_status, text) != (export.ml_status, export.ml_message)
+    base = change(export, ml_status=ml_status, ml_message=text, ml_not_found=0,
+                  ml_changed_at=now if changed else export.ml_changed_at,
+                  ml_same_ticks=0 if changed or status != "problem" else export.ml_same_ticks + 1,
+                  ml_num_images=answer.num_images if answer.num_images is not None
+                  else export.ml_num_images)
     if status == "created":
         result = change(base, status=model.SUBMITTED)
+    elif status == "problem" and base.ml_same_ticks >= rules.problem_ticks:
+        return model.fail(base, "ml_failed", f"The ML service reports a problem with the task that "
+                          f"has not changed in {base.ml_same_ticks} polls: {text or 'no reason given'}",
+                          now)
     elif status in ("running", "problem"):
-        # "problem" is not final: the service restarts stale jobs and gives up after 4 weeks.
         result = change(base, status=model.RUNNING)
     elif status == "completed":
-        url = detections_url(message)
-        if url is None:
-            reason = text if isinstance(message, str) else "it returned no detections file"
-            return model.fail(base, "ml_no_results", f"The ML service finished with no results: "
-                              f"{reason}", now)
-        return change(base, status=model.COMPLETED, results_url=url, updated_at=now,
-                      lease_owner=None, lease_until=None, token_ciphertext=None)
+        return _completed(base, message, text, now, rules)
     elif status == "failed":
         return model.fail(base, "ml_failed", f"The ML service failed the task: {text or 'no reason given'}", now)
     elif status == "canceled":
+        # Cancelled at the service by someone else (a cancel through this API is recorded when
+        # it is sent). Final here, whatever the service's monitor writes later.
         return model.cancel(base, now)
     else:
         result = base  # unknown status word: record the message, keep polling
@@ -78,52 +99,28 @@ def next_state(export: Export, answer: Any, now: dt.datetime, rules: PollRules) 
     return _deadline(change(result, updated_at=now), now, rules)
 
 
+def _completed(export: Export, message: Any, text: str | None, now: dt.datetime,
+               rules: PollRules) -> Export:
+    url = detections_url(message)
+    if url is None:
+        reason = text if isinstance(message, str) else "it returned no detections file"
+        return model.fail(export, "ml_no_results", f"The ML service finished with no results: "
+                          f"{reason}", now)
+    problem = results.url_problem(url, rules.results)
+    done = dataclasses.replace(export, status=model.COMPLETED, updated_at=now, lease_owner=None,
+                               lease_until=None, token_ciphertext=None)
+    if problem is not None:
+        return dataclasses.replace(done, results_url=None, summary=results.unavailable(problem))
+    return dataclasses.replace(done, results_url=url)
+
+
 _ML_STATUSES = frozenset({"created", "running", "problem", "completed", "failed", "canceled"})
 
 
 def _deadline(export: Export, now: dt.datetime, rules: PollRules) -> Export:
-    started = export.submitted_at or export.created_at
-    if not export.is_final and now - started > rules.deadline:
+    last_change = export.ml_changed_at or export.submitted_at or export.created_at
+    if not export.is_final and now - last_change > rules.deadline:
         days = rules.deadline.total_seconds() / 86400
-        return model.fail(export, "deadline_exceeded", f"The ML task did not finish within "
-                          f"{days:g} days of submission; the ML service has given up on it.", now)
+        return model.fail(export, "deadline_exceeded", f"The ML service has reported no change on "
+                          f"the task for {days:g} days; it is no longer working on it.", now)
     return export
-
-
-def summarize_detections(detections: Any, images_submitted: int | None, threshold: float,
-                         failed_shards: Any = None) -> dict:
-    """Counts for the Export's results_summary. Raises ValueError for an unreadable file."""
-    if not isinstance(detections, dict) or not isinstance(detections.get("images"), list):
-        raise ValueError("the detections file has no images list")
-    returned = failed = likely_empty = 0
-    files = set()
-    for image in detections["images"]:
-        if not isinstance(image, dict):
-            continue
-        returned += 1
-        files.add(image.get("file"))
-        if "failure" in image:
-            failed += 1
-            continue
-        confidence = image.get("max_detection_conf")
-        if not isinstance(confidence, (int, float)):
-            detections_list = image.get("detections") or []
-            confidence = max((d.get("conf", 0) for d in detections_list if isinstance(d, dict)),
-                             default=0)
-        if confidence < threshold:
-            likely_empty += 1
-    submitted = images_submitted if images_submitted is not None else returned
-    return {
-        "available": True,
-        "images_submitted": submitted,
-        "images_returned": returned,
-        "images_failed": failed,
-        "images_missing": max(submitted - len(files), 0),
-        "images_likely_empty": likely_empty,
-        "likely_empty_threshold": threshold,
-        "failed_shards": failed_shards if isinstance(failed_shards, int) else None,
-    }
-
-
-def summary_unavailable(reason: str) -> dict:
-    return {"available": False, "reason": reason}

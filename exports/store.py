@@ -9,8 +9,13 @@ Layout, all in one partition (so that a move between rows is one entity-group tr
 - When the export ends it *moves* to RowKey = its id (`{project}-{set}-{inverted time}{random}`):
   one transaction inserts that row and deletes the active row, checked against the active row's
   ETag. Range queries over `{project}-` or `{project}-{set}-` list finished exports, newest first.
+- The same transaction also writes the subject set's `latest-{project}-{set}` row (its newest
+  finished export) and, for a completed export, its `completed-{project}-{set}` row, so a project's
+  listing reads three range queries whose size follows the number of subject sets, never the
+  history of finished exports.
 - `get(id)` reads the active row of the id's subject set first, then the finished row; callers
-  hand the returned `Versioned` back to `update`, which knows which row its ETag belongs to.
+  hand the returned `Versioned` back to `update` (or use `apply`), which knows which row its ETag
+  belongs to.
 One partition serves about 2,000 operations a second, far above this service's load.
 """
 from __future__ import annotations
@@ -19,20 +24,24 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (HttpResponseError, ResourceExistsError, ResourceModifiedError,
                                    ResourceNotFoundError)
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
-from exports.model import Export, parse_export_id
+from exports.model import COMPLETED, Export, parse_export_id
 from shared import table_batch
 
 log = logging.getLogger(__name__)
 
 PARTITION = "exports"
 ACTIVE_PREFIX = "active-"
+LATEST_PREFIX = "latest-"  # a subject set's newest finished export
+COMPLETED_PREFIX = "completed-"  # a subject set's newest completed export
+SET_INDEX_PREFIXES = (LATEST_PREFIX, COMPLETED_PREFIX)  # rows that repeat an export of a set
+MAX_ATTEMPTS = 10  # writes tried against newer versions before giving up (see `apply`)
 MAX_TRANSACTION_OPERATIONS = 100  # an entity-group transaction's limit
 _ROW_CONFLICT = (404, 409, 412)  # a transaction refused because a row changed, vanished or exists
 _FIELDS = {f.name: f for f in dataclasses.fields(Export)}
@@ -90,31 +99,20 @@ def _doc_text(doc: dict[str, Any]) -> str:
     return text
 
 
-def _from_entity(entity: dict[str, Any]) -> Export:
-    if DOC not in entity:
-        return _from_typed_entity(entity)
+def export_from_row(entity: dict[str, Any]) -> Export:
+    """The export a table row holds (any row of this table: active, finished or a set's index)."""
     doc = json.loads(entity[DOC])
     for name in _DATETIME_FIELDS.intersection(doc):
         doc[name] = dt.datetime.fromisoformat(doc[name])
     return Export(**{name: value for name, value in doc.items() if name in _FIELDS})
 
 
-def _from_typed_entity(entity: dict[str, Any]) -> Export:
-    """A row of the first release (one typed property per field; an active export had a mirror
-    row `active-{p}-{s}` beside its own). Read as is; the next write stores it as a doc, and the
-    stale copy under the export's id is overwritten when the export ends."""
-    values: dict[str, Any] = {"id": entity.get("export_id") or entity["RowKey"]}
-    for name in _FIELDS:
-        if name in entity and name != "id":
-            value = entity[name]
-            if name == "summary" and isinstance(value, str):
-                value = json.loads(value)
-            elif isinstance(value, dt.datetime):
-                value = value.astimezone(dt.timezone.utc)
-            elif hasattr(value, "value") and not isinstance(value, (str, int, float, bool)):
-                value = value.value  # EntityProperty (e.g. Int64)
-            values[name] = value
-    return Export(**values)
+def _set_entity(prefix: str, export: Export) -> dict[str, Any]:
+    """The export as its subject set's `latest-` or `completed-` row."""
+    entity = _to_entity(export)
+    entity["RowKey"] = f"{prefix}{export.project_id}-{export.subject_set_id}"
+    entity["export_id"] = export.id
+    return entity
 
 
 def _active_entity(export: Export) -> dict[str, Any]:
@@ -149,11 +147,11 @@ def _prefix_filter(prefix: str) -> str:
 
 class ExportStore:
     def __init__(self, table: TableClient):
-        self._table = table
+        self.table = table
 
     def ensure_table(self) -> None:
         try:
-            self._table.create_table()
+            self.table.create_table()
         except ResourceExistsError:
             pass
 
@@ -165,33 +163,24 @@ class ExportStore:
         # Active row first: an export that ends between the two reads is then found moved.
         active = self._get_entity(_active_key(*parsed))
         if active is not None and active.get("export_id") == export_id:
-            return Versioned(_from_entity(active), active.metadata["etag"], active_row=True)
+            return Versioned(export_from_row(active), active.metadata["etag"], active_row=True)
         finished = self._get_entity(export_id)
-        return Versioned(_from_entity(finished), finished.metadata["etag"]) if finished else None
+        return Versioned(export_from_row(finished), finished.metadata["etag"]) if finished else None
 
-    def _get_entity(self, row_key: str, select: list[str] | None = READ):
+    def _get_entity(self, row_key: str):
         try:
-            row = self._table.get_entity(PARTITION, row_key, select=select)
+            return self.table.get_entity(PARTITION, row_key, select=READ)
         except ResourceNotFoundError:
             return None
-        return row if DOC in row or select is None else self._get_entity(row_key, select=None)
 
     def _query(self, prefix: str, page_size: int = 1000) -> Iterator:
-        """Rows whose key starts with `prefix`, in key order (a first-release row without a doc
-        is read again whole)."""
-        for row in self._table.query_entities(_prefix_filter(prefix), select=READ,
-                                              results_per_page=page_size):
-            row = row if DOC in row else self._get_entity(row["RowKey"], select=None)
-            if row is not None:
-                yield row
-
-    def active_export_id(self, project_id: str, subject_set_id: str) -> str | None:
-        active = self._get_entity(_active_key(project_id, subject_set_id))
-        return active.get("export_id") if active is not None else None
+        """Rows whose key starts with `prefix`, in key order."""
+        return iter(self.table.query_entities(_prefix_filter(prefix), select=READ,
+                                               results_per_page=page_size))
 
     def active_export_ids(self) -> list[str]:
         """Ids of every active export (one range query over the active rows)."""
-        rows = self._table.query_entities(_prefix_filter(ACTIVE_PREFIX), select=["export_id"],
+        rows = self.table.query_entities(_prefix_filter(ACTIVE_PREFIX), select=["export_id"],
                                           results_per_page=1000)
         return [row["export_id"] for row in rows if row.get("export_id")]
 
@@ -200,24 +189,21 @@ class ExportStore:
         start on the first rows while the next page is read)."""
         for row in self._query(ACTIVE_PREFIX, page_size):
             if row.get("export_id"):
-                yield Versioned(_from_entity(row), row.metadata["etag"], active_row=True)
+                yield Versioned(export_from_row(row), row.metadata["etag"], active_row=True)
 
-    def exports_of_subject_set(self, project_id: str, subject_set_id: str) -> Iterator[Export]:
-        """Newest first (an active export is always the newest of its set)."""
-        active = self._get_entity(_active_key(project_id, subject_set_id))
-        if active is not None and active.get("export_id"):
-            yield _from_entity(active)
-        for entity in self._query(f"{project_id}-{subject_set_id}-"):
-            yield _from_entity(entity)
-
-    def exports_of_project(self, project_id: str) -> Iterator[Export]:
-        """Every active export of the project, then the finished ones grouped by subject set,
-        newest first within each: for each set, its newest export comes first."""
-        for row in self._query(f"{ACTIVE_PREFIX}{project_id}-"):
-            if row.get("export_id"):
-                yield _from_entity(row)
-        for entity in self._query(f"{project_id}-"):
-            yield _from_entity(entity)
+    def latest_of_project(self, project_id: str) -> dict[str, tuple[Export, Export | None]]:
+        """For each subject set of the project with an export: (its newest export, its newest
+        completed export or None). Three range queries, one row per set each."""
+        latest: dict[str, Export] = {}
+        completed: dict[str, Export] = {}
+        for prefix, found in ((f"{COMPLETED_PREFIX}{project_id}-", completed),
+                              (f"{LATEST_PREFIX}{project_id}-", latest),
+                              (f"{ACTIVE_PREFIX}{project_id}-", latest)):  # active wins: newest
+            for row in self._query(prefix):
+                if row.get("export_id"):
+                    export = export_from_row(row)
+                    found[export.subject_set_id] = export
+        return {set_id: (export, completed.get(set_id)) for set_id, export in latest.items()}
 
     # -- writes ------------------------------------------------------------------------
     def create(self, export: Export) -> tuple[Versioned, bool]:
@@ -225,15 +211,15 @@ class ExportStore:
         Returns (export, True) when created, or (the set's active export, False)."""
         if not export.is_active:
             raise ValueError("a new export must be active")
-        for _ in range(5):
+        for _ in range(MAX_ATTEMPTS):
             try:
-                result = self._table.create_entity(_active_entity(export))
+                result = self.table.create_entity(_active_entity(export))
                 return Versioned(export, result["etag"], active_row=True), True
             except ResourceExistsError:
                 pass
             existing = self._get_entity(_active_key(export.project_id, export.subject_set_id))
             if existing is not None:  # else it just finished: try again
-                return Versioned(_from_entity(existing), existing.metadata["etag"],
+                return Versioned(export_from_row(existing), existing.metadata["etag"],
                                  active_row=True), False
         raise ConcurrentUpdate("could not create the export: its subject set kept changing")
 
@@ -250,7 +236,7 @@ class ExportStore:
             raise ValueError(f"export {export.id} has finished; it cannot become active again")
         entity = _active_entity(export) if current.active_row else _to_entity(export)
         try:
-            result = self._table.update_entity(entity, mode=UpdateMode.REPLACE,
+            result = self.table.update_entity(entity, mode=UpdateMode.REPLACE,
                                                **_etag_check(current.etag))
         except (ResourceModifiedError, ResourceNotFoundError) as exc:
             raise ConcurrentUpdate("export changed since it was read") from exc
@@ -259,6 +245,24 @@ class ExportStore:
                 raise ConcurrentUpdate("export changed since it was read") from exc
             raise
         return Versioned(export, result["etag"], active_row=current.active_row)
+
+    def apply(self, current: Versioned, change: Callable[[Export], Export | None]) -> Versioned:
+        """The one way to change an export: apply `change` to the version last read and write the
+        result with an ETag check; on a conflict, re-read and apply `change` again to the newer
+        version. `change` returns the new export, or None (or the export itself) to write nothing;
+        whatever it raises propagates. Returns the version written (or left as it was)."""
+        for _ in range(MAX_ATTEMPTS):
+            updated = change(current.export)
+            if updated is None or updated == current.export:
+                return current
+            try:
+                return self.update(updated, current)
+            except ConcurrentUpdate:
+                reread = self.get(current.export.id)
+                if reread is None:
+                    raise ConcurrentUpdate(f"export {current.export.id} vanished") from None
+                current = reread
+        raise ConcurrentUpdate(f"export {current.export.id} kept changing")
 
     def update_many(self, items: list[tuple[Versioned, Export]]) -> int:
         """The poller's writes (active exports as read by active_exports): up to 100 operations
@@ -302,8 +306,12 @@ class ExportStore:
         if export.is_final:
             key = {"PartitionKey": PARTITION,
                    "RowKey": _active_key(export.project_id, export.subject_set_id)}
-            return [(table_batch.UPSERT, _to_entity(export), None),
-                    (table_batch.DELETE, key, active_etag)]
+            operations = [(table_batch.UPSERT, _to_entity(export), None),
+                          (table_batch.DELETE, key, active_etag),
+                          (table_batch.UPSERT, _set_entity(LATEST_PREFIX, export), None)]
+            if export.status == COMPLETED:
+                operations.append((table_batch.UPSERT, _set_entity(COMPLETED_PREFIX, export), None))
+            return operations
         return [(table_batch.REPLACE, _active_entity(export), active_etag)]
 
     def _transact(self, operations: list) -> list[str]:
@@ -311,7 +319,7 @@ class ExportStore:
         TransactionRefused when a row changed or vanished since it was read (nothing written);
         any other refusal is raised as the storage error it is."""
         try:
-            return table_batch.submit(self._table, operations)
+            return table_batch.submit(self.table, operations)
         except table_batch.BatchRejected as exc:
             if exc.status in _ROW_CONFLICT:
                 raise TransactionRefused(exc.code) from None
@@ -319,7 +327,7 @@ class ExportStore:
         except table_batch.BatchUnsupported as exc:  # not applied: the SDK's own way
             log.warning("table batch fell back to the SDK's transaction: %s", exc)
         try:
-            results = self._table.submit_transaction([_sdk_operation(*op) for op in operations])
+            results = self.table.submit_transaction([_sdk_operation(*op) for op in operations])
         except TableTransactionError as exc:
             if exc.status_code in _ROW_CONFLICT:
                 raise TransactionRefused(str(exc.error_code)) from None
@@ -328,5 +336,5 @@ class ExportStore:
 
     def ping(self) -> None:
         """Cheap storage round trip for the health check."""
-        next(iter(self._table.query_entities(f"PartitionKey eq '{PARTITION}' and RowKey eq 'health'",
+        next(iter(self.table.query_entities(f"PartitionKey eq '{PARTITION}' and RowKey eq 'health'",
                                              results_per_page=1)), None)

@@ -9,48 +9,37 @@ At-least-once delivery, at-most-once submission:
   `ml_submission_unknown` instead of risking a duplicate ML job;
 - transient faults re-queue the message with a growing delay instead of raising, so they never
   burn the message's dequeue count; raising is left to bugs, which end in the poison queue.
+
+The user's Panoptes token arrives sealed for this export (shared/crypto.py): a message whose
+token was sealed for another export, or under a key no longer configured, fails the export; one
+older than the token's time-to-live fails it as token_expired.
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
-import json
 import logging
 import time
 import uuid
+from typing import Callable
 
 from exports import model
 from exports.blob_writer import BlockBlobWriter
 from exports.manifest import ManifestEncoder
+from exports.messages import ExportMessage
 from exports.ml_service import MlBusy, MlOutcomeUnknown, MlRejected, MlUnavailable
 from exports.panoptes import PanoptesError, PanoptesUnauthorized, PanoptesUnavailable
 from exports.services import Services
-from shared.crypto import TokenDecryptionError
-from shared.store import ConcurrentUpdate, Versioned
+from exports.store import Versioned
+from shared.crypto import TokenDecryptionError, TokenExpired
 
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 1.0  # seconds between progress writes while building
 MAX_RETRY_DELAY = 1800
 REQUEST_NAME_PREFIX = "zooniverse-subject-assistant-"
-
-
-@dataclasses.dataclass(frozen=True)
-class ExportMessage:
-    export_id: str
-    token: str | None  # Fernet ciphertext of the user's Panoptes token
-
-
-def parse_message(body: str) -> ExportMessage | None:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("export_id"), str):
-        return None
-    token = data.get("token")
-    return ExportMessage(data["export_id"], token if isinstance(token, str) else None)
+TOKEN_EXPIRED_MESSAGE = ("Your Panoptes login expired before the subject set could be read. "
+                         "Please sign in again and export again.")
 
 
 def manifest_blob_name(export_id: str) -> str:
@@ -65,7 +54,7 @@ class ExportRun:
     """One delivery of one export message."""
 
     def __init__(self, services: Services, message: ExportMessage, current: Versioned):
-        self.s = services
+        self.services = services
         self.message = message
         self.current = current
         self.owner = uuid.uuid4().hex
@@ -76,18 +65,9 @@ class ExportRun:
         return self.current.export
 
     def now(self) -> dt.datetime:
-        return self.s.clock()
+        return self.services.clock()
 
-    def save(self, export: model.Export) -> None:
-        self.current = self.s.store.update(export, self.current)
-
-    def reload(self) -> None:
-        current = self.s.store.get(self.export.id)
-        if current is None:
-            raise Superseded("export record disappeared")
-        self.current = current
-
-    def log(self, level: int, text: str, *args) -> None:
+    def log(self, level: int, text: str, *args: object) -> None:
         log.log(level, "export %s (project %s, subject set %s): " + text, self.export.id,
                 self.export.project_id, self.export.subject_set_id, *args)
 
@@ -105,45 +85,52 @@ class ExportRun:
         except Exception:
             # A bug or an outage of our own storage: give the lease back so the host's
             # redelivery (or, in the end, the poison handler) can act on the export at once.
-            try:
+            with contextlib.suppress(Exception):
                 self._save_owned(lambda e: model.drop_lease(e, self.owner, self.now()))
-            except Exception:
-                pass
             raise
 
     def _claim(self) -> bool:
-        for _ in range(5):
-            export = self.export
+        holder: list[model.Export] = []
+
+        def claim(export: model.Export) -> model.Export | None:
             if export.is_final or export.status in model.ML_ACTIVE_STATUSES:
-                return False  # done already (duplicate or late message)
+                return None  # done already (duplicate or late message)
             try:
-                self.save(model.claim_for_build(export, self.owner, self.now(), self.lease))
-                return True
+                return model.claim_for_build(export, self.owner, self.now(), self.lease)
             except model.InvalidTransition:
-                # Another worker holds a live lease: look again once it would have lapsed.
-                wait = (export.lease_until - self.now()).total_seconds() + 5
-                self.s.enqueue(export.id, self.message.token, int(wait) + 1)
-                self.log(logging.INFO, "another worker holds the lease; re-checking in %ds", wait)
-                return False
-            except ConcurrentUpdate:
-                self.reload()
-        raise ConcurrentUpdate("could not claim the export")
+                holder.append(export)  # another worker holds a live lease
+                return None
+
+        self.current = self.services.store.apply(self.current, claim)
+        if self.export.lease_owner == self.owner:
+            return True
+        if holder:  # look again once the other worker's lease would have lapsed
+            wait = (holder[-1].lease_until - self.now()).total_seconds() + 5
+            self.services.enqueue(self.message, wait + 1)
+            self.log(logging.INFO, "another worker holds the lease; re-checking in %ds", wait)
+        return False
 
     # -- stage 1: manifest -------------------------------------------------------------
     def _build_manifest(self) -> bool:
         token = None
         if self.message.token is not None:
             try:
-                token = self.s.cipher.decrypt(self.message.token)
+                token = self.services.cipher.decrypt(self.message.token, bound_to=self.export.id)
+            except TokenExpired:
+                self._fail("token_expired", TOKEN_EXPIRED_MESSAGE)
+                return False
             except TokenDecryptionError:
                 self._fail("internal_error", "The export's credentials could not be decrypted "
-                           "(the encryption key was changed). Please export again.")
+                           "(the encryption key was changed, or the message was not made for this "
+                           "export). Please export again.")
                 return False
         blob_name = manifest_blob_name(self.export.id)
-        with BlockBlobWriter(self.s.container.get_blob_client(blob_name)) as writer:
+        with BlockBlobWriter(self.services.container.get_blob_client(blob_name)) as writer:
             return self._write_manifest(token, writer, blob_name)
 
     def _write_manifest(self, token: str | None, writer: BlockBlobWriter, blob_name: str) -> bool:
+        """Read every page with the token and stream the manifest; the token lives only in this
+        frame (and the page reader's threads) and is dropped when the pages are read."""
         export = self.export
         encoder = ManifestEncoder(export.project_id, export.subject_set_id)
         total: list[int] = []
@@ -151,8 +138,8 @@ class ExportRun:
         try:
             # Closed here (not left to the garbage collector) so the page reader stops at once
             # when writing fails.
-            with contextlib.closing(self.s.panoptes.iter_subject_pages(
-                    token, export.subject_set_id, self.s.settings.panoptes_page_concurrency,
+            with contextlib.closing(self.services.panoptes.iter_subject_pages(
+                    token, export.subject_set_id, self.services.settings.panoptes_page_concurrency,
                     on_first=lambda page: total.append(page.count),
                     expected_count=export.subjects_total)) as pages:
                 for page in pages:
@@ -162,8 +149,7 @@ class ExportRun:
                         last_write = time.monotonic()
             writer.write(encoder.finish())
         except PanoptesUnauthorized:
-            self._fail("token_expired", "Your Panoptes login expired before the subject set could "
-                       "be read. Please sign in again and export again.")
+            self._fail("token_expired", TOKEN_EXPIRED_MESSAGE)
             return False
         except PanoptesUnavailable as exc:
             self._retry_later("panoptes_unavailable", f"Panoptes is unavailable: {exc}",
@@ -173,7 +159,7 @@ class ExportRun:
             self._fail("panoptes_error", f"Panoptes refused to list the subject set: {exc}")
             return False
         finally:
-            token = None  # discarded once the manifest is read
+            del token
         counts = encoder.counts
         if counts.images == 0:
             self._fail("subject_set_empty", f"Subject set {export.subject_set_id} has no image "
@@ -185,23 +171,19 @@ class ExportRun:
             e, self.owner, self.now(), subjects=counts.subjects, images=counts.images,
             skipped=counts.skipped_frames, blob=blob_name))
         self.log(logging.INFO, "manifest written: %d subjects, %d images, %d frames skipped, "
-                 "%d bytes", counts.subjects, counts.images, counts.skipped_frames, writer.size)
+                 "%d repeated subjects left out, %d bytes", counts.subjects, counts.images,
+                 counts.skipped_frames, counts.duplicates, writer.size)
         return True
 
     def _progress(self, done: int, total: int | None) -> None:
         self._save_owned(lambda e: model.renew_lease(e, self.owner, self.now(), self.lease, done, total))
 
-    def _save_owned(self, change) -> None:
-        """Apply a change that requires our lease; re-read on ETag conflicts."""
-        for _ in range(5):
-            try:
-                self.save(change(self.export))
-                return
-            except model.InvalidTransition as exc:
-                raise Superseded(str(exc)) from None
-            except ConcurrentUpdate:
-                self.reload()
-        raise ConcurrentUpdate("export kept changing")
+    def _save_owned(self, change: Callable[[model.Export], model.Export]) -> None:
+        """Apply a change that requires our lease (to the latest version)."""
+        try:
+            self.current = self.services.store.apply(self.current, change)
+        except model.InvalidTransition as exc:
+            raise Superseded(str(exc)) from None
 
     # -- stage 2: submission -----------------------------------------------------------
     def _submit(self) -> None:
@@ -213,11 +195,11 @@ class ExportRun:
                        "appears, please export again.")
             return
         self._save_owned(lambda e: model.start_submission(e, self.owner, self.now()))
-        sas_url = self.s.storage.read_sas_url(
-            self.s.settings.container_name, export.manifest_blob,
-            dt.timedelta(hours=self.s.settings.manifest_sas_hours))
+        settings = self.services.settings
+        sas_url = self.services.storage.read_sas_url(
+            settings.container_name, export.manifest_blob, dt.timedelta(hours=settings.manifest_sas_hours))
         try:
-            task_id = self.s.ml.submit(sas_url, REQUEST_NAME_PREFIX + export.id)
+            task_id = self.services.ml.submit(sas_url, REQUEST_NAME_PREFIX + export.id)
         except (MlBusy, MlUnavailable) as exc:
             # Certainly not accepted: clear the fence and try again later.
             self._save_owned(lambda e: model.undo_submission_start(e, self.now()))
@@ -236,57 +218,49 @@ class ExportRun:
         self._record_task(task_id)
 
     def _record_task(self, task_id: str) -> None:
-        for _ in range(10):
+        def record(export: model.Export) -> model.Export | None:
             try:
-                self.save(model.record_submission(self.export, task_id, self.now()))
-                break
-            except ConcurrentUpdate:
-                self.reload()
+                return model.record_submission(export, task_id, self.now())
             except model.InvalidTransition:
-                self.log(logging.ERROR, "ML task %s accepted but export is %s", task_id,
-                         self.export.status)
-                return
-        else:
-            raise ConcurrentUpdate("could not record the ML task id")
+                self.log(logging.ERROR, "ML task %s accepted but export is %s", task_id, export.status)
+                return None
+
+        self.current = self.services.store.apply(self.current, record)
+        if self.export.ml_task_id != task_id:
+            return
         self.log(logging.INFO, "submitted as ML task %s", task_id)
         if self.export.status == model.CANCELLED:
             # Cancelled while the POST was in flight: pass the cancel on to the service.
             try:
-                self.s.ml.cancel(task_id)
+                self.services.ml.cancel(task_id)
             except Exception as exc:  # the poller keeps no watch on cancelled exports
                 self.log(logging.WARNING, "could not cancel ML task %s: %s", task_id, exc)
 
     # -- outcomes ----------------------------------------------------------------------
     def _fail(self, code: str, message: str) -> None:
-        for _ in range(5):
-            if self.export.is_final:
-                return
-            try:
-                self.save(model.fail(self.export, code, message, self.now()))
-                self.log(logging.WARNING, "failed: %s", code)
-                return
-            except ConcurrentUpdate:
-                self.reload()
-        raise ConcurrentUpdate("could not record the failure")
+        self.current = self.services.store.apply(
+            self.current, lambda e: None if e.is_final else model.fail(e, code, message, self.now()))
+        if self.export.error_code == code:
+            self.log(logging.WARNING, "failed: %s", code)
 
     def _retry_later(self, code: str, message: str, keep_token: bool, note: str | None = None) -> None:
         export = self.export
+        settings = self.services.settings
         if export.retry_until is not None and self.now() >= export.retry_until:
             self._fail(code, f"{message}. Gave up after retrying for "
-                       f"{self.s.settings.transient_retry_hours:g} hours; please export again later.")
+                       f"{settings.transient_retry_hours:g} hours; please export again later.")
             return
-        delay = min(self.s.settings.retry_delay_seconds * 2 ** export.retries, MAX_RETRY_DELAY)
-        self.s.enqueue(export.id, self.message.token if keep_token else None, int(round(delay)))
+        delay = min(settings.retry_delay_seconds * 2 ** export.retries, MAX_RETRY_DELAY)
+        token = self.message.token if keep_token else None
+        self.services.enqueue(ExportMessage(export.id, token), round(delay))
         retry_at = self.now() + dt.timedelta(seconds=delay)
-        try:
+        with contextlib.suppress(Superseded):
             self._save_owned(lambda e: model.release_lease(e, self.now(), retry_at, note))
-        except Superseded:
-            pass
         self.log(logging.WARNING, "transient fault (%s); retrying in %.0fs", code, delay)
 
 
 def process_export_message(body: str, services: Services) -> None:
-    message = parse_message(body)
+    message = ExportMessage.parse(body)
     if message is None:
         log.error("dropping a malformed export message")
         return
@@ -299,23 +273,21 @@ def process_export_message(body: str, services: Services) -> None:
 
 def process_poison_message(body: str, services: Services) -> None:
     """A message the host gave up on: fail its export unless it has moved on."""
-    message = parse_message(body)
+    message = ExportMessage.parse(body)
     if message is None:
         return
-    for _ in range(5):
-        current = services.store.get(message.export_id)
-        if current is None:
-            return
-        export = current.export
+    current = services.store.get(message.export_id)
+    if current is None:
+        return
+
+    def fail_if_abandoned(export: model.Export) -> model.Export | None:
         now = services.clock()
         if export.status not in (model.QUEUED, model.BUILDING) or model.lease_is_live(export, now):
-            return  # finished, with the ML service, or a live worker still on it
-        try:
-            services.store.update(model.fail(
-                export, "internal_error", "The export could not be processed after several "
-                "attempts (the worker kept failing). Please export again; if it fails again, "
-                "contact the Zooniverse team with this export's id.", now), current)
-            log.error("export %s: message reached the poison queue; marked failed", export.id)
-            return
-        except ConcurrentUpdate:
-            continue
+            return None  # finished, with the ML service, or a live worker still on it
+        return model.fail(export, "internal_error", "The export could not be processed after "
+                          "several attempts (the worker kept failing). Please export again; if it "
+                          "fails again, contact the Zooniverse team with this export's id.", now)
+
+    current = services.store.apply(current, fail_if_abandoned)
+    if current.export.status == model.FAILED and current.export.error_code == "internal_error":
+        log.error("export %s: message reached the poison queue; marked failed", current.export.id)

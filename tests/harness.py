@@ -13,14 +13,16 @@ import function_app
 from devtools.host import LocalHost
 from devtools.local_env import offline_settings
 from exports.services import Services, get_services, reset_services
-from shared.settings import Settings
-from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE
+from exports.settings import ExportSettings as Settings
+from exports.store import SET_INDEX_PREFIXES, export_from_row
+from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE, EXPORT_TABLE
 from standins.ml_service import MlServiceStandIn
 from standins.panoptes import PanoptesStandIn
 from standins.sample_data import load_sample
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-TOKEN_KEY = "e2e-test-token-encryption-key-0123456789"
+# URL-safe base64 of 40 bytes, as TOKEN_ENCRYPTION_KEY must be (readable: it is a test key).
+TOKEN_KEY = "ZTJlLXRlc3QtdG9rZW4tZW5jcnlwdGlvbi1rZXktMDEyMzQ1Njc4OQ=="
 # Tests retry at once, hold leases briefly and cache nothing, so faults resolve within seconds.
 FAST = {"RETRY_DELAY_SECONDS": "0", "PANOPTES_RETRY_BACKOFF_SECONDS": "0.01", "PANOPTES_RETRIES": "2",
         "AUTH_CACHE_SECONDS": "0", "ML_TIMEOUT_SECONDS": "5", "BUILD_LEASE_SECONDS": "3"}
@@ -60,7 +62,12 @@ class Stack:
         return self.host.run_timer("poll_ml_tasks")
 
     def table_rows(self):
-        return list(self.services.store._table.list_entities())
+        """One row per export (active or finished): the subject sets' index rows are left out."""
+        table = self.services.storage.table(EXPORT_TABLE)
+        return [row for row in table.list_entities() if not row["RowKey"].startswith(SET_INDEX_PREFIXES)]
+
+    def exports(self):
+        return [export_from_row(row) for row in self.table_rows()]
 
     def queued_messages(self):
         return [m.content for m in self.services.queue.peek_messages(max_messages=32)]
@@ -75,7 +82,7 @@ def host_json(tmp_path, **queues):
 
 
 def clear_storage(services: Services) -> None:
-    table = services.store._table
+    table = services.storage.table(EXPORT_TABLE)
     for entity in table.list_entities(select=["PartitionKey", "RowKey"]):
         table.delete_entity(entity["PartitionKey"], entity["RowKey"])
     for name in (EXPORT_QUEUE, EXPORT_POISON_QUEUE):

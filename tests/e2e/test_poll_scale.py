@@ -49,7 +49,7 @@ def test_tick_with_200_active_exports_and_faulty_tasks(stack, monkeypatch):
     for task in failing:
         stack.ml.faults.add(f"/task/{task}", "status", status=500)
 
-    table = stack.services.store._table
+    table = stack.services.store.table
     point_reads, queries = [], []
     original_get, original_query = table.get_entity, table.query_entities
     monkeypatch.setattr(table, "get_entity", lambda *a, **k: point_reads.append(a) or original_get(*a, **k))

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from exports import model
+from exports.messages import ExportMessage
 
 
 def submitted_export(stack, subject_set="5678"):
@@ -120,9 +121,16 @@ def test_ml_outage_leaves_exports_untouched(stack):
 
 
 @pytest.mark.parametrize("settings_overrides", [{"ML_TASK_DEADLINE_DAYS": "0.00002"}])
-def test_deadline_exceeded(stack):
+def test_deadline_runs_from_the_last_change_of_the_task(stack):
+    """ML_TASK_DEADLINE_DAYS is 1.7 s here. A task whose message changes at every poll ("Check
+    number N", as the real monitor writes) is never past it; one that stops changing is."""
     export = submitted_export(stack)
-    stack.ml.set_plan(export["ml_task_id"], ["running"] * 5)
+    stack.ml.set_plan(export["ml_task_id"], ["running"] * 4 + [("running", "stuck")] * 3)
+    for _ in range(4):
+        time.sleep(1)
+        stack.tick()
+        assert stack.get(export["id"]).json()["status"] == "running"
+    stack.tick()  # "stuck": a change, then no more
     time.sleep(2)
     stack.tick()
     result = stack.get(export["id"]).json()
@@ -133,8 +141,9 @@ def test_deadline_exceeded(stack):
 def test_stuck_queued_export_is_requeued_once_then_failed(stack):
     services = stack.services
     now = services.clock() - dt.timedelta(minutes=5)
-    lost = model.new_export(model.new_export_id("1234", "5678", now), "1234", "5678", "42", now,
-                            dt.timedelta(hours=1), services.cipher.encrypt("demo-owner-token"))
+    lost_id = model.new_export_id("1234", "5678", now)
+    lost = model.new_export(lost_id, "1234", "5678", "42", now, dt.timedelta(hours=1),
+                            services.cipher.encrypt("demo-owner-token", bound_to=lost_id))
     services.store.create(lost)  # a record whose queue message was lost
     stack.tick()
     stack.settle()
@@ -192,7 +201,7 @@ def test_cancel_queued(stack):
     response = cancel(stack, queued.id)
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
     assert services.store.active_export_ids() == []
-    services.enqueue(queued.id, None)  # its message arrives late: nothing happens
+    services.enqueue(ExportMessage(queued.id, None))  # its message arrives late: nothing happens
     stack.settle()
     assert stack.ml.accepted_count == 0
 
@@ -213,8 +222,10 @@ def test_cancel_while_building_stops_before_submitting(stack):
 
 def test_cancel_running_and_submitted(stack):
     export = submitted_export(stack)
+    stack.ml.set_plan(export["ml_task_id"], ["created", "running", "running", "completed"])
     refused = cancel(stack, export["id"])  # the service cancels only running tasks
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "cancel_refused"
+    assert "created" in refused.json()["error"]["message"]
     stack.tick()
     response = cancel(stack, export["id"])
     assert response.status_code == 200 and response.json()["status"] == "cancelled"

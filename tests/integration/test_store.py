@@ -2,7 +2,6 @@
 ends, range queries."""
 import concurrent.futures
 import dataclasses
-import json
 import datetime as dt
 import uuid
 
@@ -11,7 +10,7 @@ from azure.data.tables import TableServiceClient
 
 from exports import model
 from shared import table_batch
-from shared.store import ConcurrentUpdate, ExportStore
+from exports.store import SET_INDEX_PREFIXES, ConcurrentUpdate, ExportStore
 
 T0 = dt.datetime(2026, 11, 22, 13, 0, tzinfo=dt.timezone.utc)
 
@@ -31,7 +30,12 @@ def new(project="12", subject_set="34", at=T0):
 
 
 def rows(store):
-    return sorted(e["RowKey"] for e in store._table.list_entities(select=["RowKey"]))
+    """Keys of the export rows (the subject sets' latest/completed index rows left out)."""
+    return sorted(key for key in all_rows(store) if not key.startswith(SET_INDEX_PREFIXES))
+
+
+def all_rows(store):
+    return sorted(e["RowKey"] for e in store.table.list_entities(select=["RowKey"]))
 
 
 def test_round_trip_keeps_every_field(store):
@@ -99,22 +103,37 @@ def test_a_finished_export_is_updated_in_place_and_never_reactivated(store):
         store.update(dataclasses.replace(later.export, status=model.RUNNING), later)
 
 
-def test_range_queries_stay_inside_project_and_subject_set(store):
-    exports = [new("12", "34", T0), new("12", "34", T0 + dt.timedelta(seconds=5)), new("12", "345", T0),
-               new("123", "34", T0), new("1", "2", T0)]
-    for e in exports:
-        if not store.create(e)[1]:
-            current = store.get(store.active_export_id(e.project_id, e.subject_set_id))
-            store.update(model.fail(current.export, "x", "y", T0), current)
-            store.create(e)
-    assert [e.id for e in store.exports_of_subject_set("12", "34")] == [exports[1].id, exports[0].id]
-    assert {e.id for e in store.exports_of_project("12")} == {exports[0].id, exports[1].id, exports[2].id}
-    assert [e.id for e in store.exports_of_project("1")] == [exports[4].id]
-    # Each set's newest export comes first in the project listing (the active one here).
-    first_of_set = {}
-    for e in store.exports_of_project("12"):
-        first_of_set.setdefault(e.subject_set_id, e.id)
-    assert first_of_set == {"34": exports[1].id, "345": exports[2].id}
+def end(store, export, change=lambda e: model.fail(e, "x", "y", T0)):
+    current = store.get(export.id)
+    return store.update(change(current.export), current).export
+
+
+def test_listing_reads_each_sets_latest_and_latest_completed_export(store):
+    """The listing's three range queries stay inside their project (12 is not 123 or 1) and
+    find, per subject set, the newest export and the newest completed one, whatever came after."""
+    completed = dataclasses.replace(new("12", "34", T0), status=model.RUNNING)
+    store.create(completed)
+    completed = end(store, completed, lambda e: dataclasses.replace(e, status=model.COMPLETED))
+    failed = new("12", "34", T0 + dt.timedelta(seconds=5))
+    store.create(failed)
+    failed = end(store, failed)
+    active = new("12", "34", T0 + dt.timedelta(seconds=9))
+    store.create(active)
+    other_set = new("12", "345", T0)
+    store.create(other_set)
+    other_set = end(store, other_set, lambda e: model.cancel(e, T0))
+    for project in ("123", "1"):
+        neighbour = new(project, "34", T0)
+        store.create(neighbour)
+        end(store, neighbour, lambda e: dataclasses.replace(e, status=model.COMPLETED))
+
+    listing = store.latest_of_project("12")
+    assert listing == {"34": (active, completed), "345": (other_set, None)}
+    assert listing["34"][0].status == "queued" and listing["34"][1].status == "completed"
+    assert set(store.latest_of_project("1")) == {"34"} and store.latest_of_project("99") == {}
+    # One row per export, plus a latest row per set that ever ended and a completed row per set
+    # that ever completed.
+    assert len(rows(store)) == 6 and len(all_rows(store)) == 6 + 4 + 3
 
 
 def test_poller_writes_are_checked_against_the_active_rows(store):
@@ -153,11 +172,11 @@ def test_update_many_packs_100_operations_a_transaction(store, monkeypatch):
     sizes = []
     submit = table_batch.submit
     monkeypatch.setattr(table_batch, "submit", lambda table, ops: sizes.append(len(ops)) or submit(table, ops))
-    monkeypatch.setattr(store._table, "submit_transaction", None)  # the SDK's way is not needed
+    monkeypatch.setattr(store.table, "submit_transaction", None)  # the SDK's way is not needed
     changes = [(v, dataclasses.replace(v.export, ml_message=f"m{i}")) for i, v in enumerate(created[:120])]
-    changes += [(v, model.fail(v.export, "x", "y", T0)) for v in created[120:]]  # two operations each
+    changes += [(v, model.fail(v.export, "x", "y", T0)) for v in created[120:]]  # three operations each
     assert store.update_many(changes) == 130
-    assert sizes == [100, 40] and len(store.active_export_ids()) == 120
+    assert sizes == [100, 50] and len(store.active_export_ids()) == 120
 
 
 def test_long_and_non_ascii_messages_fit_in_one_row(store):
@@ -181,32 +200,17 @@ def test_json_escapes_never_make_a_row_too_big(store):
     assert noisy.startswith(stored.ml_message) and len(stored.ml_message) > 1_000
 
 
-def test_rows_of_the_first_release_are_read_and_moved_on(store):
-    """First-release rows: typed properties, and an active export stored twice (its own row and
-    an active-{p}-{s} mirror). They are read as they are and rewritten as docs."""
-    table = store._table
-    old = dataclasses.replace(new("12", "34"), status=model.SUBMITTED, ml_task_id="t1",
-                              submitted_at=T0, manifest_images=3)
-    typed = {name: value for name, value in dataclasses.asdict(old).items()
-             if value is not None and name != "id"}
-    table.create_entity({"PartitionKey": "exports", "RowKey": old.id, **typed})
-    table.create_entity({"PartitionKey": "exports", "RowKey": "active-12-34", "export_id": old.id, **typed})
-    done = dataclasses.replace(new("12", "35"), status=model.COMPLETED, summary={"available": True})
-    done_typed = {name: (json.dumps(value) if name == "summary" else value)
-                  for name, value in dataclasses.asdict(done).items() if value is not None and name != "id"}
-    table.create_entity({"PartitionKey": "exports", "RowKey": done.id, **done_typed})
+def test_apply_retries_a_change_against_the_newer_version(store):
+    created, _ = store.create(new())
+    store.update(model.claim_for_build(created.export, "w", T0, dt.timedelta(minutes=2)), created)
+    seen = []
 
-    current = store.get(old.id)
-    assert current.active_row and current.export == old
-    assert store.get(done.id).export == done
-    assert [v.export for v in store.active_exports()] == [old]
-    assert store.create(new("12", "34", T0 + dt.timedelta(seconds=9))) == (current, False)
-    latest = {}
-    for export in store.exports_of_project("12"):
-        latest.setdefault(export.subject_set_id, export)
-    assert latest == {"34": old, "35": done}
+    def cancel(export):
+        seen.append(export.status)
+        return model.cancel(export, T0)
 
-    running = store.update(dataclasses.replace(old, status=model.RUNNING, ml_status="running"), current)
-    ended = store.update(model.fail(running.export, "ml_failed", "x", T0), running)
-    assert store.get(old.id) == ended and store.active_export_ids() == []
-    assert rows(store) == sorted([old.id, done.id])  # the stale copy was overwritten
+    done = store.apply(created, cancel)  # `created` is stale: applied again to the claimed one
+    assert seen == ["queued", "building"] and done.export.status == "cancelled"
+    assert store.apply(done, lambda e: None) is done  # nothing to write
+    with pytest.raises(model.InvalidTransition):
+        store.apply(done, lambda e: model.cancel(e, T0))  # what the change raises propagates

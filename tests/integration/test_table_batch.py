@@ -15,7 +15,7 @@ from azure.data.tables import TableServiceClient, UpdateMode
 
 from exports import model
 from shared import table_batch
-from shared.store import ConcurrentUpdate, ExportStore
+from exports.store import ConcurrentUpdate, ExportStore
 from shared.table_batch import DELETE, REPLACE, UPSERT
 
 

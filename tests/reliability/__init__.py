@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import json
 import time
 
 from exports import model
+from exports.messages import ExportMessage
+from exports.store import ACTIVE_PREFIX, export_from_row
 from exports.worker import REQUEST_NAME_PREFIX
 from shared.names import EXPORT_POISON_QUEUE
-from shared.store import ACTIVE_PREFIX
 
 # Counters reported by the suite (printed at the end of a run with -s; see conftest-free use).
 FIGURES = collections.Counter()
 
 
 def exports_in_table(stack) -> list[model.Export]:
-    from shared.store import _from_entity
-    return [_from_entity(e) for e in stack.table_rows()]
+    return stack.exports()
 
 
 def ml_jobs_per_export(ml) -> collections.Counter:
@@ -37,10 +36,9 @@ def ml_jobs_per_export(ml) -> collections.Counter:
 
 def assert_invariants(stack, services=None) -> None:
     services = services or stack.services
-    rows = list(services.store._table.list_entities())
-    from shared.store import _from_entity
-    finished = [_from_entity(r) for r in rows if not r["RowKey"].startswith(ACTIVE_PREFIX)]
-    active = [_from_entity(r) for r in rows if r["RowKey"].startswith(ACTIVE_PREFIX)]
+    rows = stack.table_rows()
+    finished = [export_from_row(r) for r in rows if not r["RowKey"].startswith(ACTIVE_PREFIX)]
+    active = [export_from_row(r) for r in rows if r["RowKey"].startswith(ACTIVE_PREFIX)]
     exports = {e.id: e for e in finished + active}
     assert len(exports) == len(rows), "an export is stored twice (active and finished)"
     for export in finished:
@@ -77,13 +75,13 @@ def create_export_record(services, project_id="1234", subject_set_id="5678", use
     """An export record and its queue message body, as the POST would make them, without
     enqueueing (so the host's queue trigger does not race the test). Returns (export, body)."""
     now = services.clock()
-    ciphertext = (cipher or services.cipher).encrypt(token) if token is not None else None
-    export = model.new_export(model.new_export_id(project_id, subject_set_id, now), project_id,
-                              subject_set_id, user_id, now, dt.timedelta(hours=24), ciphertext)
+    export_id = model.new_export_id(project_id, subject_set_id, now)
+    ciphertext = (cipher or services.cipher).encrypt(token, bound_to=export_id) if token is not None else None
+    export = model.new_export(export_id, project_id, subject_set_id, user_id, now,
+                              dt.timedelta(hours=24), ciphertext)
     current, created = services.store.create(export)
     assert created
-    body = json.dumps({"v": 1, "export_id": export.id, "token": ciphertext})
-    return current.export, body
+    return current.export, ExportMessage(export.id, ciphertext).encode()
 
 
 def wait_for(predicate, timeout=30.0, interval=0.05, message="condition"):

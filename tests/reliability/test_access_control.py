@@ -12,7 +12,8 @@ import random
 import pytest
 
 from exports import model
-from tests.reliability import FIGURES, create_export_record, wait_final
+from exports.messages import ExportMessage
+from tests.reliability import FIGURES, create_export_record, wait_final, wait_for
 
 A, A_SET, B, B_SET = "1234", "5678", "9999", "7777"
 OWNER_A, OWNER_B = "demo-owner-token", "demo-outsider-token"
@@ -129,8 +130,8 @@ def test_concurrent_users_never_see_each_others_identity(stack):
         done = list(pool.map(one, range(400)))
     assert len(done) == 400
     stack.settle(60)
-    from shared.store import _from_entity
-    for export in map(_from_entity, stack.table_rows()):
+    from exports.store import export_from_row
+    for export in map(export_from_row, stack.table_rows()):
         expected_user = "42" if export.project_id == A else "44"
         assert export.requested_by == expected_user, export.id
     assert stack.host.errors == []
@@ -152,3 +153,80 @@ def test_expired_token_in_a_queued_message_fails_token_expired(stack):
     # Still visible (with the error) to another member of the project.
     shown = stack.get(export.id, "demo-collaborator-token").json()
     assert shown["error"]["code"] == "token_expired" and shown["status"] == model.FAILED
+
+
+@pytest.mark.parametrize("role", ["tester", "translator", "moderator", "scientist", "museum", "expert"])
+def test_only_owners_and_collaborators_see_or_cancel_an_export(stack, role):
+    """Any other project role (often given to volunteers) gets 404 export_not_found on read and
+    cancel, sees nothing of the results link, and no cancel reaches the ML service."""
+    stack.panoptes.add_user("role-token", "77", "someone")
+    stack.panoptes.set_roles(A, "77", [role])
+    export = stack.start_export().json()
+    stack.settle()
+    stack.tick(), stack.tick()
+    assert stack.get(export["id"]).json()["status"] == "completed"
+    before = stack.export(export["id"])
+    for response in (stack.get(export["id"], "role-token"),
+                     stack.call("POST", f"/api/exports/{export['id']}/cancel", "role-token")):
+        assert error_code(response) == (404, "export_not_found")
+        assert stack.ml.root_url not in response.text and "results_url" not in response.text
+    assert error_code(stack.call("GET", f"/api/projects/{A}/exports", "role-token")) == (403, "forbidden")
+    assert stack.ml.cancel_calls == 0 and stack.export(export["id"]) == before
+
+
+@pytest.mark.parametrize("settings_overrides", [{"AUTH_RETRY_SECONDS": "1", "PANOPTES_RETRIES": "4"}])
+def test_access_checks_never_wait_long_on_panoptes(stack):
+    """A Retry-After of minutes (or many retries) must not hold a request: past AUTH_RETRY_SECONDS
+    of waiting in total the caller gets 502 panoptes_unavailable."""
+    import time
+    stack.panoptes.faults.add(r"/api/me", "status", status=429, retry_after=120)
+    started = time.monotonic()
+    assert error_code(stack.get("1234-5678-0000000000000abcdef01")) == (502, "panoptes_unavailable")
+    assert time.monotonic() - started < 1.5
+    stack.panoptes.faults.clear()
+    stack.panoptes.faults.add(r"/api/me", "status", status=503, retry_after=0.4)
+    started = time.monotonic()
+    assert error_code(stack.get("1234-5678-0000000000000abcdef01")) == (502, "panoptes_unavailable")
+    assert time.monotonic() - started < 2  # two retries fit in 1 s, the third does not
+
+
+def test_a_rejected_token_costs_panoptes_one_call(stack):
+    before = stack.panoptes.count("/api/me")
+    for _ in range(20):
+        response = stack.call("GET", f"/api/projects/{A}/exports", "made-up-token")
+        assert error_code(response) == (401, "unauthenticated")
+        assert "expired or was revoked" in response.json()["error"]["message"]
+    assert stack.panoptes.count("/api/me") - before == 1
+    missing = stack.call("GET", f"/api/projects/{A}/exports", None)
+    assert error_code(missing) == (401, "unauthenticated")
+    assert "send your Panoptes access token" in missing.json()["error"]["message"]
+
+
+def test_a_queued_token_works_only_for_its_own_export(stack):
+    """The token is sealed together with its export id: copied into another export's message it
+    is refused (the export fails, nothing is read from Panoptes with it)."""
+    mine, mine_body = create_export_record(stack.services, subject_set_id="5678")
+    other, _ = create_export_record(stack.services, subject_set_id="5679")
+    stolen = ExportMessage(other.id, ExportMessage.parse(mine_body).token)
+    subjects_before = stack.panoptes.count("/api/subjects")
+    stack.services.queue.send_message(stolen.encode())
+    failed = wait_final(stack, other.id)
+    assert (failed.status, failed.error_code) == ("failed", "internal_error")
+    assert "not made for this export" in failed.error_message
+    assert stack.panoptes.count("/api/subjects") == subjects_before
+    stack.services.queue.send_message(mine_body)
+    assert wait_for(lambda: stack.export(mine.id).status == "submitted", 30, message="own export")
+
+
+@pytest.mark.parametrize("settings_overrides", [{"TRANSIENT_RETRY_HOURS": "0"}])
+def test_a_queued_token_older_than_its_time_to_live_is_token_expired(stack):
+    """TRANSIENT_RETRY_HOURS=0: the sealed token lives one hour. A message sealed two hours ago
+    fails the export as token_expired (sign in and export again)."""
+    import time
+    services = stack.services
+    export, _ = create_export_record(services, token=None)
+    sealed = services.cipher.encrypt("demo-owner-token", bound_to=export.id,
+                                     now=time.time() - 7200)
+    services.queue.send_message(ExportMessage(export.id, sealed).encode())
+    failed = wait_final(stack, export.id)
+    assert (failed.status, failed.error_code) == ("failed", "token_expired")

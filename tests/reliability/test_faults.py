@@ -121,7 +121,7 @@ KILL_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, sys.argv[3])
     from exports import worker, ml_service
     from exports.services import Services
-    from shared.settings import get_settings
+    from exports.settings import get_settings
 
     point, body = sys.argv[1], sys.argv[2]
 

@@ -6,17 +6,21 @@ import pytest
 
 from exports import model
 from exports.ml_service import TaskStatus
-from exports.status import NOT_FOUND, PollRules, next_state, summarize_detections
+from exports.results import ResultsPolicy
+from exports.status import NOT_FOUND, PollRules, next_state
 
 T0 = dt.datetime(2026, 11, 22, 13, 0, tzinfo=dt.timezone.utc)
-RULES = PollRules(deadline=dt.timedelta(days=28), not_found_ticks=3)
-DONE = {"num_failed_shards": 0, "output_file_urls": {"detections": "https://ml/detections.json?sig=x"}}
+POLICY = ResultsPolicy(("*.blob.core.windows.net",), "https://ml.example.org")
+RULES = PollRules(deadline=dt.timedelta(days=3), not_found_ticks=3, problem_ticks=4, results=POLICY)
+RESULTS = "https://acct.blob.core.windows.net/batch-api/detections.json?sv=1&sig=SECRET"
+DONE = {"num_failed_shards": 0, "output_file_urls": {"detections": RESULTS}}
 
 
 def submitted(**changes):
     export = model.new_export("1-2-0000000000000abcdef01", "1", "2", "9", T0, dt.timedelta(hours=1))
     return dataclasses.replace(export, status=model.SUBMITTED, ml_task_id="f" * 32, ml_status="created",
-                               submitted_at=T0, manifest_blob="b", manifest_images=4, **changes)
+                               submitted_at=T0, ml_changed_at=T0, manifest_blob="b", manifest_images=4,
+                               **changes)
 
 
 NOW = T0 + dt.timedelta(minutes=10)
@@ -64,11 +68,63 @@ def test_not_found_fails_only_after_several_ticks_in_a_row():
     assert export.status == "failed" and export.error_code == "ml_task_not_found"
 
 
-def test_deadline_exceeded():
-    late = T0 + dt.timedelta(days=28, minutes=1)
-    export = next_state(submitted(), TaskStatus("running", "still going"), late, RULES)
-    assert (export.status, export.error_code) == ("failed", "deadline_exceeded")
-    assert export.ml_message == "still going"
+def test_deadline_runs_from_the_last_change_of_the_ml_status_or_message():
+    export = submitted()
+    for day in range(1, 40):  # the service rewrites a working job's message: never a deadline
+        now = T0 + dt.timedelta(days=day)
+        export = next_state(export, TaskStatus("running", f"Check number {day * 144}, ..."), now, RULES)
+        assert export.status == "running", day
+    quiet = export.ml_changed_at + dt.timedelta(days=3, minutes=1)
+    failed = next_state(export, TaskStatus("running", export.ml_message), quiet, RULES)
+    assert (failed.status, failed.error_code) == ("failed", "deadline_exceeded")
+    assert "3 days" in failed.error_message
+
+
+def test_a_problem_that_never_changes_fails_after_the_set_number_of_polls():
+    message = "Please contact us. Error occurred while submitting the Batch job: boom"
+    export = next_state(submitted(), TaskStatus("problem", message), NOW, RULES)
+    for tick in range(RULES.problem_ticks):
+        assert (export.status, export.ml_status) == ("running", "problem"), tick
+        export = next_state(export, TaskStatus("problem", message), NOW + dt.timedelta(minutes=tick), RULES)
+    assert (export.status, export.error_code) == ("failed", "ml_failed")
+    assert message in export.error_message
+
+
+def test_a_changing_problem_keeps_polling():
+    export = submitted()
+    for tick in range(3 * RULES.problem_ticks):
+        export = next_state(export, TaskStatus("problem", f"Job unfinished after {tick} x 10 minutes"),
+                            NOW, RULES)
+    assert export.status == "running" and export.ml_same_ticks == 0
+
+
+def test_num_images_from_the_service_is_kept():
+    export = next_state(submitted(), TaskStatus("running", "Submitted", num_images=3), NOW, RULES)
+    export = next_state(export, TaskStatus("completed", DONE), NOW, RULES)
+    assert export.ml_num_images == 3
+
+
+@pytest.mark.parametrize("url", [
+    "file:///etc/passwd", "javascript:alert(1)", "http://acct.blob.core.windows.net/x.json?sig=S",
+    "https://evil.example/x.json", "https://acct.blob.core.windows.net.evil.example/x.json",
+    "https://blob.core.windows.net/x.json", "https://user:pw@acct.blob.core.windows.net/x.json",
+    "https://acct.blob.core.windows.net:8443/x.json", "http://ml.example.org/results.json",
+])
+def test_a_results_link_off_the_allowlist_is_neither_kept_nor_shown(url):
+    answer = TaskStatus("completed", {"num_failed_shards": 0, "output_file_urls": {"detections": url}})
+    export = next_state(submitted(), answer, NOW, RULES)
+    resource = model.to_resource(export, "https://sa/#/tasks/")
+    assert export.status == "completed" and export.results_url is None
+    assert export.summary["available"] is False and export.summary["reason"]
+    assert url not in str(resource) and "sig=" not in str(resource)
+
+
+def test_results_on_allowed_hosts_and_the_ml_origin_are_kept():
+    for url in (RESULTS, "https://ml.example.org/results/x.json?sig=1"):
+        answer = TaskStatus("completed", {"num_failed_shards": 0, "output_file_urls": {"detections": url}})
+        export = next_state(submitted(), answer, NOW, RULES)
+        assert export.results_url == url and export.summary is None  # the poller adds the summary
+        assert "sig=" not in export.ml_message  # the message never repeats the link
 
 
 def test_same_answer_twice_changes_nothing():
@@ -81,15 +137,3 @@ def test_final_exports_are_left_alone():
     assert next_state(export, TaskStatus("completed", DONE), NOW, RULES) is export
 
 
-def test_summary_counts():
-    detections = {"images": [
-        {"file": "a", "max_detection_conf": 0.9, "detections": [{"category": "1", "conf": 0.9}]},
-        {"file": "b", "max_detection_conf": 0.05, "detections": []},
-        {"file": "c", "failure": "Failed to load image"},
-    ]}
-    summary = summarize_detections(detections, 5, 0.2, 1)
-    assert summary == {"available": True, "images_submitted": 5, "images_returned": 3, "images_failed": 1,
-                       "images_missing": 2, "images_likely_empty": 1, "likely_empty_threshold": 0.2,
-                       "failed_shards": 1}
-    with pytest.raises(ValueError):
-        summarize_detections({"nope": 1}, 5, 0.2)
