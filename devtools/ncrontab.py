@@ -1,79 +1,91 @@
-"""A small NCRONTAB parser: the 6-field cron dialect (seconds first) of Functions timer triggers.
+"""NCRONTAB schedules for timer triggers: croniter computes them, with NCrontab's rules.
 
-Fields: second minute hour day-of-month month day-of-week (0-6, Sunday=0; 7 is accepted as
-Sunday). Each field takes `*`, numbers, lists `a,b`, ranges `a-b` and steps `*/n`, `a-b/n`, `a/n`.
-Names (MON, JAN) are not supported.
+Functions timer schedules are 6-field NCRONTAB, seconds first: second minute hour day-of-month
+month day-of-week (0-6, Sunday=0; months and days may be three-letter names such as Jan, Mon).
+croniter (pinned in requirements-dev.txt) does the calendar work: `second_at_beginning=True`
+reads the seconds field first, and `day_or=False` ANDs day-of-month and day-of-week as NCrontab
+(the library the real host uses) does: "0 0 0 13 * 5" fires only on Friday the 13th, where
+croniter's default, like Vixie cron, would fire every Friday and every 13th.
 
-Day-of-month and day-of-week are ANDed, as NCrontab (the library the real host uses) does:
-"0 0 0 13 * 5" fires only on Friday the 13th. Classic Vixie cron would OR them; matching the
-host matters more here, since a schedule must not fire locally when it would not in Azure.
+croniter reads more than NCrontab, and a few things differently. `validate` refuses those before
+croniter sees them, so a schedule never fires locally on times it would not fire in Azure:
+
+- anything but 6 fields: croniter would take a 7th as a year (and the app's settings, like the
+  Functions docs, always use seconds-first 6-field schedules);
+- croniter's extensions NCrontab lacks: L, W, #, ?, H and @daily-style aliases;
+- reversed ranges such as 5-1: croniter wraps them (5..59 and 0..1), NCrontab swaps them (1..5);
+- day-of-week 7: NCrontab's range is 0-6, croniter would take 7 as Sunday.
+
+Stricter than NCrontab, and loud about it (a ValueError when the host starts): full or shortened
+names (Monday, Mo) and zero steps (*/0) are refused, where NCrontab would accept them.
 """
 from __future__ import annotations
 
 import datetime as dt
+import re
 from functools import lru_cache
 
-_FIELDS = (("second", 0, 59), ("minute", 0, 59), ("hour", 0, 23),
-           ("day-of-month", 1, 31), ("month", 1, 12), ("day-of-week", 0, 7))
-# A schedule that never matches (e.g. Feb 30) would loop forever; NCrontab gives up too.
-_MAX_YEARS = 30
+from croniter import croniter
+from croniter.croniter import CroniterError
+
+_FIELDS = ("second", "minute", "hour", "day-of-month", "month", "day-of-week")
+_NAMES = {"month": {n: i for i, n in enumerate(
+              "jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)},
+          "day-of-week": {n: i for i, n in enumerate("sun mon tue wed thu fri sat".split())}}
+# One comma-separated item of a field: "*", a value or a range, with an optional step. Values are
+# numbers or three-letter names; croniter checks the ranges and which fields take names.
+_VALUE = r"\d+|[A-Za-z]{3}"
+_ITEM = re.compile(rf"(?:\*|(?P<first>{_VALUE})(?:-(?P<last>{_VALUE}))?)(?:/\d+)?")
 
 
-def _parse_field(text: str, name: str, lo: int, hi: int) -> frozenset[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        span, slash, step_text = part.partition("/")
-        try:
-            step = int(step_text) if slash else 1
-            if span == "*":
-                start, end = lo, hi
-            elif "-" in span:
-                start, end = (int(v) for v in span.split("-", 1))
-            else:
-                start = int(span)
-                end = hi if slash else start  # "5/15" means 5, 20, 35, ... as in NCrontab
-        except ValueError:
-            raise ValueError(f"bad {name} field {text!r}") from None
-        if step < 1 or not lo <= start <= end <= hi:
-            raise ValueError(f"{name} field {text!r} is out of range {lo}-{hi}")
-        values.update(range(start, end + 1, step))
-    if name == "day-of-week" and 7 in values:
-        values = (values - {7}) | {0}
-    return frozenset(values)
+def _number(field: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    return int(value) if value.isdigit() else _NAMES.get(field, {}).get(value.lower())
+
+
+def _check_item(field: str, item: str) -> None:
+    """Refuse an item NCrontab lacks or would read differently from croniter."""
+    m = _ITEM.fullmatch(item)
+    if m is None:
+        raise ValueError(f"{field} field item {item!r} is not NCRONTAB "
+                         "(*, n, a-b and /step; names as Jan or Mon)")
+    first, last = _number(field, m["first"]), _number(field, m["last"])
+    if first is not None and last is not None and first > last:
+        raise ValueError(f"{field} range {item!r} is reversed: write it low-high")
+    if field == "day-of-week" and 7 in (first, last):
+        raise ValueError(f"day-of-week {item!r}: NCRONTAB days are 0-6 (Sunday=0); 7 is not Sunday")
 
 
 @lru_cache(maxsize=64)
-def parse(expr: str) -> tuple[frozenset[int], ...]:
-    """The allowed values of each field, in field order. Raises ValueError when malformed."""
+def validate(expr: str) -> str:
+    """`expr` with its fields single-spaced. Raises ValueError unless NCrontab would read it as
+    croniter does."""
     fields = expr.split()
     if len(fields) != 6:
         raise ValueError(f"NCRONTAB {expr!r} must have 6 fields (second minute hour day month weekday)")
-    return tuple(_parse_field(text, *spec) for text, spec in zip(fields, _FIELDS))
+    for field, text in zip(_FIELDS, fields):
+        for item in text.split(","):
+            _check_item(field, item)
+    normalized = " ".join(fields)
+    try:
+        croniter(normalized, second_at_beginning=True)  # ranges, steps, names per field
+    except CroniterError as exc:
+        raise ValueError(f"NCRONTAB {expr!r}: {exc}") from None
+    return normalized
 
 
 def next_occurrence(expr: str, after: dt.datetime) -> dt.datetime:
     """The first time strictly after `after` that matches `expr`.
 
     Aware datetimes are computed in UTC (the host's default, WEBSITE_TIME_ZONE unset) and returned
-    in UTC; naive ones are taken as they are and a naive result is returned.
+    in UTC; naive ones are taken as they are and a naive result is returned. A schedule with no
+    occurrence (Feb 30) raises ValueError.
     """
-    seconds, minutes, hours, days, months, weekdays = parse(expr)
-    tz = after.tzinfo
-    t = after.astimezone(dt.timezone.utc).replace(tzinfo=None) if tz else after
-    t = t.replace(microsecond=0) + dt.timedelta(seconds=1)
-    limit = t.year + _MAX_YEARS
-    # Walk the coarsest failing field forward, resetting the finer ones: a few hundred steps a year.
-    while t.year <= limit:
-        if t.month not in months:
-            t = dt.datetime(t.year + t.month // 12, t.month % 12 + 1, 1)
-        elif t.day not in days or (t.weekday() + 1) % 7 not in weekdays:
-            t = dt.datetime(t.year, t.month, t.day) + dt.timedelta(days=1)
-        elif t.hour not in hours:
-            t = t.replace(minute=0, second=0) + dt.timedelta(hours=1)
-        elif t.minute not in minutes:
-            t = t.replace(second=0) + dt.timedelta(minutes=1)
-        elif t.second not in seconds:
-            t += dt.timedelta(seconds=1)
-        else:
-            return t.replace(tzinfo=dt.timezone.utc) if tz else t
-    raise ValueError(f"NCRONTAB {expr!r} has no occurrence within {_MAX_YEARS} years")
+    start = after.astimezone(dt.timezone.utc).replace(tzinfo=None) if after.tzinfo else after
+    schedule = croniter(validate(expr), start, second_at_beginning=True, day_or=False)
+    try:
+        occurrence = schedule.get_next(dt.datetime)
+    except CroniterError as exc:
+        raise ValueError(f"NCRONTAB {expr!r}: {exc}") from None
+    return occurrence.replace(tzinfo=dt.timezone.utc) if after.tzinfo else occurrence

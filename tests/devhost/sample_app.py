@@ -1,4 +1,6 @@
-"""A small v2-model app for the local host's tests: HTTP routes, a queue trigger and a timer."""
+"""A small v2-model app for the local host's tests (routePrefix "api"): overlapping HTTP routes,
+a catch-all, a queue trigger and a timer. Templates use only what the local host routes: literal
+segments, {name}, {name?} and {*name}."""
 import asyncio
 import json
 import os
@@ -23,12 +25,14 @@ def item_a_new_form(req: func.HttpRequest) -> func.HttpResponse:
     return _json({"fn": "item_a_new_form"})
 
 
+# Same template, different methods: item_by_id sorts first, so it takes GET and PUT and
+# item_by_name only gets the DELETEs that fall through to it.
 @bp.route(route="items/{name}", methods=["GET", "DELETE"])
 def item_by_name(req: func.HttpRequest) -> func.HttpResponse:
     return _json({"fn": "item_by_name", "route": dict(req.route_params)})
 
 
-@bp.route(route="items/{id:int}", methods=["GET", "PUT"])
+@bp.route(route="items/{id}", methods=["GET", "PUT"])
 def item_by_id(req: func.HttpRequest) -> func.HttpResponse:
     return _json({"fn": "item_by_id", "route": dict(req.route_params)})
 
@@ -38,7 +42,7 @@ def files(req: func.HttpRequest) -> func.HttpResponse:
     return _json({"fn": "files", "route": dict(req.route_params)})
 
 
-@bp.route(route="files/readme", methods=["GET"])
+@bp.route(route="files/readme", methods=["GET", "HEAD"])
 def docs_readme(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse("read me", headers={"X-Doc": "readme"})
 
@@ -55,7 +59,7 @@ def boom(req: func.HttpRequest) -> func.HttpResponse:
     raise RuntimeError("secret internals")
 
 
-@bp.route(route="slow/{n:int}", methods=["GET"])
+@bp.route(route="slow/{n}", methods=["GET"])
 async def slow(req: func.HttpRequest) -> func.HttpResponse:
     await asyncio.sleep(int(req.route_params["n"]) / 1000)
     return _json({"fn": "slow"})

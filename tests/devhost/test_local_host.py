@@ -1,6 +1,7 @@
-"""The local Functions host against Azurite (the session `azurite` fixture): HTTP routing and CORS,
-queue and timer triggers."""
+"""The local Functions host against Azurite (the session `azurite` fixture): HTTP routing, HEAD and
+CORS (under routePrefix "api" and ""), queue and timer triggers, the command line."""
 import base64
+import http.client
 import json
 import os
 import subprocess
@@ -14,10 +15,10 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.functions.queue import QueueMessage
 from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient, TextBase64EncodePolicy
 
-from devtools import host as host_module
 from devtools.azurite import ROOT, free_port
 from devtools.host import LocalHost
-from tests.devhost import sample_app
+from devtools.localhost import queues as queue_module
+from tests.devhost import root_app, sample_app
 
 ORIGIN = "http://localhost:3000"
 NEVER = "0 0 0 1 1 *"  # a valid schedule that won't fire during the tests
@@ -72,24 +73,6 @@ def _calls(message_id):
 
 # --- HTTP ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("template, path, expected", [
-    ("a/{id:int:min(10)}", "a/10", {"id": "10"}),
-    ("a/{id:int:min(10)}", "a/9", None),
-    ("a/{id:range(1,5)}", "a/6", None),
-    ("a/{code:length(3)}", "a/abc", {"code": "abc"}),
-    ("a/{code:regex(^[a-f]+$)}", "a/BEEF", {"code": "BEEF"}),  # case-insensitive, like ASP.NET
-    ("a/{code:regex(^[a-f]+$)}", "a/xyz", None),
-    ("a/{g:guid}", "a/" + "0" * 32, {"g": "0" * 32}),
-    ("a/{page=1}", "a", {"page": "1"}),
-    ("a/{x?}/{y?}", "a", {}),
-    ("a/{x?}", "a/b/c", None),
-    ("a/{x}", "a", None),
-])
-def test_route_templates(template, path, expected):
-    route = host_module._Route(None, template, None)
-    assert route.match(path.split("/")) == expected
-
-
 def _get(host, path, **kw):
     return requests.get(host.url + path, timeout=10, **kw)
 
@@ -103,10 +86,13 @@ def test_routes_are_tried_in_function_name_order_like_the_functions_host(http_ho
     assert readme.headers["Content-Type"] == "text/plain; charset=utf-8"
 
 
-def test_constrained_parameter_beats_plain_parameter(http_host):
+def test_same_template_goes_to_the_first_name_whose_methods_match(http_host):
+    # items/{id} (item_by_id) and items/{name} (item_by_name) overlap: the name decides.
     assert _get(http_host, "/api/items/5").json() == {"fn": "item_by_id", "route": {"id": "5"}}
-    assert _get(http_host, "/api/items/abc").json() == {"fn": "item_by_name", "route": {"name": "abc"}}
-    assert _get(http_host, "/api/items/a%20b").json()["route"] == {"name": "a b"}
+    assert _get(http_host, "/api/items/abc").json() == {"fn": "item_by_id", "route": {"id": "abc"}}
+    assert _get(http_host, "/api/items/a%20b").json()["route"] == {"id": "a b"}
+    deleted = requests.delete(http_host.url + "/api/items/abc", timeout=10)  # item_by_id has no DELETE
+    assert deleted.json() == {"fn": "item_by_name", "route": {"name": "abc"}}
 
 
 def test_catch_all_takes_the_rest_of_the_path_or_nothing(http_host):
@@ -139,8 +125,7 @@ def test_wrong_method_is_405_json_with_allow(http_host):
     r = requests.post(http_host.url + "/api/items/5", timeout=10)
     assert r.status_code == 405 and r.headers["Allow"] == "DELETE, GET, PUT"
     assert r.json()["error"]["code"] == "method_not_allowed"
-    # "abc" fails {id:int}, so only item_by_name's methods are allowed.
-    assert requests.put(http_host.url + "/api/items/abc", timeout=10).headers["Allow"] == "DELETE, GET"
+    assert requests.post(http_host.url + "/api/files/readme", timeout=10).headers["Allow"] == "GET, HEAD"
 
 
 def test_exception_is_500_json_without_the_traceback(http_host):
@@ -148,6 +133,37 @@ def test_exception_is_500_json_without_the_traceback(http_host):
     assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"
     assert "secret" not in r.text and "Traceback" not in r.text
     assert http_host.errors[-1] == ("boom", "RuntimeError('secret internals')")
+
+
+def _head_then_get(host, path):
+    """HEAD and GET `path` on one keep-alive connection: a body wrongly sent after the HEAD
+    answer would be read as the start of the GET's answer and break it."""
+    conn = http.client.HTTPConnection("127.0.0.1", int(host.url.rsplit(":", 1)[1]), timeout=10)
+    try:
+        conn.request("HEAD", path)
+        head = conn.getresponse()
+        head_body, head_headers = head.read(), dict(head.getheaders())
+        conn.request("GET", path)
+        get = conn.getresponse()
+        return (head.status, head_headers, head_body), (get.status, dict(get.getheaders()), get.read())
+    finally:
+        conn.close()
+
+
+def _without_date(headers):
+    return {k: v for k, v in headers.items() if k.lower() not in ("date", "server")}
+
+
+def test_head_gets_the_headers_of_get_and_no_body(http_host):
+    (status, headers, body), (get_status, get_headers, get_body) = _head_then_get(
+        http_host, "/api/files/readme")
+    assert (status, body) == (200, b"") and (get_status, get_body) == (200, b"read me")
+    assert _without_date(headers) == _without_date(get_headers)
+    assert headers["Content-Length"] == "7" and headers["X-Doc"] == "readme"
+    # Routed like any other method: a function that doesn't list HEAD doesn't get it (as in Azure).
+    (status, headers, body), _ = _head_then_get(http_host, "/api/slow/1")
+    assert status == 405 and body == b"" and headers["Allow"] == "GET"
+    assert int(headers["Content-Length"]) > 0
 
 
 def test_cors_for_listed_origin(http_host):
@@ -171,6 +187,68 @@ def test_cors_refused_for_other_origins(http_host):
     pre = requests.options(http_host.url + "/api/items/5", timeout=10, headers={
         "Origin": evil, "Access-Control-Request-Method": "GET"})
     assert pre.status_code == 405 and "Access-Control-Allow-Origin" not in pre.headers
+
+
+# --- routePrefix "" --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def root_host(tmp_path_factory):
+    # The function app's layout: the page at /, the API under api/. No queues: no storage needed.
+    path = tmp_path_factory.mktemp("root") / "host.json"
+    path.write_text(json.dumps({"version": "2.0", "extensions": {"http": {"routePrefix": ""}}}))
+    with LocalHost(root_app.app, host_json=path, cors_origins=[ORIGIN], timers=False) as host:
+        yield host
+
+
+def test_empty_prefix_serves_the_page_at_the_root_through_the_catch_all(root_host):
+    for path in ("/", "/?utm=x", ""):
+        r = requests.get(root_host.url + path, timeout=10)
+        assert r.status_code == 200 and r.text.startswith("<!doctype html>"), path
+        assert r.headers["Content-Type"] == "text/html; charset=utf-8"
+
+
+@pytest.mark.parametrize("path, status, expected", [
+    ("/api/items/5", 200, {"fn": "api_item", "route": {"id": "5"}}),
+    ("/API/Items/5", 200, {"fn": "api_item", "route": {"id": "5"}}),
+    ("/api/items", 404, {"fn": "zz_site", "route": {"path": "api/items"}}),
+    ("/api/items/5/extra", 404, {"fn": "zz_site", "route": {"path": "api/items/5/extra"}}),
+    ("/subject-assistant/12/", 404, {"fn": "zz_site", "route": {"path": "subject-assistant/12"}}),
+])
+def test_empty_prefix_routes_api_paths_and_leaves_the_rest_to_the_catch_all(root_host, path, status,
+                                                                              expected):
+    r = _get(root_host, path)
+    assert r.status_code == status and r.json() == expected
+
+
+def test_empty_prefix_catch_all_under_a_literal(root_host):
+    assert _get(root_host, "/static/css/site.css").text == "/* css/site.css */"
+    assert _get(root_host, "/static").text == "/* None */"  # an empty catch-all has no value
+
+
+def test_empty_prefix_method_mismatch_falls_through_to_405(root_host):
+    # api_item takes only GET and zz_site no DELETE: the union of their methods is allowed.
+    r = requests.delete(root_host.url + "/api/items/5", timeout=10)
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD, POST"
+    assert requests.post(root_host.url + "/api/items/5", timeout=10).json()["fn"] == "zz_site"
+
+
+def test_empty_prefix_head_of_the_page(root_host):
+    (status, headers, body), (_, get_headers, get_body) = _head_then_get(root_host, "/")
+    assert status == 200 and body == b"" and get_body.startswith(b"<!doctype html>")
+    assert headers["X-Method"] == "HEAD" and get_headers["X-Method"] == "GET"  # the function sees HEAD
+    assert headers["Content-Length"] == str(len(get_body)) and headers["Cache-Control"] == "no-cache"
+
+
+def test_empty_prefix_cors_and_routes(root_host):
+    r = _get(root_host, "/api/items/5", headers={"Origin": ORIGIN})
+    assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
+    pre = requests.options(root_host.url + "/", timeout=10, headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST"})
+    assert pre.status_code == 204 and pre.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert root_host.describe_routes() == [
+        "GET          /api/items/{id}  (api_item)",
+        "GET,HEAD     /static/{*file}  (static_file)",
+        "GET,HEAD,POST /{*path}  (zz_site)"]
 
 
 # --- queue triggers --------------------------------------------------------------------------
@@ -210,7 +288,7 @@ def test_message_that_is_not_base64_goes_to_poison_without_running(azurite, queu
 
 
 def test_long_invocation_keeps_its_message_invisible(azurite, host_json, monkeypatch):
-    monkeypatch.setattr(host_module, "_LEASE_SECONDS", 1.0)
+    monkeypatch.setattr(queue_module, "LEASE_SECONDS", 1.0)
     queue = f"q{uuid.uuid4().hex[:16]}"
     with LocalHost(sample_app.app, env=_env(azurite, queue), host_json=host_json, timers=False) as host:
         sent = _client(azurite, queue, TextBase64EncodePolicy()).send_message("sleep:2.2")
@@ -262,10 +340,11 @@ def test_unresolved_schedule_setting_fails_start(azurite, host_json, monkeypatch
 
 # --- command line ----------------------------------------------------------------------------
 
-def test_cli_runs_the_app_in_a_subprocess(azurite):
+def test_cli_runs_the_app_in_a_subprocess(azurite, host_json):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devtools.host", "--port", str(port), "--app", "tests.devhost.sample_app"],
+        [sys.executable, "-m", "devtools.host", "--port", str(port), "--app", "tests.devhost.sample_app",
+         "--host-json", str(host_json)],
         cwd=ROOT, env={**os.environ, **_env(azurite)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     try:
@@ -280,4 +359,5 @@ def test_cli_runs_the_app_in_a_subprocess(azurite):
         proc.terminate()
         output, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, output
-    assert f"listening on http://127.0.0.1:{port}" in output and "/api/items/{id:int}" in output
+    assert f"listening on http://127.0.0.1:{port}" in output and "/api/items/{id}" in output
+    assert "queueTrigger" in output and "(work)" in output and "timerTrigger" in output

@@ -1,0 +1,163 @@
+"""The HTTP front end: a threaded server that turns each request into a `func.HttpRequest`,
+runs the function the router picks and writes back its `HttpResponse`.
+
+Around the function it behaves as the platform does, so the app's own HTTP code is all the app
+needs: JSON 404/405 when no route takes a request and JSON 500 when a function fails (never a
+traceback), CORS for the listed origins (preflights answered before any function runs, as App
+Service's CORS layer does), and HEAD answered with the headers of the function's response,
+Content-Length included, and no body. HEAD is routed like any other method: a function must list
+it, because the host does not send HEAD to GET-only functions (Azure/azure-functions-host#11625).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qsl, urlsplit
+
+import azure.functions as func
+
+from devtools.localhost.routing import RouteTable
+
+log = logging.getLogger("devtools.host")
+
+Headers = list[tuple[str, str]]
+Reply = tuple[int, bytes, Headers]
+# Runs a route's target with the request and returns what the function returned.
+Invoke = Callable[[Any, func.HttpRequest], Any]
+
+_PREFLIGHT_HEADERS = ("Authorization", "Content-Type")
+_PREFLIGHT_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+class Cors:
+    """Platform CORS for a list of allowed origins: other origins get no CORS headers at all."""
+
+    def __init__(self, origins: Iterable[str]):
+        self.origins = frozenset(o.rstrip("/") for o in origins)
+
+    def headers_for(self, origin: str | None) -> Headers:
+        """Headers for any response to `origin` (errors included, so the browser can read them)."""
+        origin = (origin or "").rstrip("/")
+        if origin and origin in self.origins:
+            return [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+        return []
+
+    @staticmethod
+    def preflight(requested_method: str, requested_headers: str) -> Headers:
+        """What the platform allows a preflight: its usual methods and headers plus those asked."""
+        asked = filter(None, (h.strip() for h in requested_headers.split(",")))
+        headers = dict.fromkeys([*_PREFLIGHT_HEADERS, *asked])
+        methods = dict.fromkeys([*_PREFLIGHT_METHODS, requested_method.upper()])
+        return [("Access-Control-Allow-Methods", ", ".join(methods)),
+                ("Access-Control-Allow-Headers", ", ".join(headers)),
+                ("Access-Control-Max-Age", "3600")]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+
+def make_server(port: int, routes: RouteTable, invoke: Invoke, cors: Cors) -> ThreadingHTTPServer:
+    """A server on 127.0.0.1:`port` (0 picks a free port); run it with `serve_forever()`."""
+    return _Server(("127.0.0.1", port), _handler_for(routes, invoke, cors))
+
+
+def json_error(status: int, code: str, message: str) -> Reply:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    return status, body, [("Content-Type", "application/json; charset=utf-8")]
+
+
+def _to_reply(function_name: str, response: Any) -> Reply:
+    """Status, body and headers of what a function returned, as the worker converts them."""
+    if isinstance(response, (str, bytes)):
+        response = func.HttpResponse(response)
+    if not isinstance(response, func.HttpResponse):
+        log.error("%s returned %s, not an HttpResponse", function_name, type(response).__name__)
+        return json_error(500, "internal_error", "The function returned an invalid response.")
+    headers = list(response.headers.items())
+    if not any(k.lower() == "content-type" for k, _ in headers):
+        mime = response.mimetype
+        charset = f"; charset={response.charset}" if mime.startswith("text/") else ""
+        headers.append(("Content-Type", mime + charset))
+    return response.status_code, response.get_body(), headers
+
+
+def _handler_for(routes: RouteTable, invoke: Invoke, cors: Cors) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive; every response carries Content-Length
+        # Headers and body go out in separate writes: without TCP_NODELAY the client's delayed
+        # ACK stalls every response by ~40 ms.
+        disable_nagle_algorithm = True
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("do_"):  # any method, including custom ones, goes to dispatch
+                return self._dispatch
+            raise AttributeError(name)
+
+        def log_message(self, fmt: str, *args: Any) -> None:
+            log.debug("%s - " + fmt, self.address_string(), *args)
+
+        def _dispatch(self) -> None:
+            body = self._read_body()
+            allow_origin = cors.headers_for(self.headers.get("Origin"))
+            requested = self.headers.get("Access-Control-Request-Method")
+            if allow_origin and self.command == "OPTIONS" and requested:
+                # Answered by the platform's CORS layer before any function runs.
+                asked = self.headers.get("Access-Control-Request-Headers", "")
+                self._send(204, b"", allow_origin + Cors.preflight(requested, asked))
+                return
+            status, payload, headers = self._respond(body)
+            self._send(status, payload, headers + allow_origin)
+
+        def _read_body(self) -> bytes:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                chunks = []
+                while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+                while self.rfile.readline().strip():  # trailers
+                    pass
+                return b"".join(chunks)
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def _respond(self, body: bytes) -> Reply:
+            split = urlsplit(self.path)
+            route, values, allowed = routes.find(self.command, split.path)
+            if route is None and allowed:
+                status, payload, headers = json_error(
+                    405, "method_not_allowed", f"{self.command} is not allowed on {split.path}")
+                return status, payload, headers + [("Allow", ", ".join(sorted(allowed)))]
+            if route is None:
+                return json_error(404, "not_found", f"No function matches {self.command} {split.path}")
+            try:
+                response = invoke(route.target, self._request(split, values, body))
+            except Exception:  # logged with its traceback by the invoker; never echoed to the client
+                return json_error(500, "internal_error", "The function failed; see the host log.")
+            return _to_reply(route.name, response)
+
+        def _request(self, split: Any, values: dict[str, str], body: bytes) -> func.HttpRequest:
+            headers: dict[str, str] = {}
+            for key, value in self.headers.items():  # repeated headers are joined, as in ASP.NET
+                headers[key] = f"{headers[key]}, {value}" if key in headers else value
+            params: dict[str, str] = {}
+            for key, value in parse_qsl(split.query, keep_blank_values=True):
+                params.setdefault(key, value)  # a repeated parameter keeps its first value
+            url = f"http://{self.headers.get('Host') or self.server.server_address[0]}{self.path}"
+            return func.HttpRequest(self.command, url, headers=headers, params=params,
+                                    route_params=values, body=body)
+
+        def _send(self, status: int, body: bytes, headers: Headers) -> None:
+            self.send_response(status)
+            for key, value in headers:
+                if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(key, value)
+            # HEAD gets the Content-Length of the body it would have had, and no body.
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD" and body:
+                self.wfile.write(body)
+
+    return Handler
