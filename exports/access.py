@@ -10,7 +10,7 @@ import hashlib
 
 from exports.panoptes import (AuthCache, PanoptesClient, PanoptesError, PanoptesUnauthorized,
                               PanoptesUnavailable, PanoptesUser)
-from shared.http import ApiError
+from shared.responses import ApiError
 
 REJECTED_TOKEN_SECONDS = 60
 
@@ -72,8 +72,9 @@ class Access:
 
     def require_export_role(self, token: str, user_id: str, project_id: str) -> None:
         if not self.can_export(token, user_id, project_id):
-            raise ApiError(403, "forbidden", f"Only owners and collaborators of project "
-                           f"{project_id} can export its subject sets.")
+            raise ApiError(403, "forbidden", f"Project {project_id} does not exist, or you are "
+                           "not one of its owners or collaborators (only they can use its exports). "
+                           "Check the project id, or ask the project's owner for the collaborator role.")
 
     def require_subject_set(self, token: str, project_id: str, subject_set_id: str) -> int | None:
         """Raise unless the set belongs to the project; returns its subject count (None when
@@ -89,6 +90,26 @@ class Access:
             raise ApiError(404, "subject_set_not_found", f"Subject set {subject_set_id} was not "
                            f"found in project {project_id}.")
         return _subject_count(subject_set)
+
+    def export_projects(self, token: str, user_id: str) -> list[dict]:
+        """The projects on which the user may export (owner or collaborator), with their
+        Panoptes fields, in Panoptes' order. Cached per token; it also answers later role checks
+        on these projects for the same token."""
+        key = ("projects", _token_key(token), user_id)
+        projects = self.cache.get(key)
+        if projects is None:
+            roles: dict[str, set[str]] = {}
+            for project_id, project_roles in self._call(
+                    lambda: list(self.panoptes.roles_of_user(token, user_id))):
+                roles.setdefault(project_id, set()).update(project_roles)
+            for project_id, project_roles in roles.items():
+                self.cache.put(("roles", _token_key(token), user_id, project_id), frozenset(project_roles))
+            ids = [p for p, r in roles.items() if r & EXPORT_ROLES]
+            projects = self._call(lambda: list(self.panoptes.projects(token, ids))) if ids else []
+            for project in projects:
+                project["_roles"] = sorted(roles.get(str(project["id"]), set()) & EXPORT_ROLES)
+            self.cache.put(key, projects)
+        return projects
 
     def subject_sets_of_project(self, token: str, project_id: str) -> list[dict]:
         """Every subject set of the project (all pages); remembered for require_subject_set."""

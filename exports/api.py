@@ -5,19 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
-from typing import Callable, Iterable
+from typing import Callable
 
 import azure.functions as func
 
-from exports import model, tracking
+from exports import model, openapi, tracking
 from exports.access import Access
 from exports.messages import ExportMessage
 from exports.ml_service import MlError, MlRejected, MlTaskNotFound, TaskStatus
 from exports.services import Services, get_services
 from exports.status import NOT_FOUND
 from exports.store import ConcurrentUpdate, Versioned
-from shared.http import ApiError, bearer_token, error_response, json_response
+from shared.responses import ApiError, bearer_token, error_response, json_response
 from shared.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -49,9 +48,13 @@ def handle(req: func.HttpRequest, handler: Callable[[func.HttpRequest, Services]
 
 
 def _id(req: func.HttpRequest, name: str) -> str:
-    value = model.parse_panoptes_id(req.route_params.get(name))
+    raw = req.route_params.get(name) or ""
+    value = model.parse_panoptes_id(raw)
     if value is None:
         label = name.replace("_", " ")
+        if raw.isascii() and raw.isdigit() and raw.lstrip("0") and int(raw) > model.MAX_PANOPTES_ID:
+            raise ApiError(400, "invalid_id", f"The {label} {raw[:40]} is too large for a Panoptes "
+                           f"id: Panoptes ids go up to {model.MAX_PANOPTES_ID}.")
         raise ApiError(400, "invalid_id", f"The {label} must be a positive whole number "
                        f"(a Panoptes id), like 1234.")
     return value
@@ -60,8 +63,8 @@ def _id(req: func.HttpRequest, name: str) -> str:
 def _check_body(req: func.HttpRequest) -> None:
     body = req.get_body() or b""
     if len(body) > MAX_BODY:
-        raise ApiError(413, "body_too_large", "The request body is too large; this route takes "
-                       "no body.")
+        raise ApiError(413, "body_too_large", f"The request body is {len(body):,} bytes; this "
+                       "route takes no body, or a JSON object of at most 64 KiB.")
     if body.strip():
         try:
             parsed = json.loads(body)
@@ -141,6 +144,23 @@ def get_export(req: func.HttpRequest, services: Services) -> func.HttpResponse:
     return json_response(_resource(services, _visible_export(req, services).export))
 
 
+def list_projects(req: func.HttpRequest, services: Services) -> func.HttpResponse:
+    """Who is signed in, and the projects on which they may export (what the page lists first)."""
+    access = _access(services)
+    token = bearer_token(req.headers)
+    user = access.user(token)
+    projects = [{"id": str(p["id"]), "display_name": _text(p.get("display_name")),
+                 "slug": _text(p.get("slug")), "roles": p["_roles"]}
+                for p in access.export_projects(token, user.id)]
+    return json_response({"user": {"id": user.id, "login": user.login,
+                                   "display_name": user.display_name},
+                          "projects": projects})
+
+
+def _text(value: object) -> str | None:
+    return value[:200] if isinstance(value, str) else None
+
+
 def list_project_exports(req: func.HttpRequest, services: Services) -> func.HttpResponse:
     project_id = _id(req, "project_id")
     access = _access(services)
@@ -155,7 +175,7 @@ def list_project_exports(req: func.HttpRequest, services: Services) -> func.Http
         latest, completed = exports.get(set_id, (None, None))
         count = subject_set.get("set_member_subjects_count")
         body["subject_sets"].append({
-            "id": set_id, "display_name": subject_set.get("display_name"),
+            "id": set_id, "display_name": _text(subject_set.get("display_name")),
             "subjects_count": count if isinstance(count, int) and not isinstance(count, bool) else None,
             "latest_export": _maybe(services, latest),
             "latest_completed_export": _maybe(services, completed)})
@@ -260,6 +280,11 @@ def _status_in_words(status: str) -> str:
             "problem": "it reported a problem with the task."}.get(status, "its state is unclear.")
 
 
+def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    """The OpenAPI description: anonymous and cacheable (it changes only with a deployment)."""
+    return json_response(openapi.document(), headers={"Cache-Control": "public, max-age=300"})
+
+
 def health(req: func.HttpRequest) -> func.HttpResponse:
     try:
         services = get_services()
@@ -269,23 +294,3 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
         log.error("health check failed: %s", type(exc).__name__)
         return json_response({"status": "unavailable"}, 503)
     return json_response({"status": "ok"})
-
-
-def _shape(template: str) -> re.Pattern[str]:
-    """A route template as a pattern over the path after /api/ ({name} is one segment)."""
-    return re.compile("/".join("[^/]+" if part.startswith("{") else re.escape(part)
-                               for part in template.strip("/").split("/")), re.IGNORECASE)
-
-
-def not_found(req: func.HttpRequest, routes: Iterable[tuple[str, Iterable[str]]]) -> func.HttpResponse:
-    """Catch-all route: JSON 404/405 instead of the host's empty or HTML answers. `routes` are the
-    registered (template, methods) pairs, so a wrong method is told from an unknown path."""
-    path = (req.route_params.get("path") or "").strip("/")
-    allowed = sorted({m for template, methods in routes if _shape(template).fullmatch(path)
-                      for m in methods})
-    if allowed:
-        return error_response(ApiError(405, "method_not_allowed", f"{req.method} is not allowed "
-                                       f"on this route; it takes {', '.join(allowed)}.",
-                                       {"Allow": ", ".join(allowed)}))
-    return error_response(ApiError(404, "not_found", "There is no such route. See the README for "
-                                   "the export API's routes."))

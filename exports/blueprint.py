@@ -1,4 +1,7 @@
-"""Binding metadata of the export feature. Thin: each function hands over to a handler."""
+"""Binding metadata of the export feature. Thin: each function hands over to a handler.
+
+Routes are written with their `api/` prefix (host.json's routePrefix is "", so the page can be
+served at `/`); shared/routing.py registers them and shared/fallback.py answers the rest."""
 from __future__ import annotations
 
 import logging
@@ -8,51 +11,44 @@ import azure.functions as func
 from exports import api, poller, worker
 from exports.services import get_services
 from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE, STORAGE_CONNECTION
+from shared.routing import http_route
 
 bp = func.Blueprint()
-ANONYMOUS = func.AuthLevel.ANONYMOUS  # the Panoptes bearer token is the credential
-ROUTES: list[tuple[str, list[str]]] = []  # (template, methods) of every route below
 
 
-def route(template: str, methods: list[str]):
-    """Register an anonymous HTTP route and remember its shape for the catch-all's 405s."""
-    ROUTES.append((template, methods))
-    return bp.route(route=template, methods=methods, auth_level=ANONYMOUS)
-
-
-@route("projects/{project_id}/subject-sets/{subject_set_id}/exports", ["POST"])
+@http_route(bp, "api/projects/{project_id}/subject-sets/{subject_set_id}/exports", ["POST"])
 def start_export(req: func.HttpRequest) -> func.HttpResponse:
     return api.handle(req, api.start_export)
 
 
-@route("projects/{project_id}/exports", ["GET"])
+@http_route(bp, "api/projects/{project_id}/exports", ["GET"])
 def list_project_exports(req: func.HttpRequest) -> func.HttpResponse:
     return api.handle(req, api.list_project_exports)
 
 
-@route("exports/{export_id}", ["GET"])
+@http_route(bp, "api/projects", ["GET"])
+def list_projects(req: func.HttpRequest) -> func.HttpResponse:
+    return api.handle(req, api.list_projects)
+
+
+@http_route(bp, "api/exports/{export_id}", ["GET"])
 def get_export(req: func.HttpRequest) -> func.HttpResponse:
     return api.handle(req, api.get_export)
 
 
-@route("exports/{export_id}/cancel", ["POST"])
+@http_route(bp, "api/exports/{export_id}/cancel", ["POST"])
 def cancel_export(req: func.HttpRequest) -> func.HttpResponse:
     return api.handle(req, api.cancel_export)
 
 
-@route("health", ["GET"])
+@http_route(bp, "api/health", ["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
     return api.health(req)
 
 
-# Anything no other route matched gets a JSON 404/405, never the host's empty answer. The
-# Functions host tries routes in the alphabetical order of function names (not by ASP.NET
-# precedence: Azure/azure-functions-host#9876), so this catch-all's name must sort last.
-@bp.function_name("zz_unmatched_route")
-@bp.route(route="{*path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-          auth_level=ANONYMOUS)
-def unmatched_route(req: func.HttpRequest) -> func.HttpResponse:
-    return api.not_found(req, ROUTES)
+@http_route(bp, "api/openapi.json", ["GET"])
+def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    return api.openapi_document(req)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=EXPORT_QUEUE, connection=STORAGE_CONNECTION)

@@ -145,6 +145,33 @@ class PanoptesClient:
                 roles.update(r for r in entry["roles"] if isinstance(r, str))
         return roles
 
+    def roles_of_user(self, token: str, user_id: str) -> Iterator[tuple[str, list[str]]]:
+        """(project id, roles) of every project role the user holds (all pages)."""
+        page: int | None = 1
+        while page:
+            body = self._get("/project_roles", token,
+                             {"user_id": user_id, "page_size": PAGE_SIZE, "page": page})
+            for entry in body.get("project_roles") or []:
+                if not isinstance(entry, dict) or not isinstance(entry.get("links"), dict):
+                    continue
+                project_id = str(entry["links"].get("project", ""))
+                roles = entry.get("roles")
+                if project_id.isdigit() and isinstance(roles, list):
+                    yield project_id, [r for r in roles if isinstance(r, str)]
+            page = _next_page(body, "project_roles")
+
+    def projects(self, token: str, project_ids: list[str]) -> Iterator[dict]:
+        """The projects with these ids that the token may see (100 ids a request, all pages)."""
+        for start in range(0, len(project_ids), PAGE_SIZE):
+            ids = ",".join(project_ids[start:start + PAGE_SIZE])
+            page: int | None = 1
+            while page:
+                body = self._get("/projects", token, {"id": ids, "page_size": PAGE_SIZE, "page": page})
+                for item in body.get("projects") or []:
+                    if isinstance(item, dict) and str(item.get("id", "")).isdigit():
+                        yield item
+                page = _next_page(body, "projects")
+
     def subject_set(self, token: str | None, subject_set_id: str) -> dict | None:
         try:
             body = self._get(f"/subject_sets/{subject_set_id}", token)

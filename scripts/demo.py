@@ -17,7 +17,7 @@ import requests
 import function_app
 from devtools.azurite import running_azurite
 from devtools.host import LocalHost
-from devtools.local_env import offline_settings
+from devtools.local_env import new_token_key, offline_settings
 from exports.services import reset_services
 from standins.ml_service import MlServiceStandIn
 from standins.panoptes import PanoptesStandIn
@@ -54,7 +54,7 @@ def main() -> int:
     with running_azurite() as azurite, PanoptesStandIn() as panoptes, \
             MlServiceStandIn(callers=("zooniverse",)) as ml:
         sample = load_sample(panoptes)
-        env = offline_settings(azurite, panoptes, ml, "demo-only-token-encryption-key-0123456789",
+        env = offline_settings(azurite, panoptes, ml, new_token_key(),
                                # every 2 s here; every 10 min by default
                                ML_POLL_SCHEDULE="*/2 * * * * *")
         with LocalHost(function_app.app, env=env, cors_origins=[ORIGIN]) as host:
@@ -114,7 +114,10 @@ def main() -> int:
                     latest = entry["latest_completed_export"]
                     print(f"   {entry['id']:>6} {entry['display_name']:<28} "
                           f"{'completed → ' + latest['subject_assistant_url'] if latest else 'no export yet'}")
-                print(f"\nOpen the results in the Subject Assistant:\n  {export['subject_assistant_url']}")
+                print(f"\nThe Subject Assistant link (it names a task only this run's local ML emulator "
+                      f"knows, so the real Subject Assistant cannot open it):\n  {export['subject_assistant_url']}")
+                print(f"\nThe page for people was served at {host.url}/ during this run (`make run` "
+                      "keeps it running, with sign-in through the Panoptes stand-in).")
                 print(f"\nFunction invocations: {dict(host.invocations)}")
             reset_services()
             if export["status"] != "completed":

@@ -7,5 +7,6 @@ EXPORT_QUEUE = "subject-assistant-exports"
 EXPORT_POISON_QUEUE = EXPORT_QUEUE + "-poison"
 # Table of export state (table names are alphanumeric only).
 EXPORT_TABLE = "SubjectAssistantExports"
-# HTTP routes live under the host's routePrefix (host.json: extensions.http.routePrefix).
-ROUTE_PREFIX = "api"
+# host.json's extensions.http.routePrefix: empty, so the page is served at `/`; the API's routes
+# carry their own "api/" (shared/routing.py).
+ROUTE_PREFIX = ""

@@ -1,4 +1,5 @@
-"""JSON responses and the contract's error shape, shared by every HTTP function."""
+"""Answers to HTTP callers: JSON bodies and the contract's error shape (calls *out* to other
+services are shared/outbound.py)."""
 from __future__ import annotations
 
 import json

@@ -22,12 +22,17 @@ def trigger(name):
 
 
 def test_http_routes_methods_and_auth_levels():
+    get = ["GET", "HEAD"]  # HEAD works wherever GET does (health checks use it)
     expected = {
-        "start_export": ("projects/{project_id}/subject-sets/{subject_set_id}/exports", ["POST"]),
-        "list_project_exports": ("projects/{project_id}/exports", ["GET"]),
-        "get_export": ("exports/{export_id}", ["GET"]),
-        "cancel_export": ("exports/{export_id}/cancel", ["POST"]),
-        "health": ("health", ["GET"]),
+        "start_export": ("api/projects/{project_id}/subject-sets/{subject_set_id}/exports", ["POST"]),
+        "list_project_exports": ("api/projects/{project_id}/exports", get),
+        "list_projects": ("api/projects", get),
+        "get_export": ("api/exports/{export_id}", get),
+        "cancel_export": ("api/exports/{export_id}/cancel", ["POST"]),
+        "health": ("api/health", get),
+        "openapi_document": ("api/openapi.json", get),
+        "page_project": ("subject-assistant/{project_id}", get),
+        "page_static": ("static/{*file}", get),
     }
     for name, (route, methods) in expected.items():
         binding = trigger(name)
@@ -65,10 +70,30 @@ def test_timer_reads_its_schedule_from_the_setting():
 
 
 def test_every_function_is_registered_once():
-    assert sorted(functions()) == sorted(["start_export", "list_project_exports", "get_export",
-                                          "cancel_export", "health", "zz_unmatched_route",
-                                          "build_and_submit_export", "fail_poisoned_export",
-                                          "poll_ml_tasks"])
+    assert sorted(functions()) == sorted(["start_export", "list_project_exports", "list_projects",
+                                          "get_export", "cancel_export", "health", "openapi_document",
+                                          "page_project", "page_static",
+                                          "zz_unmatched_route", "build_and_submit_export",
+                                          "fail_poisoned_export", "poll_ml_tasks"])
+
+
+def test_no_route_is_reserved_by_the_host_or_overlaps_another():
+    """With routePrefix "" the host keeps /admin/... and /runtime/... for itself
+    (Azure/azure-functions-host#1781); and since it tries routes by function name, not by
+    specificity, two routes that could match the same path would misroute in Azure."""
+    import re
+    routes = {name: trigger(name)["route"] for name, bindings in functions().items()
+              if bindings[0]["type"] == "httpTrigger" and name != "zz_unmatched_route"}
+    for name, route in routes.items():
+        assert not re.match(r"(?i)(admin|runtime)(/|$)", route), name
+    shapes = {name: [("*" if p.startswith("{*") else "{}" if p.startswith("{") else p.lower())
+                     for p in route.split("/")] if route else [] for name, route in routes.items()}
+    for a, sa in shapes.items():
+        for b, sb in shapes.items():
+            if a < b:
+                same_length = len(sa) == len(sb) and all(x == y or "{}" in (x, y) for x, y in zip(sa, sb))
+                catch = "*" in sa + sb and sa[:1] == sb[:1]
+                assert not same_length and not catch, (a, b)
 
 
 def test_host_json_queue_and_http_settings():

@@ -3,7 +3,7 @@ import pathlib
 import re
 
 from devtools import docs
-from exports.settings import SETTINGS
+from devtools.docs import ALL_SETTINGS as SETTINGS
 
 README = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
 
