@@ -6,7 +6,15 @@
 //   user-assigned managed identity with data-plane roles on that account only
 //   Log Analytics workspace + workspace-based Application Insights (Entra auth only)
 //
-// Shapes and API versions follow Azure-Samples/functions-quickstart-python-http-azd
+// This file declares the parameters and calls one module per part, in app/:
+//   app/identity.bicep    user-assigned managed identity
+//   app/storage.bicep     storage account, its services, containers, queues, table, lifecycle rule
+//   app/monitoring.bicep  Log Analytics workspace + Application Insights
+//   app/rbac.bicep        the identity's role assignments
+//   app/plan.bicep        Flex Consumption plan
+//   app/api.bicep         function app, its app settings and publishing policies
+//
+// Layout and API versions follow Azure-Samples/functions-quickstart-python-http-azd
 // (infra/), written as plain resources (no registry modules) so that offline checks
 // (tests/infra, checkov) see every property. Names that the code also uses come from
 // shared/names.py and exports/settings.py; tests/infra/test_bicep.py checks they agree.
@@ -163,6 +171,10 @@ param resultsAllowedHosts string = '*.blob.core.windows.net'
 @description('RESULTS_MAX_MEGABYTES: largest detections file the summary reads.')
 param resultsMaxMegabytes string = '2048'
 
+@description('PANOPTES_OAUTH_CLIENT_ID: application id of the Panoptes OAuth application the page signs in with (implicit grant; redirect URI https://<app host>/).')
+@minLength(1)
+param panoptesOauthClientId string
+
 @description('RESULTS_DOWNLOAD_SECONDS: total time to download and summarise one detections file.')
 param resultsDownloadSeconds string = '300'
 
@@ -174,9 +186,8 @@ param stuckExportMinutes string = '30'
 
 @description('LIKELY_EMPTY_CONFIDENCE: images whose max_detection_conf is below this count as likely empty (0-1).')
 param likelyEmptyConfidence string = '0.2'
-
 // ---------------------------------------------------------------------------------
-// Fixed names (shared/names.py) and built-in role ids
+// Names
 // ---------------------------------------------------------------------------------
 
 // Same token as in the name defaults above (parameter defaults cannot use variables).
@@ -186,428 +197,137 @@ var allTags = union(tags, {
   environment: environmentName
 })
 
-// shared/names.py: EXPORT_QUEUE, EXPORT_POISON_QUEUE, EXPORT_TABLE.
-var exportQueueName = 'subject-assistant-exports'
-var exportPoisonQueueName = 'subject-assistant-exports-poison'
-var exportTableName = 'SubjectAssistantExports'
+var identityName = 'id-subject-assistant-${environmentName}-${take(resourceToken, 6)}'
+var logAnalyticsName = 'log-subject-assistant-${environmentName}-${take(resourceToken, 6)}'
+var appInsightsName = 'appi-subject-assistant-${environmentName}-${take(resourceToken, 6)}'
+var planName = 'plan-subject-assistant-${environmentName}-${take(resourceToken, 6)}'
 
 // Flex Consumption deploys the app package from this container (identity access).
 var deploymentContainerName = 'app-package-${take(resourceToken, 7)}'
 
-// Built-in role definition ids: data-plane roles only, nothing broader.
-var roleIds = {
-  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
-  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
-  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
-}
-
 // ---------------------------------------------------------------------------------
-// Identity
+// Modules. Every name is decided here and passed down, so each module's parameters
+// are known when the deployment starts (what-if sees inside every module). A module
+// that uses another module's resource looks it up by name (`existing`) and lists
+// that module in dependsOn.
 // ---------------------------------------------------------------------------------
 
-resource appIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
-  name: 'id-subject-assistant-${environmentName}-${take(resourceToken, 6)}'
-  location: location
-  tags: allTags
-}
-
-// ---------------------------------------------------------------------------------
-// Storage: the function app's own account (host, deployment, queue, table, manifests)
-// ---------------------------------------------------------------------------------
-
-resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  // checkov:skip=CKV_AZURE_35: Network default action Allow: Flex Consumption without VNet integration reaches its storage over the public endpoint; every request needs Entra auth (shared keys off).
-  // checkov:skip=CKV_AZURE_59: Public endpoint needed for the same reason (no VNet or private endpoints in this deployment).
-  // checkov:skip=CKV_AZURE_206: Redundancy is the storageSku parameter; LRS by default (small, re-creatable state).
-  // checkov:skip=CKV_AZURE_43: The name is a parameter (min 3, max 24; default stsa + uniqueString, lowercase alphanumeric), which checkov cannot evaluate.
-  name: storageAccountName
-  location: location
-  tags: allTags
-  kind: 'StorageV2'
-  sku: {
-    name: storageSku
-  }
-  properties: {
-    accessTier: 'Hot'
-    allowBlobPublicAccess: false
-    allowCrossTenantReplication: false
-    allowSharedKeyAccess: false
-    defaultToOAuthAuthentication: true
-    dnsEndpointType: 'Standard'
-    minimumTlsVersion: 'TLS1_2'
-    publicNetworkAccess: 'Enabled'
-    supportsHttpsTrafficOnly: true
-    networkAcls: {
-      bypass: 'AzureServices'
-      defaultAction: 'Allow'
-    }
-    encryption: {
-      keySource: 'Microsoft.Storage'
-      services: {
-        blob: {
-          enabled: true
-        }
-        file: {
-          enabled: true
-        }
-        queue: {
-          enabled: true
-          keyType: 'Account'
-        }
-        table: {
-          enabled: true
-          keyType: 'Account'
-        }
-      }
-    }
+module identity 'app/identity.bicep' = {
+  name: 'subject-assistant-identity'
+  params: {
+    name: identityName
+    location: location
+    tags: allTags
   }
 }
 
-// Child resources are top-level with `parent:` (not nested) so that offline parsers
-// (pycep, checkov) see each of them.
-
-resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
-  parent: storage
-  name: 'default'
-  properties: {
-    deleteRetentionPolicy: {
-      enabled: true
-      days: 7
-    }
-    containerDeleteRetentionPolicy: {
-      enabled: true
-      days: 7
-    }
+module storage 'app/storage.bicep' = {
+  name: 'subject-assistant-storage'
+  params: {
+    name: storageAccountName
+    location: location
+    tags: allTags
+    sku: storageSku
+    deploymentContainerName: deploymentContainerName
+    manifestContainerName: manifestContainerName
+    manifestRetentionDays: manifestRetentionDays
   }
 }
 
-resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
-  parent: blobService
-  name: deploymentContainerName
-  properties: {
-    publicAccess: 'None'
+module monitoring 'app/monitoring.bicep' = {
+  name: 'subject-assistant-monitoring'
+  params: {
+    logAnalyticsName: logAnalyticsName
+    appInsightsName: appInsightsName
+    location: location
+    tags: allTags
+    logRetentionDays: logRetentionDays
   }
 }
 
-resource manifestContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
-  parent: blobService
-  name: manifestContainerName
-  properties: {
-    publicAccess: 'None'
-  }
-}
-
-resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
-  parent: storage
-  name: 'default'
-}
-
-resource exportQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
-  parent: queueService
-  name: exportQueueName
-}
-
-// The Functions host moves a message here after host.json maxDequeueCount failures.
-resource exportPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
-  parent: queueService
-  name: exportPoisonQueueName
-}
-
-resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
-  parent: storage
-  name: 'default'
-}
-
-resource exportTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
-  parent: tableService
-  name: exportTableName
-}
-
-// Manifests are only needed until the ML service has read them (SAS <= 7 days).
-resource manifestLifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
-  parent: storage
-  name: 'default'
-  properties: {
-    policy: {
-      rules: [
-        {
-          name: 'delete-old-manifests'
-          enabled: true
-          type: 'Lifecycle'
-          definition: {
-            filters: {
-              blobTypes: [
-                'blockBlob'
-              ]
-              prefixMatch: [
-                '${manifestContainerName}/'
-              ]
-            }
-            actions: {
-              baseBlob: {
-                delete: {
-                  daysAfterModificationGreaterThan: manifestRetentionDays
-                }
-              }
-            }
-          }
-        }
-      ]
-    }
+module rbac 'app/rbac.bicep' = {
+  name: 'subject-assistant-rbac'
+  params: {
+    storageAccountName: storageAccountName
+    identityName: identityName
+    appInsightsName: appInsightsName
   }
   dependsOn: [
-    manifestContainer
+    identity
+    storage
+    monitoring
   ]
 }
 
-// ---------------------------------------------------------------------------------
-// Monitoring (Entra-only ingestion: DisableLocalAuth)
-// ---------------------------------------------------------------------------------
-
-resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2022-10-01' = {
-  name: 'log-subject-assistant-${environmentName}-${take(resourceToken, 6)}'
-  location: location
-  tags: allTags
-  properties: {
-    sku: {
-      name: 'PerGB2018'
-    }
-    retentionInDays: logRetentionDays
-    features: {
-      disableLocalAuth: true
-    }
+module plan 'app/plan.bicep' = {
+  name: 'subject-assistant-plan'
+  params: {
+    name: planName
+    location: location
+    tags: allTags
   }
 }
 
-resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
-  name: 'appi-subject-assistant-${environmentName}-${take(resourceToken, 6)}'
-  location: location
-  tags: allTags
-  kind: 'web'
-  properties: {
-    Application_Type: 'web'
-    WorkspaceResourceId: logAnalytics.id
-    DisableLocalAuth: true
-  }
-}
-
-// ---------------------------------------------------------------------------------
-// Role assignments: the app's identity gets data-plane access to its own account and
-// may publish telemetry; nothing broader (no Owner/Contributor/Storage Account Contributor).
-// ---------------------------------------------------------------------------------
-
-// Blob Data Owner (not Contributor): needed for user delegation keys (manifest SAS)
-// and by the Flex Consumption deployment/host; scoped to this one account.
-resource blobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, appIdentity.id, roleIds.storageBlobDataOwner)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageBlobDataOwner)
-    principalId: appIdentity.properties.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource queueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, appIdentity.id, roleIds.storageQueueDataContributor)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataContributor)
-    principalId: appIdentity.properties.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource tableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, appIdentity.id, roleIds.storageTableDataContributor)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageTableDataContributor)
-    principalId: appIdentity.properties.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(appInsights.id, appIdentity.id, roleIds.monitoringMetricsPublisher)
-  scope: appInsights
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.monitoringMetricsPublisher)
-    principalId: appIdentity.properties.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-// ---------------------------------------------------------------------------------
-// Hosting: Flex Consumption plan and the function app
-// ---------------------------------------------------------------------------------
-
-resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
-  // checkov:skip=CKV_AZURE_225: Not zone redundant: a batch export service that tolerates a zonal outage by retrying (queue and table state survive).
-  name: 'plan-subject-assistant-${environmentName}-${take(resourceToken, 6)}'
-  location: location
-  tags: allTags
-  kind: 'functionapp'
-  sku: {
-    name: 'FC1'
-    tier: 'FlexConsumption'
-  }
-  properties: {
-    reserved: true
-  }
-}
-
-resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
-  // checkov:skip=CKV_AZURE_17: No client certificates: callers authenticate with Panoptes bearer tokens from a browser SPA.
-  // checkov:skip=CKV_AZURE_18: HTTP version is managed by the Flex Consumption platform (not exposed for Flex apps).
-  // checkov:skip=CKV_AZURE_67: HTTP version is managed by the Flex Consumption platform (not exposed for Flex apps).
-  // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero on demand; no always-ready instances for a batch service.
-  // checkov:skip=CKV_AZURE_213: Platform health check is not used on Flex Consumption; GET /api/health serves external probes.
-  // checkov:skip=CKV_AZURE_222: Public access is required: the Subject Assistant SPA calls the API from browsers.
-  name: functionAppName
-  location: location
-  tags: allTags
-  kind: 'functionapp,linux'
-  identity: {
-    type: 'UserAssigned'
-    userAssignedIdentities: {
-      '${appIdentity.id}': {}
-    }
-  }
-  properties: {
-    serverFarmId: plan.id
-    httpsOnly: true
-    publicNetworkAccess: 'Enabled'
-    siteConfig: {
-      minTlsVersion: '1.2'
-      scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
-      cors: {
-        allowedOrigins: allowedOrigins
-        supportCredentials: false
-      }
-    }
-    functionAppConfig: {
-      deployment: {
-        storage: {
-          type: 'blobContainer'
-          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
-          authentication: {
-            type: 'UserAssignedIdentity'
-            userAssignedIdentityResourceId: appIdentity.id
-          }
-        }
-      }
-      scaleAndConcurrency: {
-        instanceMemoryMB: instanceMemoryMB
-        maximumInstanceCount: maximumInstanceCount
-      }
-      runtime: {
-        name: 'python'
-        version: '3.11'
-      }
-    }
+module api 'app/api.bicep' = {
+  name: 'subject-assistant-api'
+  params: {
+    name: functionAppName
+    location: location
+    tags: allTags
+    planName: planName
+    identityName: identityName
+    storageAccountName: storageAccountName
+    appInsightsName: appInsightsName
+    deploymentContainerName: deploymentContainerName
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    allowedOrigins: allowedOrigins
+    panoptesUrl: panoptesUrl
+    mlServiceUrl: mlServiceUrl
+    mlServiceCallerId: mlServiceCallerId
+    subjectAssistantExternalUrl: subjectAssistantExternalUrl
+    manifestContainerName: manifestContainerName
+    tokenEncryptionKey: tokenEncryptionKey
+    tokenEncryptionKeyPrevious: tokenEncryptionKeyPrevious
+    mlPollSchedule: mlPollSchedule
+    panoptesPageConcurrency: panoptesPageConcurrency
+    panoptesTimeoutSeconds: panoptesTimeoutSeconds
+    panoptesRetries: panoptesRetries
+    panoptesRetryBackoffSeconds: panoptesRetryBackoffSeconds
+    authCacheSeconds: authCacheSeconds
+    mlTimeoutSeconds: mlTimeoutSeconds
+    manifestSasHours: manifestSasHours
+    transientRetryHours: transientRetryHours
+    retryDelaySeconds: retryDelaySeconds
+    buildLeaseSeconds: buildLeaseSeconds
+    mlPollConcurrency: mlPollConcurrency
+    mlTaskDeadlineDays: mlTaskDeadlineDays
+    mlNotFoundTicks: mlNotFoundTicks
+    stuckExportMinutes: stuckExportMinutes
+    likelyEmptyConfidence: likelyEmptyConfidence
+    mlProblemTicks: mlProblemTicks
+    mlServiceAllowHttp: mlServiceAllowHttp
+    authRetrySeconds: authRetrySeconds
+    resultsAllowedHosts: resultsAllowedHosts
+    resultsMaxMegabytes: resultsMaxMegabytes
+    resultsDownloadSeconds: resultsDownloadSeconds
+    panoptesOauthClientId: panoptesOauthClientId
   }
   dependsOn: [
-    // The host needs its storage roles from the first start.
-    blobDataOwner
-    queueDataContributor
-    tableDataContributor
-    metricsPublisher
-    deploymentContainer
+    plan
+    identity
+    // The host needs its storage roles and the package container from the first start.
+    storage
+    monitoring
+    rbac
   ]
-}
-
-// Replaces all app settings on every deployment: change settings here or in the
-// .bicepparam files, not only with `az functionapp config appsettings set`.
-// Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION /
-// WEBSITE_RUN_FROM_PACKAGE: the runtime is functionAppConfig.runtime above.
-resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
-  // checkov:skip=CKV_AZURE_13: False positive: key/value app settings, not siteConfig; Panoptes tokens are checked by the app.
-  // checkov:skip=CKV_AZURE_63: False positive: key/value app settings, not siteConfig; logs go to Application Insights.
-  // checkov:skip=CKV_AZURE_65: False positive: key/value app settings, not siteConfig; logs go to Application Insights.
-  // checkov:skip=CKV_AZURE_66: False positive: key/value app settings, not siteConfig; logs go to Application Insights.
-  // checkov:skip=CKV_AZURE_80: False positive: key/value app settings; the app runs Python, not .NET.
-  // checkov:skip=CKV_AZURE_88: False positive: Flex Consumption does not use Azure Files (deployment is a blob container).
-  // checkov:skip=CKV_AZURE_222: False positive: key/value app settings, not the site's network settings (see functionApp).
-  parent: functionApp
-  name: 'appsettings'
-  properties: {
-    // Identity-based host storage (shared/settings.py STORAGE_IDENTITY_SUFFIXES).
-    AzureWebJobsStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
-    AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
-    AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
-    AzureWebJobsStorage__credential: 'managedidentity'
-    AzureWebJobsStorage__clientId: appIdentity.properties.clientId
-    AZURE_CLIENT_ID: appIdentity.properties.clientId
-
-    // Telemetry with Entra auth (Application Insights has local auth disabled).
-    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
-    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${appIdentity.properties.clientId};Authorization=AAD'
-
-    // The service's settings (exports/settings.py).
-    PANOPTES_URL: panoptesUrl
-    SUBJECT_ASSISTANT_ML_SERVICE_URL: mlServiceUrl
-    SUBJECT_ASSISTANT_ML_SERVICE_CALLER_ID: mlServiceCallerId
-    SUBJECT_ASSISTANT_EXTERNAL_URL: subjectAssistantExternalUrl
-    SUBJECT_ASSISTANT_AZURE_CONTAINER_NAME: manifestContainerName
-    TOKEN_ENCRYPTION_KEY: tokenEncryptionKey
-    TOKEN_ENCRYPTION_KEY_PREVIOUS: tokenEncryptionKeyPrevious
-    ML_POLL_SCHEDULE: mlPollSchedule
-    ALLOWED_ORIGINS: join(allowedOrigins, ',')
-    PANOPTES_PAGE_CONCURRENCY: panoptesPageConcurrency
-    PANOPTES_TIMEOUT_SECONDS: panoptesTimeoutSeconds
-    PANOPTES_RETRIES: panoptesRetries
-    PANOPTES_RETRY_BACKOFF_SECONDS: panoptesRetryBackoffSeconds
-    AUTH_CACHE_SECONDS: authCacheSeconds
-    ML_TIMEOUT_SECONDS: mlTimeoutSeconds
-    MANIFEST_SAS_HOURS: manifestSasHours
-    TRANSIENT_RETRY_HOURS: transientRetryHours
-    RETRY_DELAY_SECONDS: retryDelaySeconds
-    BUILD_LEASE_SECONDS: buildLeaseSeconds
-    ML_POLL_CONCURRENCY: mlPollConcurrency
-    ML_TASK_DEADLINE_DAYS: mlTaskDeadlineDays
-    ML_NOT_FOUND_TICKS: mlNotFoundTicks
-    STUCK_EXPORT_MINUTES: stuckExportMinutes
-    LIKELY_EMPTY_CONFIDENCE: likelyEmptyConfidence
-    ML_PROBLEM_TICKS: mlProblemTicks
-    ML_SERVICE_ALLOW_HTTP: mlServiceAllowHttp
-    AUTH_RETRY_SECONDS: authRetrySeconds
-    RESULTS_ALLOWED_HOSTS: resultsAllowedHosts
-    RESULTS_MAX_MEGABYTES: resultsMaxMegabytes
-    RESULTS_DOWNLOAD_SECONDS: resultsDownloadSeconds
-  }
-}
-
-// Deployment goes through Entra ID (Core Tools / az CLI tokens), never basic auth.
-resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01' = {
-  parent: functionApp
-  name: 'ftp'
-  // Required by the resource provider although missing from the type (Azure/bicep#7396).
-  #disable-next-line BCP187
-  location: location
-  properties: {
-    allow: false
-  }
-}
-
-resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01' = {
-  parent: functionApp
-  name: 'scm'
-  // Required by the resource provider although missing from the type (Azure/bicep#7396).
-  #disable-next-line BCP187
-  location: location
-  properties: {
-    allow: false
-  }
 }
 
 // ---------------------------------------------------------------------------------
 // Outputs (no secrets)
 // ---------------------------------------------------------------------------------
 
-output functionAppName string = functionApp.name
-output defaultHostName string = functionApp.properties.defaultHostName
-output storageAccountName string = storage.name
-output identityClientId string = appIdentity.properties.clientId
+output functionAppName string = api.outputs.name
+output defaultHostName string = api.outputs.defaultHostName
+output storageAccountName string = storage.outputs.name
+output identityClientId string = identity.outputs.clientId

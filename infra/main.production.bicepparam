@@ -10,6 +10,7 @@ param mlServiceUrl = readEnvironmentVariable('SUBJECT_ASSISTANT_ML_SERVICE_URL')
 param mlServiceCallerId = readEnvironmentVariable('SUBJECT_ASSISTANT_ML_SERVICE_CALLER_ID')
 param tokenEncryptionKey = readEnvironmentVariable('TOKEN_ENCRYPTION_KEY')
 param tokenEncryptionKeyPrevious = readEnvironmentVariable('TOKEN_ENCRYPTION_KEY_PREVIOUS', '')
+param panoptesOauthClientId = readEnvironmentVariable('PANOPTES_OAUTH_CLIENT_ID')
 param allowedOrigins = [
   'https://subject-assistant.zooniverse.org'
 ]

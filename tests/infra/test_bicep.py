@@ -1,5 +1,10 @@
 """Offline checks of infra/ (Bicep) against the code's own lists of settings and names.
 
+`infra/main.bicep` declares the parameters and calls the modules in `infra/app/`; these
+checks read the whole template: every resource of main.bicep and of every module it calls,
+and they follow a value across files (a module's parameter to what main.bicep passes, a
+module's output to its value) down to main.bicep's parameters and their defaults.
+
 Every `.bicep` file is parsed with pycep-parser (pure Python); the `.bicepparam` files are
 parsed by rewriting their `param x = ...` lines as variables (pycep has no bicepparam
 grammar). What cannot be checked here: that Azure accepts the template (`az bicep build`
@@ -16,13 +21,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from pycep import BicepParser
 
 from shared import names
-from exports.settings import SETTINGS, ExportSettings as Settings
+from devtools.docs import ALL_SETTINGS as SETTINGS
+from exports.settings import ExportSettings as Settings
 from shared.settings import STORAGE_IDENTITY_SUFFIXES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +81,11 @@ def bicepparam_files() -> list[Path]:
     return sorted(INFRA.rglob("*.bicepparam"))
 
 
+def rel(path: Path) -> str:
+    """A file's name as written in messages and test ids: its path under infra/."""
+    return path.relative_to(INFRA).as_posix()
+
+
 @functools.lru_cache(maxsize=None)
 def _parser() -> BicepParser:
     return BicepParser()
@@ -106,16 +117,101 @@ def main_doc() -> dict[str, Any]:
     return parse(MAIN)
 
 
+# Modules ------------------------------------------------------------------------------
+
+def module_target(caller: Path, module: dict[str, Any]) -> Path:
+    """The file a `module` declaration of `caller` deploys."""
+    assert module["type"] == "local", f"{rel(caller)}: module {module['detail']['path']} is not a local file"
+    return (caller.parent / module["detail"]["path"]).resolve()
+
+
+class ModuleCall(NamedTuple):
+    caller: Path  # the file with the `module` declaration
+    symbol: str  # its symbolic name there
+    target: Path  # the module's file
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return parse(self.caller)["modules"][self.symbol]["config"]
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return self.config.get("params", {})
+
+
+@functools.lru_cache(maxsize=None)
+def module_calls() -> tuple[ModuleCall, ...]:
+    """Every module call of the template: main.bicep's, then its modules' (breadth first)."""
+    calls: list[ModuleCall] = []
+    seen: list[Path] = []
+    todo = [MAIN]
+    while todo:
+        path = todo.pop(0)
+        if path in seen:
+            continue
+        seen.append(path)
+        for symbol, module in parse(path).get("modules", {}).items():
+            target = module_target(path, module)
+            assert target.is_file(), f"{rel(path)}: module {symbol} calls a missing file {module['detail']['path']}"
+            calls.append(ModuleCall(path, symbol, target))
+            todo.append(target)
+    return tuple(calls)
+
+
+def template_files() -> list[Path]:
+    """The whole template: main.bicep and every module it calls, directly or not."""
+    return [MAIN] + sorted({call.target for call in module_calls()} - {MAIN})
+
+
+def call_of(path: Path) -> ModuleCall:
+    """The one module call that deploys `path` (a value passed to a module has one source)."""
+    calls = [call for call in module_calls() if call.target == path]
+    assert len(calls) == 1, f"{rel(path)} must be called exactly once, is called by {calls}"
+    return calls[0]
+
+
+def module_dependencies(call: ModuleCall) -> set[str]:
+    """Symbols of the sibling modules a module call waits for: its dependsOn entries and the
+    modules whose outputs its arguments use, and, in turn, what those wait for."""
+    siblings = parse(call.caller).get("modules", {})
+    direct = {d for d in call.config.get("dependsOn", []) if d in siblings}
+    text = json.dumps(call.args)
+    direct |= {m for m in siblings if f'"operand_1": "{m}"' in text or "${" + m + "." in text}
+    found = set(direct)
+    for symbol in direct:
+        found |= module_dependencies(ModuleCall(call.caller, symbol, module_target(call.caller, siblings[symbol])))
+    return found
+
+
+# Resources ----------------------------------------------------------------------------
+
+class Found(NamedTuple):
+    path: Path  # the file that declares the resource
+    symbol: str
+    resource: dict[str, Any]  # as parsed: type, api_version, existing, config
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.resource["config"]
+
+    @property
+    def key(self) -> str:
+        return f"{rel(self.path)}:{self.symbol}"
+
+
 def resources(doc: dict[str, Any], rtype: str) -> dict[str, dict[str, Any]]:
-    return {sym: res for sym, res in doc.get("resources", {}).items() if res["type"] == rtype}
+    """The resources of type rtype a file creates (not its `existing` look-ups)."""
+    return {sym: res for sym, res in doc.get("resources", {}).items()
+            if res["type"] == rtype and not res.get("existing")}
+
+
+def find_resources(rtype: str) -> list[Found]:
+    """Every resource of type rtype the template creates, in main.bicep or any module."""
+    return [Found(path, sym, res) for path in template_files() for sym, res in resources(parse(path), rtype).items()]
 
 
 def all_resources(rtype: str) -> dict[str, dict[str, Any]]:
-    found = {}
-    for path in bicep_files():
-        for sym, res in resources(parse(path), rtype).items():
-            found[f"{path.name}:{sym}"] = res
-    return found
+    return {found.key: found.resource for found in find_resources(rtype)}
 
 
 def accessor_path(expr: Any) -> list[str] | None:
@@ -130,38 +226,98 @@ def accessor_path(expr: Any) -> list[str] | None:
     return None
 
 
-def resolve(expr: Any, doc: dict[str, Any], depth: int = 0) -> Any:
-    """Evaluate what can be evaluated offline: parameter defaults, variables, string
-    interpolation of those, `join(...)` and `var.key` lookups. Anything else is returned
-    unchanged (runtime values such as resource properties)."""
-    assert depth < 20, "cyclic reference"
+def trace(expr: Any, path: Path, depth: int = 0) -> tuple[Path, Any]:
+    """Where the value of `expr` (written in `path`) is decided, as (file, expression).
+
+    A module's parameter leads to the argument its caller passes (or to the parameter's own
+    default when none is passed), a variable to its value, `<variable>.<key>` to that entry,
+    `<module>.outputs.<name>` to that output's value in the module, `<resource>.name` to the
+    resource's name. Stops at main.bicep's parameters (what a deployment sets) and at anything
+    else (literals, interpolations, runtime values such as resource properties). Two
+    expressions with the same trace are the same value in every deployment."""
+    assert depth < 50, "cyclic reference"
+    doc = parse(path)
     params, variables = doc.get("parameters", {}), doc.get("variables", {})
     if isinstance(expr, str):
-        if expr in params:
-            return resolve(params[expr]["default"], doc, depth + 1)
+        if expr in params and path != MAIN:
+            call = call_of(path)
+            if expr in call.args:
+                return trace(call.args[expr], call.caller, depth + 1)
+            assert params[expr]["default"] is not None, (
+                f"{rel(call.caller)}: module {call.symbol} does not pass its required parameter {expr}")
+            return trace(params[expr]["default"], path, depth + 1)
         if expr in variables:
-            return resolve(variables[expr]["value"], doc, depth + 1)
+            return trace(variables[expr]["value"], path, depth + 1)
+        return path, expr
+    chain = accessor_path(expr)
+    if chain and len(chain) == 2 and chain[0] in variables:
+        where, value = trace(chain[0], path, depth + 1)
+        if isinstance(value, dict) and chain[1] in value:
+            return trace(value[chain[1]], where, depth + 1)
+    modules = doc.get("modules", {})
+    if chain and len(chain) == 3 and chain[0] in modules and chain[1] == "outputs":
+        target = module_target(path, modules[chain[0]])
+        return trace(parse(target)["outputs"][chain[2]]["value"], target, depth + 1)
+    declared = doc.get("resources", {})
+    if chain and len(chain) == 2 and chain[0] in declared and chain[1] == "name":
+        return trace(declared[chain[0]]["config"]["name"], path, depth + 1)
+    return path, expr
+
+
+def resolve(expr: Any, path: Path, depth: int = 0) -> Any:
+    """Evaluate what can be evaluated offline, as a deployment would without a parameter
+    file: `trace`, then main.bicep's parameter defaults, string interpolation of those,
+    `join(...)` and lists. Anything else is returned unchanged (runtime values such as
+    resource properties)."""
+    assert depth < 50, "cyclic reference"
+    where, expr = trace(expr, path)
+    if isinstance(expr, str):
+        params = parse(where).get("parameters", {})
+        if where == MAIN and expr in params:
+            return resolve(params[expr]["default"], MAIN, depth + 1)
 
         def substitute(match: re.Match[str]) -> str:
-            value = resolve(match.group(1), doc, depth + 1)
+            value = resolve(match.group(1), where, depth + 1)
             return value if isinstance(value, str) and value != match.group(1) else match.group(0)
 
         return re.sub(r"\$\{([A-Za-z_]\w*)\}", substitute, expr)
     if isinstance(expr, list):
-        return [resolve(item, doc, depth + 1) for item in expr]
+        return [resolve(item, where, depth + 1) for item in expr]
     if isinstance(expr, dict):
         function = expr.get("function")
         if function and function.get("type") == "join":
-            items = resolve(function["parameters"]["input_array"], doc, depth + 1)
-            delimiter = resolve(function["parameters"]["delimiter"], doc, depth + 1)
+            items = resolve(function["parameters"]["input_array"], where, depth + 1)
+            delimiter = resolve(function["parameters"]["delimiter"], where, depth + 1)
             if isinstance(items, list) and all(isinstance(i, str) for i in items):
                 return delimiter.join(items)
-        path = accessor_path(expr)
-        if path and len(path) == 2 and path[0] in variables:
-            value = resolve(path[0], doc, depth + 1)
-            if isinstance(value, dict) and path[1] in value:
-                return resolve(value[path[1]], doc, depth + 1)
     return expr
+
+
+def parameter_chain(name: str, path: Path) -> list[tuple[Path, str]]:
+    """A parameter, and while it is a module's and its caller passes a parameter of its own,
+    that one too: [(module file, name), ..., (main.bicep, name)] for a value set by a deployment."""
+    chain = [(path, name)]
+    while path != MAIN:
+        call = call_of(path)
+        arg = call.args.get(name)
+        if not (isinstance(arg, str) and arg in parse(call.caller).get("parameters", {})):
+            break
+        path, name = call.caller, arg
+        chain.append((path, name))
+    return chain
+
+
+def real_resource(path: Path, symbol: str) -> Found:
+    """The resource a symbol of `path` stands for: the resource it declares or, for an
+    `existing` look-up, the one resource of the template with the same type and name."""
+    res = parse(path)["resources"][symbol]
+    if not res.get("existing"):
+        return Found(path, symbol, res)
+    name = trace(res["config"]["name"], path)
+    found = [f for f in find_resources(res["type"]) if trace(f.config["name"], f.path) == name]
+    assert len(found) == 1, (
+        f"{rel(path)}: existing {symbol} must name one resource the template creates, names {[f.key for f in found]}")
+    return found[0]
 
 
 def identifiers(expr: Any) -> set[str]:
@@ -170,19 +326,46 @@ def identifiers(expr: Any) -> set[str]:
     return set(re.findall(r"[A-Za-z_]\w*", text))
 
 
+def referenced(expr: Any) -> set[str]:
+    """The identifiers an expression reads: those of its values, not of its object keys
+    (`allowedOrigins: [...]` names a module argument, it does not read the parameter),
+    except keys that interpolate (`'${appIdentity.id}': {}`)."""
+    if isinstance(expr, str):
+        return set(re.findall(r"[A-Za-z_]\w*", expr))
+    if isinstance(expr, list):
+        return set().union(*map(referenced, expr)) if expr else set()
+    if isinstance(expr, dict):
+        found = set().union(*map(referenced, expr.values())) if expr else set()
+        for key in expr:
+            if "${" in key:
+                found |= referenced(key)
+        return found
+    return set()
+
+
+def secure_parameters(doc: dict[str, Any]) -> set[str]:
+    return {name for name, p in doc.get("parameters", {}).items()
+            if any(d["type"] == "secure" for d in p["decorators"])}
+
+
 def strip_comments(text: str) -> str:
     return re.sub(r"//[^\n]*", "", re.sub(r"/\*.*?\*/", "", text, flags=re.S))
 
 
-def app_settings() -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for res in all_resources(SITE_CONFIG).values():
-        if res["config"]["name"] == "appsettings":
-            duplicate = set(found) & set(res["config"]["properties"])
+def located_app_settings() -> dict[str, tuple[Path, Any]]:
+    """{app setting: (file that sets it, its expression there)}."""
+    found: dict[str, tuple[Path, Any]] = {}
+    for config in find_resources(SITE_CONFIG):
+        if config.config["name"] == "appsettings":
+            duplicate = set(found) & set(config.config["properties"])
             assert not duplicate, f"app settings set twice: {sorted(duplicate)}"
-            found.update(res["config"]["properties"])
+            found.update({name: (config.path, value) for name, value in config.config["properties"].items()})
     assert found, "no Microsoft.Web/sites/config 'appsettings' resource"
     return found
+
+
+def app_settings() -> dict[str, Any]:
+    return {name: value for name, (_, value) in located_app_settings().items()}
 
 
 def contract_setting_names() -> set[str]:
@@ -193,9 +376,10 @@ def identity_storage_names() -> set[str]:
     return {f"{names.STORAGE_CONNECTION}__{suffix}" for suffix in STORAGE_IDENTITY_SUFFIXES}
 
 
-def the_one(found: dict[str, dict[str, Any]], what: str) -> dict[str, Any]:
-    assert len(found) == 1, f"expected exactly one {what}, found {sorted(found)}"
-    return next(iter(found.values()))
+def the_one(found: dict[str, Any] | list[Any], what: str) -> Any:
+    items = list(found.values()) if isinstance(found, dict) else list(found)
+    assert len(items) == 1, f"expected exactly one {what}, found {sorted(found) if isinstance(found, dict) else [f.key for f in items]}"
+    return items[0]
 
 
 # --------------------------------------------------------------------------------------
@@ -210,11 +394,88 @@ def test_every_bicep_file_parses():
         assert doc.get("resources") or doc.get("modules"), f"{path.name} declares nothing"
 
 
+def test_every_bicep_file_is_part_of_the_template():
+    """What the tests read is what a deployment of main.bicep deploys: every .bicep file is
+    main.bicep or a module it calls (directly or not), each module is called once."""
+    files = set(bicep_files())
+    reached = set(template_files())
+    assert reached <= files
+    unused = sorted(rel(path) for path in files - reached)
+    assert not unused, f"not called from main.bicep: {unused}"
+    for path in reached - {MAIN}:
+        call_of(path)
+
+
+def test_module_calls_match_the_modules_parameters():
+    """What `az bicep build` would reject, checked offline: unknown or missing arguments, two
+    module deployments with one name. And no `scope`: every module deploys to main.bicep's
+    resource group."""
+    for caller in template_files():
+        calls = [call for call in module_calls() if call.caller == caller]
+        deployment_names = [call.config.get("name") for call in calls]
+        assert all(deployment_names), f"{rel(caller)}: every module call needs a deployment name"
+        assert len(set(map(json.dumps, deployment_names))) == len(deployment_names), (
+            f"{rel(caller)}: module deployment names repeat: {deployment_names}")
+        for call in calls:
+            where = f"{rel(caller)}: module {call.symbol} ({rel(call.target)})"
+            assert "scope" not in call.config, f"{where} must deploy to the resource group of main.bicep"
+            declared = parse(call.target).get("parameters", {})
+            unknown = set(call.args) - set(declared)
+            assert not unknown, f"{where} passes undeclared parameters {sorted(unknown)}"
+            missing = {name for name, p in declared.items() if p["default"] is None} - set(call.args)
+            assert not missing, f"{where} does not pass required parameters {sorted(missing)}"
+
+
+def test_secure_values_reach_modules_only_as_secure_parameters():
+    """A secret passed to a module parameter without @secure() would be stored in clear in
+    the nested deployment's history."""
+    for call in module_calls():
+        caller_secure = secure_parameters(parse(call.caller))
+        target_secure = secure_parameters(parse(call.target))
+        for name, arg in call.args.items():
+            if identifiers(arg) & caller_secure:
+                assert name in target_secure, (
+                    f"{rel(call.caller)}: module {call.symbol} passes a secure value to {name}, "
+                    f"which is not @secure() in {rel(call.target)}")
+
+
+def test_modules_that_use_another_modules_resource_deploy_after_it():
+    """A module that looks up a resource with `existing` is deployed after the module that
+    creates it (dependsOn, or an argument that uses that module's outputs)."""
+    for path in template_files():
+        for symbol, res in parse(path).get("resources", {}).items():
+            if not res.get("existing"):
+                continue
+            real = real_resource(path, symbol)
+            if real.path == path:
+                continue
+            consumer, producer = call_of(path), call_of(real.path)
+            assert consumer.caller == producer.caller, (
+                f"{rel(path)}: {symbol} is created by {rel(real.path)}, which another file calls")
+            assert producer.symbol in module_dependencies(consumer), (
+                f"{rel(consumer.caller)}: module {consumer.symbol} uses {real.key} "
+                f"but does not depend on module {producer.symbol}")
+
+
+def test_every_parameter_is_used():
+    """A parameter nothing reads (e.g. main.bicep passing a literal where it should pass its
+    parameter) would silently ignore what the parameter files set (bicep lint: no-unused-params)."""
+    for path in template_files():
+        doc = parse(path)
+        used = referenced({part: value for part, value in doc.items() if part != "parameters"})
+        unused = sorted(set(doc.get("parameters", {})) - used)
+        assert not unused, f"{rel(path)}: parameters never used: {unused}"
+
+
 def test_only_plain_resources_no_registry_modules():
+    # A registry module or template spec is a string 'br:...', 'br/...', 'ts:...' or 'ts/...'
+    # (matched as a string's start: `resultsAllowedHosts: ...` is an argument, not a spec).
     for path in bicep_files():
         text = strip_comments(path.read_text())
-        assert "br:" not in text and "br/" not in text, f"{path.name} uses a registry module"
-        assert "ts:" not in text, f"{path.name} uses a template spec"
+        assert not re.search(r"'br[:/]", text), f"{rel(path)} uses a registry module"
+        assert not re.search(r"'ts[:/]", text), f"{rel(path)} uses a template spec"
+        for symbol, module in parse(path).get("modules", {}).items():
+            assert module["type"] == "local", f"{rel(path)}: module {symbol} is not a local file"
 
 
 # --------------------------------------------------------------------------------------
@@ -233,61 +494,78 @@ def test_no_flex_incompatible_or_key_based_app_settings():
 
 
 def test_optional_settings_default_to_the_codes_defaults():
-    doc, settings = main_doc(), app_settings()
+    settings = located_app_settings()
     for setting in SETTINGS:
         if setting.default is None:
             continue
-        value = resolve(settings[setting.name], doc)
+        path, expr = settings[setting.name]
+        value = resolve(expr, path)
         assert value == setting.default, (
             f"{setting.name}: infra default {value!r} != code default {setting.default!r}")
 
 
 def test_required_settings_come_from_parameters_without_defaults():
     params = main_doc()["parameters"]
-    settings = app_settings()
+    settings = located_app_settings()
     for setting in SETTINGS:
         if setting.default is not None:
             continue
-        ref = settings[setting.name]
-        assert isinstance(ref, str) and ref in params, f"{setting.name} must be set from a parameter"
-        assert params[ref]["default"] is None, f"{setting.name}: parameter {ref} must be required"
+        path, ref = settings[setting.name]
+        assert isinstance(ref, str) and ref in parse(path)["parameters"], f"{setting.name} must be set from a parameter"
+        where, top = trace(ref, path)
+        assert where == MAIN and isinstance(top, str) and top in params, (
+            f"{setting.name} must be set from a main.bicep parameter")
+        assert params[top]["default"] is None, f"{setting.name}: parameter {top} must be required"
 
 
 def test_secret_settings_come_from_secure_parameters():
-    params = main_doc()["parameters"]
-    settings = app_settings()
+    settings = located_app_settings()
     secrets = [s for s in SETTINGS if s.secret]
     assert {s.name for s in secrets} >= {"TOKEN_ENCRYPTION_KEY", "TOKEN_ENCRYPTION_KEY_PREVIOUS"}
     for setting in secrets:
-        ref = settings[setting.name]
-        assert isinstance(ref, str) and ref in params, f"{setting.name} must come from a parameter"
-        decorators = {d["type"] for d in params[ref]["decorators"]}
-        assert "secure" in decorators, f"parameter {ref} ({setting.name}) must be @secure()"
-        assert params[ref]["default"] in (None, ""), f"parameter {ref} must not have a real default"
+        path, ref = settings[setting.name]
+        assert isinstance(ref, str) and ref in parse(path)["parameters"], f"{setting.name} must come from a parameter"
+        chain = parameter_chain(ref, path)
+        assert chain[-1][0] == MAIN, f"{setting.name} must come from a main.bicep parameter, stops at {chain[-1]}"
+        for where, name in chain:  # every parameter it passes through, main.bicep's last
+            param = parse(where)["parameters"][name]
+            decorators = {d["type"] for d in param["decorators"]}
+            assert "secure" in decorators, f"parameter {name} of {rel(where)} ({setting.name}) must be @secure()"
+            assert param["default"] in (None, ""), f"parameter {name} of {rel(where)} must not have a real default"
 
 
 def test_identity_based_storage_settings():
-    settings = app_settings()
+    settings = located_app_settings()
     prefix = names.STORAGE_CONNECTION + "__"
-    assert settings[prefix + "credential"] == "managedidentity"
+    assert settings[prefix + "credential"][1] == "managedidentity"
     identities = set(all_resources(IDENTITY))
-    accounts = {key.split(":")[1] for key in all_resources(STORAGE_ACCOUNT)}
+    accounts = set(all_resources(STORAGE_ACCOUNT))
+
+    def resource_property(setting: str) -> tuple[str | None, list[str]]:
+        """(key of the resource the setting reads, the property path), across modules."""
+        where, expr = trace(*reversed(settings[setting]))
+        chain = accessor_path(expr) or []
+        if not chain or chain[0] not in parse(where).get("resources", {}):
+            return None, chain
+        return real_resource(where, chain[0]).key, chain[1:]
+
     for service in ("blob", "queue", "table"):
-        path = accessor_path(settings[f"{prefix}{service}ServiceUri"])
-        assert path and path[0] in accounts and path[1:] == ["properties", "primaryEndpoints", service], (
+        key, prop = resource_property(f"{prefix}{service}ServiceUri")
+        assert key in accounts and prop == ["properties", "primaryEndpoints", service], (
             f"{prefix}{service}ServiceUri must be the storage account's {service} endpoint")
-    client_id = accessor_path(settings[prefix + "clientId"])
-    assert client_id and client_id[1:] == ["properties", "clientId"]
-    assert any(key.endswith(":" + client_id[0]) for key in identities), (
-        "AzureWebJobsStorage__clientId must be the user-assigned identity's client id")
+    key, prop = resource_property(prefix + "clientId")
+    assert prop == ["properties", "clientId"]
+    assert key in identities, "AzureWebJobsStorage__clientId must be the user-assigned identity's client id"
 
 
 def test_application_insights_uses_entra_auth():
-    settings = app_settings()
+    settings = located_app_settings()
     assert "APPLICATIONINSIGHTS_CONNECTION_STRING" in settings
-    auth = settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
+    path, auth = settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
     assert isinstance(auth, str)
-    assert re.fullmatch(r"ClientId=\$\{\w+\.properties\.clientId\};Authorization=AAD", auth), auth
+    match = re.fullmatch(r"ClientId=\$\{(\w+)\.properties\.clientId\};Authorization=AAD", auth)
+    assert match, auth
+    assert real_resource(path, match.group(1)).key in all_resources(IDENTITY), "ClientId must be the app's identity"
     for res in all_resources(INSIGHTS).values():
         props = res["config"]["properties"]
         assert props["DisableLocalAuth"] is True
@@ -298,7 +576,7 @@ def test_application_insights_uses_entra_auth():
 # No keys, no shared-key access
 # --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", bicep_files() + bicepparam_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", bicep_files() + bicepparam_files(), ids=rel)
 def test_no_account_keys_anywhere(path: Path):
     text = strip_comments(path.read_text())
     for word in ("listKeys", "listAccountSas", "listServiceSas", "listConnectionStrings", "AccountKey",
@@ -341,8 +619,8 @@ def test_flex_consumption_plan():
 
 
 def test_function_app_is_https_only_python_311_flex():
-    doc = main_doc()
-    site = the_one(resources(doc, SITE), "function app")["config"]
+    found = the_one(find_resources(SITE), "function app")
+    site = found.config
     assert site["kind"] == "functionapp,linux"
     props = site["properties"]
     assert props["httpsOnly"] is True
@@ -357,14 +635,40 @@ def test_function_app_is_https_only_python_311_flex():
     assert storage["authentication"]["type"] == "UserAssignedIdentity"
     assert storage["authentication"].get("userAssignedIdentityResourceId")
     # The package container is one of ours: "<blob endpoint>${containerVar}".
-    match = re.fullmatch(r"\$\{\w+\.properties\.primaryEndpoints\.blob\}\$\{(\w+)\}", storage["value"])
+    match = re.fullmatch(r"\$\{(\w+)\.properties\.primaryEndpoints\.blob\}\$\{(\w+)\}", storage["value"])
     assert match, storage["value"]
-    container_names = {res["config"]["name"] for res in resources(doc, CONTAINER).values()}
-    assert match.group(1) in container_names, "deployment container is not created"
+    assert real_resource(found.path, match.group(1)).key in all_resources(STORAGE_ACCOUNT)
+    container_names = [trace(c.config["name"], c.path) for c in find_resources(CONTAINER)]
+    assert trace(match.group(2), found.path) in container_names, "deployment container is not created"
 
     scale = fac["scaleAndConcurrency"]
     for key in ("instanceMemoryMB", "maximumInstanceCount"):
-        assert scale[key] in doc["parameters"], f"{key} must be a parameter"
+        where, top = trace(scale[key], found.path)
+        assert where == MAIN and top in main_doc()["parameters"], f"{key} must be a parameter"
+
+
+def deploys_after(later: Found, earlier: Found) -> bool:
+    """Whether `later` is deployed after `earlier`: in one file, by dependsOn or by a
+    reference to it; across files, because the module of `later` depends on the module of
+    `earlier` (see module_dependencies)."""
+    if later.path == earlier.path:
+        return earlier.symbol in later.config.get("dependsOn", []) or earlier.symbol in identifiers(later.config)
+    if later.path == MAIN or earlier.path == MAIN:
+        return False
+    consumer, producer = call_of(later.path), call_of(earlier.path)
+    return consumer.caller == producer.caller and producer.symbol in module_dependencies(consumer)
+
+
+def test_function_app_starts_after_its_roles_and_package_container():
+    """The host needs its storage and telemetry roles and the package container from its first start."""
+    site = the_one(find_resources(SITE), "function app")
+    value = site.config["properties"]["functionAppConfig"]["deployment"]["storage"]["value"]
+    package = trace(re.fullmatch(r".*\$\{(\w+)\}", value).group(1), site.path)
+    containers = [c for c in find_resources(CONTAINER) if trace(c.config["name"], c.path) == package]
+    needed = find_resources(ROLE_ASSIGNMENT) + containers
+    assert len(needed) == 5, [f.key for f in needed]
+    for earlier in needed:
+        assert deploys_after(site, earlier), f"the function app may start before {earlier.key}"
 
 
 def test_basic_publishing_credentials_disabled():
@@ -375,15 +679,15 @@ def test_basic_publishing_credentials_disabled():
 
 
 def test_cors_is_explicit_without_credentials_or_wildcard():
-    doc = main_doc()
-    site = the_one(resources(doc, SITE), "function app")["config"]
-    cors = site["properties"]["siteConfig"]["cors"]
+    found = the_one(find_resources(SITE), "function app")
+    cors = found.config["properties"]["siteConfig"]["cors"]
     assert cors["supportCredentials"] is False
-    origins = resolve(cors["allowedOrigins"], doc)
+    origins = resolve(cors["allowedOrigins"], found.path)
     assert origins == ["https://subject-assistant.zooniverse.org"]
     assert "*" not in origins
     # ALLOWED_ORIGINS (read by the code) is the same list.
-    assert app_settings()["ALLOWED_ORIGINS"]["function"]["parameters"]["input_array"] == cors["allowedOrigins"]
+    path, allowed = located_app_settings()["ALLOWED_ORIGINS"]
+    assert trace(allowed["function"]["parameters"]["input_array"], path) == trace(cors["allowedOrigins"], found.path)
     for path in bicepparam_files():
         _, values = parse_bicepparam(path)
         if "allowedOrigins" in values:
@@ -396,16 +700,14 @@ def test_cors_is_explicit_without_credentials_or_wildcard():
 
 def role_assignments() -> dict[str, dict[str, Any]]:
     found = {}
-    for path in bicep_files():
-        doc = parse(path)
-        for sym, res in resources(doc, ROLE_ASSIGNMENT).items():
-            config = res["config"]
-            role = config["properties"]["roleDefinitionId"]
-            function = role["function"] if isinstance(role, dict) and "function" in role else None
-            assert function and function["type"] == "subscription_resource_id", (
-                f"{sym}: roleDefinitionId must be subscriptionResourceId(...)")
-            guid = resolve(function["parameters"]["resource_name_1"], doc)
-            found[f"{path.name}:{sym}"] = {"role": guid, "config": config, "doc": doc}
+    for assignment in find_resources(ROLE_ASSIGNMENT):
+        config = assignment.config
+        role = config["properties"]["roleDefinitionId"]
+        function = role["function"] if isinstance(role, dict) and "function" in role else None
+        assert function and function["type"] == "subscription_resource_id", (
+            f"{assignment.key}: roleDefinitionId must be subscriptionResourceId(...)")
+        guid = resolve(function["parameters"]["resource_name_1"], assignment.path)
+        found[assignment.key] = {"role": guid, "config": config, "path": assignment.path}
     return found
 
 
@@ -415,18 +717,20 @@ def test_exactly_the_data_plane_roles_are_assigned():
     assert sorted(roles) == sorted([ROLE_BLOB_DATA_OWNER, ROLE_QUEUE_DATA_CONTRIBUTOR,
                                     ROLE_TABLE_DATA_CONTRIBUTOR, ROLE_MONITORING_METRICS_PUBLISHER])
     for key, a in assignments.items():
-        config, doc = a["config"], a["doc"]
+        config, path = a["config"], a["path"]
         assert config["properties"]["principalType"] == "ServicePrincipal", key
         assert config["name"]["function"]["type"] == "guid", f"{key}: name must be guid(...)"
-        principal = accessor_path(config["properties"]["principalId"])
-        assert principal and resources(doc, IDENTITY).get(principal[0]), (
+        where, principal_id = trace(config["properties"]["principalId"], path)
+        principal = accessor_path(principal_id)
+        assert principal and principal[0] in parse(where).get("resources", {}) and (
+            real_resource(where, principal[0]).key in all_resources(IDENTITY)), (
             f"{key}: principal must be the user-assigned identity")
-        scope_type = doc["resources"][config["scope"]]["type"]
+        scope_type = real_resource(path, config["scope"]).resource["type"]
         expected_scope = INSIGHTS if a["role"] == ROLE_MONITORING_METRICS_PUBLISHER else STORAGE_ACCOUNT
         assert scope_type == expected_scope, f"{key}: scope {scope_type}, expected {expected_scope}"
 
 
-@pytest.mark.parametrize("path", bicep_files() + bicepparam_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", bicep_files() + bicepparam_files(), ids=rel)
 def test_no_broad_roles_anywhere(path: Path):
     text = path.read_text().lower()
     for guid, role in FORBIDDEN_ROLES.items():
@@ -438,8 +742,7 @@ def test_no_broad_roles_anywhere(path: Path):
 # --------------------------------------------------------------------------------------
 
 def resolved_names(rtype: str) -> set[str]:
-    doc = main_doc()
-    return {resolve(res["config"]["name"], doc) for res in resources(doc, rtype).values()}
+    return {resolve(found.config["name"], found.path) for found in find_resources(rtype)}
 
 
 def test_queue_and_table_names_match_shared_names():
@@ -447,29 +750,31 @@ def test_queue_and_table_names_match_shared_names():
     assert resolved_names(TABLE) == {names.EXPORT_TABLE}
 
 
-def manifest_container() -> dict[str, Any]:
+def manifest_container() -> Found:
     """The container whose name is the SUBJECT_ASSISTANT_AZURE_CONTAINER_NAME app setting."""
-    symbol = app_settings()["SUBJECT_ASSISTANT_AZURE_CONTAINER_NAME"]
-    found = [res for res in resources(main_doc(), CONTAINER).values() if res["config"]["name"] == symbol]
-    assert len(found) == 1, "the manifest container must be named by the same symbol as the app setting"
+    origin = trace(*reversed(located_app_settings()["SUBJECT_ASSISTANT_AZURE_CONTAINER_NAME"]))
+    found = [c for c in find_resources(CONTAINER) if trace(c.config["name"], c.path) == origin]
+    assert len(found) == 1, "the manifest container must be named by the same parameter as the app setting"
     return found[0]
 
 
 def test_manifest_container_name_matches_the_setting_default():
     default = next(s.default for s in SETTINGS if s.name == "SUBJECT_ASSISTANT_AZURE_CONTAINER_NAME")
-    assert resolve(manifest_container()["config"]["name"], main_doc()) == default
+    container = manifest_container()
+    assert resolve(container.config["name"], container.path) == default
 
 
 def test_lifecycle_rule_deletes_old_manifests_only():
-    doc = main_doc()
-    policy = the_one(resources(doc, LIFECYCLE), "lifecycle policy")["config"]
+    found = the_one(find_resources(LIFECYCLE), "lifecycle policy")
+    policy, path = found.config, found.path
     rules = [r for r in policy["properties"]["policy"]["rules"] if r["enabled"] is True]
     assert rules
-    container = resolve(manifest_container()["config"]["name"], doc)
+    manifests = manifest_container()
+    container = resolve(manifests.config["name"], manifests.path)
     for rule in rules:
         definition = rule["definition"]
-        assert resolve(definition["filters"]["prefixMatch"], doc) == [f"{container}/"], rule["name"]
-        days = resolve(definition["actions"]["baseBlob"]["delete"]["daysAfterModificationGreaterThan"], doc)
+        assert resolve(definition["filters"]["prefixMatch"], path) == [f"{container}/"], rule["name"]
+        days = resolve(definition["actions"]["baseBlob"]["delete"]["daysAfterModificationGreaterThan"], path)
         sas_hours_max = 168  # settings.MANIFEST_SAS_HOURS upper bound (7 days)
         assert isinstance(days, int) and days * 24 > sas_hours_max, "manifests must outlive their SAS"
 
@@ -481,14 +786,17 @@ def test_lifecycle_rule_deletes_old_manifests_only():
 def test_outputs_name_the_app_and_leak_no_secret():
     for path in bicep_files():
         doc = parse(path)
-        secure = {name for name, p in doc.get("parameters", {}).items()
-                  if any(d["type"] == "secure" for d in p["decorators"])}
+        secure = secure_parameters(doc)
         for name, output in doc.get("outputs", {}).items():
             assert not identifiers(output["value"]) & secure, f"output {name} exposes a secure parameter"
             assert not {d["type"] for d in output["decorators"]} & {"secure"}, name
             assert "key" not in name.lower() and "secret" not in name.lower(), name
     outputs = main_doc()["outputs"]
     assert set(outputs) == {"functionAppName", "defaultHostName", "storageAccountName", "identityClientId"}
+    # Followed into the modules: what each output finally is exposes no secure parameter.
+    for name, output in outputs.items():
+        where, value = trace(output["value"], MAIN)
+        assert not identifiers(value) & secure_parameters(parse(where)), f"output {name} exposes a secure parameter"
 
 
 # --------------------------------------------------------------------------------------
@@ -499,7 +807,7 @@ def test_parameter_files_exist_for_staging_and_production():
     assert {p.name for p in bicepparam_files()} >= {"main.staging.bicepparam", "main.production.bicepparam"}
 
 
-@pytest.mark.parametrize("path", bicepparam_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", bicepparam_files(), ids=rel)
 def test_parameter_file_sets_every_required_parameter(path: Path):
     using, values = parse_bicepparam(path)
     target = (path.parent / using).resolve()
@@ -581,6 +889,14 @@ def test_checkov_finds_nothing_unjustified(tmp_path: Path):
     assert result.stdout.strip(), result.stderr[-2000:]
     report = json.loads(result.stdout)
     reports = report if isinstance(report, list) else [report]
+    # checkov reads every file of the template (main.bicep and the modules): each
+    # `// checkov:skip=ID` comment, in whichever file, is applied to a resource it checks.
+    written = sorted((rel(path), check_id) for path in bicep_files()
+                     for check_id in re.findall(r"//\s*checkov:skip=(\w+)", path.read_text()))
+    applied = sorted((Path(c["file_abs_path"]).resolve().relative_to(INFRA).as_posix(), c["check_id"])
+                     for rep in reports for c in rep["results"].get("skipped_checks", []))
+    assert written, "no checkov:skip comments found"
+    assert applied == written, f"checkov:skip comments not applied by checkov: {sorted(set(written) - set(applied))}"
     for rep in reports:
         summary = rep["summary"]
         assert summary["parsing_errors"] == 0, "checkov could not parse infra/"
