@@ -26,6 +26,15 @@ class BlockBlobWriter:
         self._pending: list[concurrent.futures.Future] = []
         self.size = 0
 
+    @property
+    def blocks_waiting(self) -> int:
+        """Blocks handed to the staging thread and not yet staged (at most two)."""
+        return sum(1 for future in self._pending if not future.done())
+
+    @property
+    def block_count(self) -> int:
+        return len(self._blocks)
+
     def write(self, data: bytes) -> None:
         self._buffer += data
         self.size += len(data)

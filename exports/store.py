@@ -32,7 +32,6 @@ from azure.core.exceptions import (HttpResponseError, ResourceExistsError, Resou
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from exports.model import COMPLETED, Export, parse_export_id
-from shared import table_batch
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +71,7 @@ def _to_entity(export: Export) -> dict[str, Any]:
     ~0.4 ms of CPU turning 22 typed properties back into a dict (datetimes through strptime),
     about 7x json.loads of the same data, and a poll tick reads every active export. Status
     and ids stay plain properties for people browsing the table (never read back; the row's
-    Timestamp tells its last change). Every property is a string (see shared/table_batch.py)."""
+    Timestamp tells its last change)."""
     doc: dict[str, Any] = {}
     for name in _FIELDS:
         value = getattr(export, name)
@@ -126,13 +125,15 @@ def _etag_check(etag: str) -> dict[str, Any]:
     return {"etag": etag, "match_condition": MatchConditions.IfNotModified}
 
 
-def _sdk_operation(kind: str, entity: dict[str, Any], etag: str | None) -> tuple:
-    """A table_batch operation in submit_transaction's terms."""
+REPLACE, UPSERT, DELETE = "replace", "upsert", "delete"
+
+
+def _sdk_operation(kind: str, entity: dict[str, Any], etag: str | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """One operation of an entity-group transaction, in submit_transaction's terms."""
     check = _etag_check(etag) if etag is not None else {}
-    if kind == table_batch.DELETE:
+    if kind == DELETE:
         return ("delete", entity, check)
-    return ("update" if kind == table_batch.REPLACE else "upsert", entity,
-            {"mode": UpdateMode.REPLACE, **check})
+    return ("update" if kind == REPLACE else "upsert", entity, {"mode": UpdateMode.REPLACE, **check})
 
 
 def _active_key(project_id: str, subject_set_id: str) -> str:
@@ -306,26 +307,18 @@ class ExportStore:
         if export.is_final:
             key = {"PartitionKey": PARTITION,
                    "RowKey": _active_key(export.project_id, export.subject_set_id)}
-            operations = [(table_batch.UPSERT, _to_entity(export), None),
-                          (table_batch.DELETE, key, active_etag),
-                          (table_batch.UPSERT, _set_entity(LATEST_PREFIX, export), None)]
+            operations = [(UPSERT, _to_entity(export), None),
+                          (DELETE, key, active_etag),
+                          (UPSERT, _set_entity(LATEST_PREFIX, export), None)]
             if export.status == COMPLETED:
-                operations.append((table_batch.UPSERT, _set_entity(COMPLETED_PREFIX, export), None))
+                operations.append((UPSERT, _set_entity(COMPLETED_PREFIX, export), None))
             return operations
-        return [(table_batch.REPLACE, _active_entity(export), active_etag)]
+        return [(REPLACE, _active_entity(export), active_etag)]
 
     def _transact(self, operations: list) -> list[str]:
         """One entity-group transaction; the ETags of the rows it wrote (deletes have none).
         TransactionRefused when a row changed or vanished since it was read (nothing written);
         any other refusal is raised as the storage error it is."""
-        try:
-            return table_batch.submit(self.table, operations)
-        except table_batch.BatchRejected as exc:
-            if exc.status in _ROW_CONFLICT:
-                raise TransactionRefused(exc.code) from None
-            raise HttpResponseError(message=f"table transaction refused: {exc}") from None
-        except table_batch.BatchUnsupported as exc:  # not applied: the SDK's own way
-            log.warning("table batch fell back to the SDK's transaction: %s", exc)
         try:
             results = self.table.submit_transaction([_sdk_operation(*op) for op in operations])
         except TableTransactionError as exc:

@@ -63,6 +63,11 @@ class FaultPlan:
             self._faults.append(fault)
         return fault
 
+    def reseed(self, seed: int) -> None:
+        """Replay probability-based faults from a known seed."""
+        with self._lock:
+            self._rng = random.Random(seed)
+
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()

@@ -1,7 +1,17 @@
-"""Shared fixtures: Azurite (real storage emulator) once per test session."""
+"""Fixtures for every test: Azurite (the real storage emulator) once per session, and the whole
+service through the local host (`stack`, see tests/harness.py)."""
 import pytest
 
+import function_app
 from devtools.azurite import start_azurite
+from devtools.host import LocalHost
+from devtools.local_env import offline_settings
+from exports.services import Services, reset_services
+from exports.settings import ExportSettings
+from standins.ml_service import MlServiceStandIn
+from standins.panoptes import PanoptesStandIn
+from standins.sample_data import load_sample
+from tests.harness import FAST, TOKEN_KEY, Stack, clear_storage, host_json
 
 
 @pytest.fixture(scope="session")
@@ -11,4 +21,24 @@ def azurite():
     emulator.stop()
 
 
-from tests.harness import settings_overrides, stack  # noqa: E402,F401  (fixtures for every test)
+@pytest.fixture
+def settings_overrides():
+    """Override in a test module (or with indirect parametrisation) to change settings."""
+    return {}
+
+
+@pytest.fixture
+def stack(azurite, tmp_path, settings_overrides):
+    with PanoptesStandIn() as panoptes, MlServiceStandIn(callers=("zooniverse",)) as ml:
+        sample = load_sample(panoptes)
+        env = offline_settings(azurite, panoptes, ml, TOKEN_KEY, **{**FAST, **settings_overrides})
+        # Clear what earlier tests left before the host starts consuming the queue.
+        services = Services.from_settings(ExportSettings.from_env(env))
+        services.ensure_resources()
+        clear_storage(services)
+        host = LocalHost(function_app.app, env=env, host_json=host_json(tmp_path), timers=False,
+                         cors_origins=["https://subject-assistant.zooniverse.org"])
+        with host:
+            reset_services()
+            yield Stack(host, panoptes, ml, sample, env)
+        reset_services()

@@ -1,20 +1,25 @@
-"""The whole service through the local host: Azurite + Panoptes stand-in + ML emulator.
-
-Fixtures `stack` and `settings_overrides` are registered for every test in tests/conftest.py."""
+"""What the tests share: the whole service through the local host (Azurite + Panoptes stand-in +
+ML emulator, as `Stack`), and the reliability suite's helpers and invariants. The fixtures that
+build them are in tests/conftest.py."""
+import collections
+import datetime as dt
 import json
 import pathlib
+import time
 from dataclasses import dataclass
 
-import pytest
 import requests
 from azure.core.exceptions import ResourceNotFoundError
 
 import function_app
 from devtools.host import LocalHost
 from devtools.local_env import offline_settings
+from exports import model
+from exports.messages import ExportMessage
 from exports.services import Services, get_services, reset_services
 from exports.settings import ExportSettings as Settings
-from exports.store import SET_INDEX_PREFIXES, export_from_row
+from exports.store import ACTIVE_PREFIX, SET_INDEX_PREFIXES, export_from_row
+from exports.worker import REQUEST_NAME_PREFIX
 from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE, EXPORT_TABLE
 from standins.ml_service import MlServiceStandIn
 from standins.panoptes import PanoptesStandIn
@@ -94,24 +99,88 @@ def clear_storage(services: Services) -> None:
         pass
 
 
-@pytest.fixture
-def settings_overrides():
-    """Override in a test module (or with indirect parametrisation) to change settings."""
-    return {}
+# -- helpers of the reliability suite ---------------------------------------------------
+# The invariants every fault test ends with (`assert_invariants`):
+# - every export is final, or active *and* named by its subject set's active marker;
+# - the ML service accepted at most one job per export (counted by request_name);
+# - every manifest blob is named by an export record's `manifest_blob`.
+# Counters reported by the suite (printed at the end of a run with -s; see conftest-free use).
+FIGURES = collections.Counter()
 
 
-@pytest.fixture
-def stack(azurite, tmp_path, settings_overrides):
-    with PanoptesStandIn() as panoptes, MlServiceStandIn(callers=("zooniverse",)) as ml:
-        sample = load_sample(panoptes)
-        env = offline_settings(azurite, panoptes, ml, TOKEN_KEY, **{**FAST, **settings_overrides})
-        # Clear what earlier tests left before the host starts consuming the queue.
-        services = Services.from_settings(Settings.from_env(env))
-        services.ensure_resources()
-        clear_storage(services)
-        host = LocalHost(function_app.app, env=env, host_json=host_json(tmp_path), timers=False,
-                         cors_origins=["https://subject-assistant.zooniverse.org"])
-        with host:
-            reset_services()
-            yield Stack(host, panoptes, ml, sample, env)
-        reset_services()
+def exports_in_table(stack) -> list[model.Export]:
+    return stack.exports()
+
+
+def ml_jobs_per_export(ml) -> collections.Counter:
+    """Accepted ML submissions per export id (from the request_name the worker sends)."""
+    names = collections.Counter()
+    for submission in ml.submissions:
+        name = submission.body.get("request_name", "")
+        names[name[len(REQUEST_NAME_PREFIX):] if name.startswith(REQUEST_NAME_PREFIX) else name] += 1
+    return names
+
+
+def assert_invariants(stack, services=None) -> None:
+    services = services or stack.services
+    rows = stack.table_rows()
+    finished = [export_from_row(r) for r in rows if not r["RowKey"].startswith(ACTIVE_PREFIX)]
+    active = [export_from_row(r) for r in rows if r["RowKey"].startswith(ACTIVE_PREFIX)]
+    exports = {e.id: e for e in finished + active}
+    assert len(exports) == len(rows), "an export is stored twice (active and finished)"
+    for export in finished:
+        assert export.is_final, f"finished row of an active export {export.id}"
+    for row, export in zip([r for r in rows if r["RowKey"].startswith(ACTIVE_PREFIX)], active):
+        assert export.is_active, f"active row of a finished export {export.id}"
+        assert row["RowKey"] == f"{ACTIVE_PREFIX}{export.project_id}-{export.subject_set_id}", row["RowKey"]
+    for export in exports.values():
+        if export.status == model.FAILED:
+            assert export.error_code, export
+    jobs = ml_jobs_per_export(stack.ml)
+    duplicates = {k: n for k, n in jobs.items() if n > 1}
+    FIGURES["duplicate_ml_jobs"] += sum(n - 1 for n in duplicates.values())
+    assert not duplicates, f"more than one ML job for an export: {duplicates}"
+    assert stack.ml.accepted_count == len(stack.ml.submissions)
+    for export_id, n in jobs.items():
+        export = exports.get(export_id)
+        assert export is not None, f"ML job for an export with no record: {export_id}"
+        if export.ml_task_id is not None:
+            [submission] = [s for s in stack.ml.submissions if s.body["request_name"].endswith(export_id)]
+            assert submission.request_id == export.ml_task_id
+    named = {e.manifest_blob for e in exports.values() if e.manifest_blob}
+    blobs = {b.name for b in services.container.list_blobs()}
+    assert blobs <= named, f"manifest blobs without an export record naming them: {blobs - named}"
+    FIGURES["exports_run"] += len(exports)
+
+
+def poison_messages(services) -> list[str]:
+    return [m.content for m in services.storage.queue(EXPORT_POISON_QUEUE).peek_messages(max_messages=32)]
+
+
+def create_export_record(services, project_id="1234", subject_set_id="5678", user_id="42",
+                         token="demo-owner-token", cipher=None):
+    """An export record and its queue message body, as the POST would make them, without
+    enqueueing (so the host's queue trigger does not race the test). Returns (export, body)."""
+    now = services.clock()
+    export_id = model.new_export_id(project_id, subject_set_id, now)
+    ciphertext = (cipher or services.cipher).encrypt(token, bound_to=export_id) if token is not None else None
+    export = model.new_export(export_id, project_id, subject_set_id, user_id, now,
+                              dt.timedelta(hours=24), ciphertext)
+    current, created = services.store.create(export)
+    assert created
+    return current.export, ExportMessage(export.id, ciphertext).encode()
+
+
+def wait_for(predicate, timeout=30.0, interval=0.05, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+def wait_final(stack, export_id, timeout=30.0) -> model.Export:
+    return wait_for(lambda: (e := stack.export(export_id)).is_final and e, timeout,
+                    message=f"export {export_id} to reach a final state")

@@ -54,11 +54,11 @@ def test_background_blocks_commit_the_bytes_in_order(container, monkeypatch):
     waiting = []
     for chunk in chunks:
         writer.write(chunk)
-        waiting.append(len(writer._pending))
+        waiting.append(writer.blocks_waiting)
     writer.commit()
     assert blob.download_blob().readall() == b"".join(chunks)
     assert blob.get_blob_properties().content_settings.content_type == "application/json"
-    assert max(waiting) <= 2 and len(writer._blocks) > 20
+    assert max(waiting) <= 2 and writer.block_count > 20
 
 
 def test_staging_error_reaches_the_caller_and_commits_nothing(container, monkeypatch):

@@ -40,10 +40,11 @@ def test_sas_reads_that_blob_only(clients):
     assert requests.get(url, timeout=10).content == b"[1]"
 
 
-def test_expired_sas_is_refused(clients):
-    storage, container = clients
-    storage._now = lambda: dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
-    url = storage.read_sas_url(container, "a.json", dt.timedelta(minutes=30))
+def test_expired_sas_is_refused(clients, azurite):
+    _, container = clients
+    two_hours_ago = StorageClients(StorageSettings(connection_string=azurite.connection_string),
+                                   now=lambda: dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2))
+    url = two_hours_ago.read_sas_url(container, "a.json", dt.timedelta(minutes=30))
     assert requests.get(url, timeout=10).status_code == 403
 
 

@@ -9,7 +9,6 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from exports import model
-from shared import table_batch
 from exports.store import SET_INDEX_PREFIXES, ConcurrentUpdate, ExportStore
 
 T0 = dt.datetime(2026, 11, 22, 13, 0, tzinfo=dt.timezone.utc)
@@ -170,9 +169,8 @@ def test_poller_writes_are_checked_against_the_active_rows(store):
 def test_update_many_packs_100_operations_a_transaction(store, monkeypatch):
     created = [store.create(new("7", str(100 + i)))[0] for i in range(130)]
     sizes = []
-    submit = table_batch.submit
-    monkeypatch.setattr(table_batch, "submit", lambda table, ops: sizes.append(len(ops)) or submit(table, ops))
-    monkeypatch.setattr(store.table, "submit_transaction", None)  # the SDK's way is not needed
+    submit = store.table.submit_transaction
+    monkeypatch.setattr(store.table, "submit_transaction", lambda ops: sizes.append(len(ops)) or submit(ops))
     changes = [(v, dataclasses.replace(v.export, ml_message=f"m{i}")) for i, v in enumerate(created[:120])]
     changes += [(v, model.fail(v.export, "x", "y", T0)) for v in created[120:]]  # three operations each
     assert store.update_many(changes) == 130

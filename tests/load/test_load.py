@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from tests.reliability import ml_jobs_per_export
+from tests.harness import ml_jobs_per_export
 
 SETS = [str(9000 + i) for i in range(50)]
 

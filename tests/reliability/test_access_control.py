@@ -13,7 +13,7 @@ import pytest
 
 from exports import model
 from exports.messages import ExportMessage
-from tests.reliability import FIGURES, create_export_record, wait_final, wait_for
+from tests.harness import FIGURES, create_export_record, wait_final, wait_for
 
 A, A_SET, B, B_SET = "1234", "5678", "9999", "7777"
 OWNER_A, OWNER_B = "demo-owner-token", "demo-outsider-token"

@@ -29,7 +29,7 @@ from standins.panoptes import PanoptesStandIn
 from standins.sample_data import load_sample, sample_subjects
 from devtools.local_env import offline_settings
 from tests.harness import FAST, ROOT, TOKEN_KEY, Stack, clear_storage, host_json
-from tests.reliability import (FIGURES, assert_invariants, create_export_record, ml_jobs_per_export,
+from tests.harness import (FIGURES, assert_invariants, create_export_record, ml_jobs_per_export,
                                poison_messages, wait_final, wait_for)
 
 
@@ -40,7 +40,7 @@ def test_panoptes_random_5xx_and_timeouts_still_give_the_exact_manifest(stack):
     """30% of subject pages fail (5xx, dropped connection, or slower than the client timeout),
     seeded; pages are read one at a time so the seeded plan replays identically. Breaks if a retried page is lost, duplicated or reordered in the manifest, or if a
     rebuild after a page that failed every retry submits twice."""
-    stack.panoptes.faults._rng = random.Random(20240607)
+    stack.panoptes.faults.reseed(20240607)
     subjects = sample_subjects(first_id=300000, count=1930)  # 20 pages of 100
     stack.panoptes.add_subject_set("6100", "1234", "Flaky pages", subjects)
     faults = [

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from exports.manifest import build_manifest
-from tests.reliability import FIGURES, poison_messages, wait_final
+from tests.harness import FIGURES, poison_messages, wait_final
 
 HYPOTHESIS = settings(max_examples=60, deadline=None, derandomize=True,
                       suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -257,7 +257,7 @@ def test_malformed_subjects_give_a_correct_manifest_or_a_clear_failure(stack, su
 
 
 def wait_final_or_submitted(stack, export_id):
-    from tests.reliability import wait_for
+    from tests.harness import wait_for
     return wait_for(lambda: (e := stack.export(export_id)).status in ("submitted", "failed", "cancelled") and e,
                     30, message="export to finish building")
 

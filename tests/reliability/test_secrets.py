@@ -14,9 +14,9 @@ import function_app
 from devtools.host import LocalHost
 from exports.messages import ExportMessage
 from exports.services import reset_services
-from shared.crypto import TokenCipher, _fernet
+from shared.crypto import TokenCipher, derive_key
 from tests.harness import TOKEN_KEY, host_json
-from tests.reliability import FIGURES, create_export_record, wait_final, wait_for
+from tests.harness import FIGURES, create_export_record, wait_final, wait_for
 
 TOKENS = ("demo-owner-token", "demo-collaborator-token", "demo-outsider-token")
 KEY_BYTES = base64.urlsafe_b64decode(TOKEN_KEY)
@@ -42,8 +42,7 @@ def sent_messages(monkeypatch):
 
 
 def secrets_of(stack) -> dict[str, str]:
-    fernet = _fernet(KEY_BYTES)
-    derived = base64.urlsafe_b64encode(fernet._signing_key + fernet._encryption_key).decode()
+    derived = derive_key(KEY_BYTES).decode()
     storage_key = stack.env["AzureWebJobsStorage"].split("AccountKey=")[1].split(";")[0]
     return {**{f"token {t}": t for t in TOKENS}, "TOKEN_ENCRYPTION_KEY": TOKEN_KEY,
             "derived token key": derived, "storage account key": storage_key}
