@@ -1,11 +1,13 @@
-# Every target sets itself up: a fresh clone needs only python3.11, node and npm.
+# Every target sets itself up: a fresh clone needs only python3.11, node and npm (and, for the
+# page's browser tests, Debian's chromium, which `make test` installs when it runs as root).
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
+CHROMIUM ?= /usr/bin/chromium
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test run demo bench loadtest clean
+.PHONY: setup browser lint test fmt docs fuzz run demo bench loadtest clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +26,41 @@ node_modules/.installed: package.json package-lock.json
 
 setup: $(VENV)/.installed node_modules/.installed
 
-test: setup .venv-checkov/.installed
-	CHECKOV=$(CURDIR)/.venv-checkov/bin/checkov $(PY) -m pytest -q
+# The page's tests drive Debian's chromium through Playwright (Playwright's own browser download
+# cannot be reached from our machines).
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium for the page's browser tests..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "The page's browser tests need Debian's chromium at $(CHROMIUM): run 'sudo apt-get install chromium' (or set CHROMIUM=/path/to/chromium)." >&2; \
+		exit 1; \
+	fi
+
+# Lint, format check, types, layers (pyproject.toml) and the generated README sections.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+	$(PY) -m devtools.docs --check
+
+test: setup .venv-checkov/.installed browser lint
+	CHECKOV=$(CURDIR)/.venv-checkov/bin/checkov CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q
+
+fmt: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# README's generated tables, and the OpenAPI document's examples recorded from a real local run.
+docs: setup node_modules/.installed
+	$(PY) -m devtools.openapi_examples
+	$(PY) -m devtools.docs
+
+# schemathesis against the running app, longer than in `make test` and with a fresh seed.
+fuzz: setup node_modules/.installed
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} FUZZ_SEED=$${FUZZ_SEED:-} $(PY) -m pytest -q -s tests/e2e/test_fuzz.py
 
 run: setup
 	$(PY) -m devtools.run
@@ -40,4 +75,4 @@ loadtest: setup .venv-checkov/.installed
 	CHECKOV=$(CURDIR)/.venv-checkov/bin/checkov $(PY) -m pytest -q -m load tests/load
 
 clean:
-	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache
+	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache .mypy_cache .ruff_cache .schemathesis schemathesis-report

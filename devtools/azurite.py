@@ -78,7 +78,7 @@ def start_azurite(blob_port: int | None = None, queue_port: int | None = None,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=workdir,
         env={**os.environ, "AZURITE_ACCEPT_EULA": "true"},
     )
-    azurite = Azurite(*ports, process=process)
+    azurite = Azurite(ports[0], ports[1], ports[2], process=process)
     try:
         _wait_listening(ports, process)
     except Exception:

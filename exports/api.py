@@ -2,6 +2,7 @@
 response; errors are raised as ApiError and rendered in the contract's shape by `handle`."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -10,9 +11,10 @@ from typing import Callable
 import azure.functions as func
 
 from exports import model, openapi, tracking
-from exports.access import Access
+from exports.access import UNAUTHENTICATED, Access
 from exports.messages import ExportMessage
 from exports.ml_service import MlError, MlRejected, MlTaskNotFound, TaskStatus
+from exports.panoptes import PanoptesUser
 from exports.services import Services, get_services
 from exports.status import NOT_FOUND
 from exports.store import ConcurrentUpdate, Versioned
@@ -74,8 +76,22 @@ def _check_body(req: func.HttpRequest) -> None:
             raise ApiError(400, "invalid_body", "The request body must be empty or a JSON object.")
 
 
-def _access(services: Services) -> Access:
-    return Access(services.panoptes_for_requests, services.auth_cache, services.rejected_tokens)
+@dataclasses.dataclass(frozen=True)
+class Caller:
+    """Who is calling (Panoptes said so), with the checks that need their token."""
+
+    access: Access
+    token: str
+    user: PanoptesUser
+
+
+def _caller(req: func.HttpRequest, services: Services) -> Caller:
+    """The caller of a request, checked with Panoptes; 401 without a token Panoptes accepts."""
+    access = Access(services.panoptes_for_requests, services.auth_cache, services.rejected_tokens)
+    token = bearer_token(req.headers)
+    if token is None:
+        raise UNAUTHENTICATED
+    return Caller(access, token, access.user(token))
 
 
 def _resource(services: Services, export: model.Export) -> dict:
@@ -85,12 +101,10 @@ def _resource(services: Services, export: model.Export) -> dict:
 def _visible_export(req: func.HttpRequest, services: Services) -> Versioned:
     """An export the caller may see and cancel (owner or collaborator of its project, the roles
     that may start one), as read, for a conditional write; else 404 (or 401)."""
-    access = _access(services)
-    token = bearer_token(req.headers)
-    user_id = access.user_id(token)
+    caller = _caller(req, services)
     export_id = req.route_params.get("export_id") or ""
     ids = model.parse_export_id(export_id)
-    if ids is None or not access.can_export(token, user_id, ids[0]):
+    if ids is None or not caller.access.can_export(caller.token, caller.user.id, ids[0]):
         raise EXPORT_NOT_FOUND
     current = services.store.get(export_id)
     if current is None:
@@ -103,16 +117,14 @@ def start_export(req: func.HttpRequest, services: Services) -> func.HttpResponse
     project_id = _id(req, "project_id")
     subject_set_id = _id(req, "subject_set_id")
     _check_body(req)
-    access = _access(services)
-    token = bearer_token(req.headers)
-    user_id = access.user_id(token)
-    access.require_export_role(token, user_id, project_id)
-    subject_count = access.require_subject_set(token, project_id, subject_set_id)
+    caller = _caller(req, services)
+    caller.access.require_export_role(caller.token, caller.user.id, project_id)
+    subject_count = caller.access.require_subject_set(caller.token, project_id, subject_set_id)
 
     now = services.clock()
     export_id = model.new_export_id(project_id, subject_set_id, now)
-    sealed = services.cipher.encrypt(token, bound_to=export_id)
-    export = model.new_export(export_id, project_id, subject_set_id, user_id, now,
+    sealed = services.cipher.encrypt(caller.token, bound_to=export_id)
+    export = model.new_export(export_id, project_id, subject_set_id, caller.user.id, now,
                               dt.timedelta(hours=services.settings.transient_retry_hours), sealed,
                               subjects_total=subject_count)
     current, created = services.store.create(export)
@@ -127,7 +139,7 @@ def start_export(req: func.HttpRequest, services: Services) -> func.HttpResponse
         raise ApiError(503, "queue_unavailable", "The export could not be queued. Please try "
                        "again in a minute.") from None
     log.info("export %s (project %s, subject set %s): queued by user %s", export.id, project_id,
-             subject_set_id, user_id)
+             subject_set_id, caller.user.id)
     return json_response(_resource(services, current.export), 202, headers)
 
 
@@ -146,12 +158,11 @@ def get_export(req: func.HttpRequest, services: Services) -> func.HttpResponse:
 
 def list_projects(req: func.HttpRequest, services: Services) -> func.HttpResponse:
     """Who is signed in, and the projects on which they may export (what the page lists first)."""
-    access = _access(services)
-    token = bearer_token(req.headers)
-    user = access.user(token)
+    caller = _caller(req, services)
+    user = caller.user
     projects = [{"id": str(p["id"]), "display_name": _text(p.get("display_name")),
                  "slug": _text(p.get("slug")), "roles": p["_roles"]}
-                for p in access.export_projects(token, user.id)]
+                for p in caller.access.export_projects(caller.token, user.id)]
     return json_response({"user": {"id": user.id, "login": user.login,
                                    "display_name": user.display_name},
                           "projects": projects})
@@ -163,13 +174,11 @@ def _text(value: object) -> str | None:
 
 def list_project_exports(req: func.HttpRequest, services: Services) -> func.HttpResponse:
     project_id = _id(req, "project_id")
-    access = _access(services)
-    token = bearer_token(req.headers)
-    user_id = access.user_id(token)
-    access.require_export_role(token, user_id, project_id)
-    subject_sets = access.subject_sets_of_project(token, project_id)
+    caller = _caller(req, services)
+    caller.access.require_export_role(caller.token, caller.user.id, project_id)
+    subject_sets = caller.access.subject_sets_of_project(caller.token, project_id)
     exports = services.store.latest_of_project(project_id)
-    body = {"subject_sets": []}
+    body: dict[str, list[dict[str, object]]] = {"subject_sets": []}
     for subject_set in subject_sets:
         set_id = str(subject_set["id"])
         latest, completed = exports.get(set_id, (None, None))
@@ -224,6 +233,7 @@ def _cancel_ml_task(services: Services, current: Versioned) -> func.HttpResponse
     """Ask the ML service to cancel, and record the outcome. The service cancels only running
     (or problem) tasks; what it refuses is settled by reading the task's status at once."""
     task_id = current.export.ml_task_id
+    assert task_id is not None  # only exports with the ML service get here
     for attempt in range(2):  # a second try only if the task started running in between
         try:
             services.ml.cancel(task_id)
@@ -263,6 +273,7 @@ def _cancel_ml_task(services: Services, current: Versioned) -> func.HttpResponse
 
 def _read_and_record(services: Services, current: Versioned) -> tuple[Versioned, object]:
     """The task's status now, recorded as the poller would; (export as stored, the answer)."""
+    assert current.export.ml_task_id is not None
     try:
         answer: object = services.ml.status(current.export.ml_task_id)
     except MlTaskNotFound:

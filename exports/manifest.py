@@ -87,7 +87,7 @@ class ManifestEncoder:
         self.counts.images += len(rows)
         return rows
 
-    def encode_page(self, subjects: Iterable[dict]) -> bytes:
+    def encode_page(self, subjects: Iterable[dict[str, Any]]) -> bytes:
         parts = []
         for subject in subjects:
             subject_id = str(subject.get("id", "")) if isinstance(subject, dict) else ""
@@ -108,7 +108,7 @@ class ManifestEncoder:
         return b"]" if self._started else b"[]"
 
 
-def build_manifest(pages: Iterable[Iterable[dict]], project_id: str,
+def build_manifest(pages: Iterable[Iterable[dict[str, Any]]], project_id: str,
                    subject_set_id: str) -> tuple[bytes, ManifestCounts]:
     """The whole manifest at once (tests and small sets); same bytes as the streaming path."""
     encoder = ManifestEncoder(project_id, subject_set_id)
@@ -117,7 +117,7 @@ def build_manifest(pages: Iterable[Iterable[dict]], project_id: str,
     return b"".join(chunks), encoder.counts
 
 
-def iter_manifest_chunks(pages: Iterable[Iterable[dict]], encoder: ManifestEncoder) -> Iterator[bytes]:
+def iter_manifest_chunks(pages: Iterable[Iterable[dict[str, Any]]], encoder: ManifestEncoder) -> Iterator[bytes]:
     for page in pages:
         chunk = encoder.encode_page(page)
         if chunk:

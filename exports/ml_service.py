@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass
-from typing import IO, Any, Iterator
+from typing import Any, Iterator
 
+from exports.results import ByteStream
 from shared.outbound import AnswerTooLarge, AnswerTooSlow, HttpAnswer, OutboundError, OutboundHttp
 
 REQUEST_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,92}")
@@ -136,7 +137,7 @@ class MlServiceClient:
         return response.text[:500]
 
     @contextlib.contextmanager
-    def results(self, url: str, max_bytes: int, deadline_seconds: float) -> Iterator[IO[bytes]]:
+    def results(self, url: str, max_bytes: int, deadline_seconds: float) -> Iterator[ByteStream]:
         """The detections file as a bounded stream (its URL must have passed the results policy,
         exports/results.py). ResultsUnreadable says why it cannot be read, for the user."""
         megabytes = max_bytes // (1024 * 1024)

@@ -93,7 +93,7 @@ class Export:
     # Encrypted Panoptes token, kept only until the manifest is built so the stuck-export
     # sweep can re-queue a lost message; cleared on record_manifest and on any final state.
     token_ciphertext: str | None = None
-    summary: dict | None = None             # results summary once completed
+    summary: dict[str, Any] | None = None             # results summary once completed
 
     @property
     def is_final(self) -> bool:

@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 import cachetools
 
@@ -133,9 +133,11 @@ class PanoptesClient:
                 or not str(users[0].get("id", "")).isdigit():
             raise PanoptesUnavailable("Panoptes /me answered without a user")
         user = users[0]
-        login = user.get("login") if isinstance(user.get("login"), str) else ""
-        display = user.get("display_name") if isinstance(user.get("display_name"), str) else login
-        return PanoptesUser(str(user["id"]), login[:100], (display or login)[:100])
+        login = user.get("login")
+        login = login if isinstance(login, str) else ""
+        display = user.get("display_name")
+        display = display if isinstance(display, str) and display else login
+        return PanoptesUser(str(user["id"]), login[:100], display[:100])
 
     def project_roles(self, token: str, project_id: str, user_id: str) -> set[str]:
         body = self._get("/project_roles", token, {"project_id": project_id, "user_id": user_id})
@@ -183,7 +185,7 @@ class PanoptesClient:
         return sets[0]
 
     def subject_sets_of_project(self, token: str, project_id: str) -> Iterator[dict]:
-        page = 1
+        page: int | None = 1
         while page:
             body = self._get("/subject_sets", token,
                              {"project_id": project_id, "page_size": PAGE_SIZE, "page": page})
@@ -206,7 +208,7 @@ class PanoptesClient:
 
     def iter_subject_pages(self, token: str | None, subject_set_id: str, concurrency: int,
                            on_first: Callable[[SubjectPage], None] | None = None,
-                           expected_count: int | None = None) -> Iterator[SubjectPage]:
+                           expected_count: int | None = None) -> Generator[SubjectPage, None, None]:
         """Every page of the set, in order, `concurrency` requests at a time (at most
         4 x concurrency pages held, so a slow consumer does not stall the requests at once).
 

@@ -35,6 +35,8 @@ class TickReport:
 def _poll(services: Services, current: Versioned) -> model.Export | None:
     """Ask the ML service about one export; its next state (None: no answer this tick)."""
     export = current.export
+    assert export.ml_task_id is not None  # ML_ACTIVE_STATUSES have a task
+    answer: object
     try:
         answer = services.ml.status(export.ml_task_id)
     except MlTaskNotFound:

@@ -13,7 +13,7 @@ that does not grow with the file. The download that feeds it is bounded in bytes
 from __future__ import annotations
 
 import dataclasses
-from typing import IO, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import ijson
@@ -24,6 +24,10 @@ if ijson.backend != "yajl2_c":  # pragma: no cover - depends on the installed wh
     raise ImportError(f"ijson's C backend is not available (got {ijson.backend}); reinstall ijson")
 
 READ_SIZE = 64 * 1024
+
+
+class ByteStream(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +89,7 @@ class Counts:
     likely_empty: int = 0
 
 
-def count_images(stream: IO[bytes], threshold: float) -> Counts:
+def count_images(stream: ByteStream, threshold: float) -> Counts:
     """Count a detections file's images in one pass. ValueError when it is not a detections file
     (not JSON, or no top-level `images` list)."""
     counts = Counts()
@@ -114,7 +118,7 @@ class _HeadRecorder:
 
     HEAD_LIMIT = 1 << 20
 
-    def __init__(self, stream: IO[bytes]):
+    def __init__(self, stream: ByteStream):
         self._stream = stream
         self._head = bytearray()
         self._complete = True
@@ -134,7 +138,7 @@ class _HeadRecorder:
                    for prefix, event, _ in ijson.parse(bytes(self._head)))
 
 
-def _confidence(image: dict) -> float:
+def _confidence(image: dict[str, Any]) -> float:
     confidence = image.get("max_detection_conf")
     if isinstance(confidence, (int, float)) and not isinstance(confidence, bool):
         return float(confidence)
@@ -147,7 +151,7 @@ def _confidence(image: dict) -> float:
 
 
 def summary(counts: Counts, images_submitted: int | None, threshold: float,
-            failed_shards: Any) -> dict:
+            failed_shards: Any) -> dict[str, Any]:
     """The Export's results_summary. `images_submitted` is what the service says it processed
     (Status.num_images, after its own filtering) or, failing that, our manifest's image count;
     missing images are those submitted but absent from the file (failed shards)."""
@@ -165,5 +169,5 @@ def summary(counts: Counts, images_submitted: int | None, threshold: float,
     }
 
 
-def unavailable(reason: str) -> dict:
+def unavailable(reason: str) -> dict[str, Any]:
     return {"available": False, "reason": reason}

@@ -47,8 +47,9 @@ def message_text(message: Any) -> str | None:
 def detections_url(message: Any) -> str | None:
     if isinstance(message, dict):
         urls = message.get("output_file_urls")
-        if isinstance(urls, dict) and isinstance(urls.get("detections"), str):
-            return urls["detections"]
+        url = urls.get("detections") if isinstance(urls, dict) else None
+        if isinstance(url, str):
+            return url
     return None
 
 

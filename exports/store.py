@@ -323,7 +323,7 @@ class ExportStore:
             results = self.table.submit_transaction([_sdk_operation(*op) for op in operations])
         except TableTransactionError as exc:
             if exc.status_code in _ROW_CONFLICT:
-                raise TransactionRefused(str(exc.error_code)) from None
+                raise TransactionRefused(f"HTTP {exc.status_code}") from None
             raise
         return [r["etag"] for r in results if r.get("etag")]
 

@@ -70,6 +70,7 @@ def _summary(services: Services, export: model.Export, answer: Any) -> dict:
     threshold = settings.likely_empty_confidence
     failed_shards = answer.message.get("num_failed_shards") if isinstance(
         getattr(answer, "message", None), dict) else None
+    assert export.results_url is not None  # next_state keeps only a link it will follow
     try:
         with services.ml.results(export.results_url, settings.results_max_megabytes * 1024 * 1024,
                                  settings.results_download_seconds) as stream:

@@ -105,7 +105,8 @@ class ExportRun:
         if self.export.lease_owner == self.owner:
             return True
         if holder:  # look again once the other worker's lease would have lapsed
-            wait = (holder[-1].lease_until - self.now()).total_seconds() + 5
+            lease_until = holder[-1].lease_until or self.now()
+            wait = (lease_until - self.now()).total_seconds() + 5
             self.services.enqueue(self.message, wait + 1)
             self.log(logging.INFO, "another worker holds the lease; re-checking in %ds", wait)
         return False
@@ -196,6 +197,7 @@ class ExportRun:
             return
         self._save_owned(lambda e: model.start_submission(e, self.owner, self.now()))
         settings = self.services.settings
+        assert export.manifest_blob is not None  # the build recorded it (start_submission checks)
         sas_url = self.services.storage.read_sas_url(
             settings.container_name, export.manifest_blob, dt.timedelta(hours=settings.manifest_sas_hours))
         try:

@@ -173,7 +173,8 @@ class _BoundedBody:
 def _read_bounded(response: Any, max_bytes: int) -> bytes:
     """The decoded body, at most `max_bytes` (urllib3 2.x inflates at most what each read asks,
     so a small compressed answer cannot balloon before the check)."""
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         chunk = response.read(_READ)
         if not chunk:

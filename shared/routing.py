@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Callable
+from typing import Any, Callable
 
 import azure.functions as func
 
@@ -31,7 +31,7 @@ class Route:
 ROUTES: list[Route] = []
 
 
-def http_route(bp: func.Blueprint, template: str, methods: list[str]) -> Callable:
+def http_route(bp: func.Blueprint, template: str, methods: list[str]) -> Callable[..., Any]:
     """Register an anonymous HTTP route on `bp` and remember its shape. A GET route also takes
     HEAD (health checks use it): the host sends a HEAD answer's headers without its body."""
     methods = [*methods, "HEAD"] if "GET" in methods and "HEAD" not in methods else list(methods)

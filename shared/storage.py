@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import (BlobSasPermissions, BlobServiceClient, UserDelegationKey,
@@ -30,23 +30,22 @@ def _utcnow() -> dt.datetime:
 class StorageClients:
     """Blob, queue and table clients for one storage account, built from StorageSettings."""
 
-    def __init__(self, settings: StorageSettings, credential=None,
+    def __init__(self, settings: StorageSettings, credential: Any = None,
                  now: Callable[[], dt.datetime] = _utcnow):
         self._settings = settings
         self._now = now
         self._lock = threading.Lock()
-        self._delegation_key: UserDelegationKey | None = None
-        self._delegation_key_expiry: dt.datetime | None = None
-        if settings.uses_identity:
+        self._delegation: tuple[UserDelegationKey, dt.datetime] | None = None  # key, its expiry
+        if settings.connection_string is None:
             if credential is None:
                 # Imported lazily: azure-identity is only needed in Azure.
                 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
                 credential = (ManagedIdentityCredential(client_id=settings.client_id)
                               if settings.client_id else DefaultAzureCredential())
             self._credential = credential
-            self.blob_service = BlobServiceClient(settings.blob_uri, credential=credential)
-            self.queue_service = QueueServiceClient(settings.queue_uri, credential=credential)
-            self.table_service = TableServiceClient(endpoint=settings.table_uri, credential=credential)
+            self.blob_service = BlobServiceClient(settings.blob_uri or "", credential=credential)
+            self.queue_service = QueueServiceClient(settings.queue_uri or "", credential=credential)
+            self.table_service = TableServiceClient(endpoint=settings.table_uri or "", credential=credential)
         else:
             conn = settings.connection_string
             self._credential = None
@@ -68,28 +67,29 @@ class StorageClients:
         now = self._now()
         start = now - CLOCK_SKEW
         expiry = now + lifetime
+        account = blob.account_name or ""
         if self._settings.uses_identity:
-            key = self._user_delegation_key(lifetime)
-            expiry = min(expiry, self._delegation_key_expiry)
-            sas = generate_blob_sas(blob.account_name, container, blob_name, user_delegation_key=key,
+            key, key_expiry = self._user_delegation_key(lifetime)
+            expiry = min(expiry, key_expiry)
+            sas = generate_blob_sas(account, container, blob_name, user_delegation_key=key,
                                     permission=BlobSasPermissions(read=True), start=start,
                                     expiry=expiry, protocol="https")
         else:
             # Key-based (Azurite / connection string). Azurite serves plain http, so allow it.
             credential = self.blob_service.credential
-            sas = generate_blob_sas(blob.account_name, container, blob_name,
+            sas = generate_blob_sas(account, container, blob_name,
                                     account_key=credential.account_key,
                                     permission=BlobSasPermissions(read=True), start=start,
                                     expiry=expiry, protocol=None if blob.scheme == "http" else "https")
         return f"{blob.url}?{sas}"
 
-    def _user_delegation_key(self, lifetime: dt.timedelta) -> UserDelegationKey:
+    def _user_delegation_key(self, lifetime: dt.timedelta) -> tuple[UserDelegationKey, dt.datetime]:
+        """A delegation key that outlives `lifetime` (renewed when it would not), and its expiry."""
         with self._lock:
             now = self._now()
-            if (self._delegation_key is None
-                    or self._delegation_key_expiry - now < lifetime + CLOCK_SKEW):
+            if self._delegation is None or self._delegation[1] - now < lifetime + CLOCK_SKEW:
                 expiry = now + DELEGATION_KEY_LIFETIME
-                self._delegation_key = self.blob_service.get_user_delegation_key(
+                key = self.blob_service.get_user_delegation_key(
                     key_start_time=now - CLOCK_SKEW, key_expiry_time=expiry)
-                self._delegation_key_expiry = expiry
-            return self._delegation_key
+                self._delegation = (key, expiry)
+            return self._delegation

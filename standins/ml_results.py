@@ -239,9 +239,9 @@ def gzip_bomb() -> bytes:
     global _gzip_bomb
     with _gzip_bomb_lock:
         if _gzip_bomb is None:
-            head = json.dumps({"info": file_info("5a", "2021-02-08T20:02:05.699689Z"),
+            text = json.dumps({"info": file_info("5a", "2021-02-08T20:02:05.699689Z"),
                                "detection_categories": DETECTION_CATEGORIES}, indent=1)[:-2]
-            head = (head + ',\n "images": [').encode()
+            head = (text + ',\n "images": [').encode()
             tail = b"]\n}"
             comp = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: gzip header and trailer
             out = [comp.compress(head)]

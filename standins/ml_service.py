@@ -605,7 +605,7 @@ class MlServiceStandIn(StandInServer):
         sample_n = body.get("sample_n", None)
         sample_n = int(sample_n) if sample_n else None
 
-        image_paths = self._download(body.get("images_requested_json_sas"), sub)
+        image_paths = self._download(str(body.get("images_requested_json_sas")), sub)
         if len(image_paths) == 0:
             return None, ("completed", EMPTY_LIST_MSG)
         error, metadata_available = validate_provided_image_paths(image_paths)
@@ -851,8 +851,8 @@ class MlServiceStandIn(StandInServer):
         with self._task_lock:
             t = self._tasks.get(parts[1]) if len(parts) == 3 and parts[2] == "detections.json" else None
             ready = t is not None and t.results_ready
-            mode = t.results_mode if ready else None
-        if not ready:
+            mode = t.results_mode if t is not None and ready else None
+        if not ready or t is None:
             return _blob_error(404, "BlobNotFound", "The specified blob does not exist.")
         if not req.query.get("sig"):
             return _blob_error(403, "AuthenticationFailed", "Server failed to authenticate the request. "

@@ -139,7 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
         if is_streamed(body):
             return body, ctype
         if isinstance(body, (dict, list)):
-            return json.dumps(body).encode("utf-8"), ctype or self.server.standin.json_content_type
+            return json.dumps(body).encode("utf-8"), ctype or self.server.standin.json_content_type  # type: ignore[attr-defined]
         if isinstance(body, str):
             return body.encode("utf-8"), ctype or "text/html; charset=utf-8"
         return (body or b""), ctype

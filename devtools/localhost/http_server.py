@@ -145,7 +145,7 @@ def _handler_for(routes: RouteTable, invoke: Invoke, cors: Cors) -> type[BaseHTT
             params: dict[str, str] = {}
             for key, value in parse_qsl(split.query, keep_blank_values=True):
                 params.setdefault(key, value)  # a repeated parameter keeps its first value
-            url = f"http://{self.headers.get('Host') or self.server.server_address[0]}{self.path}"
+            url = f"http://{self.headers.get('Host') or '127.0.0.1'}{self.path}"
             return func.HttpRequest(self.command, url, headers=headers, params=params,
                                     route_params=values, body=body)
 

@@ -1,0 +1,128 @@
+"""The handlers in-process, as the code reads: each called with a `Services` wired to Azurite and
+the stand-ins, no HTTP host in between (tests/e2e prove the wiring through the local host)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import azure.functions as func
+import pytest
+
+from devtools.local_env import offline_settings
+from exports import api, model, poller, worker
+from exports.messages import ExportMessage
+from exports.services import Services
+from exports.settings import ExportSettings
+from standins.ml_service import MlServiceStandIn
+from standins.panoptes import PanoptesStandIn
+from standins.sample_data import load_sample
+from tests.harness import FAST, TOKEN_KEY, clear_storage
+
+OWNER, COLLABORATOR, OUTSIDER = "demo-owner-token", "demo-collaborator-token", "demo-outsider-token"
+
+
+@pytest.fixture
+def ml():
+    with MlServiceStandIn(callers=("zooniverse",)) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def services(azurite, ml):
+    with PanoptesStandIn() as panoptes:
+        load_sample(panoptes)
+        env = offline_settings(azurite, panoptes, ml, TOKEN_KEY, **FAST)
+        wired = Services.from_settings(ExportSettings.from_env(env))
+        wired.ensure_resources()
+        clear_storage(wired)
+        yield wired
+
+
+def request(method: str, path: str, token: str | None = OWNER, body: bytes = b"",
+            **route_params: str) -> func.HttpRequest:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return func.HttpRequest(method, f"http://localhost{path}", headers=headers, body=body,
+                            route_params=route_params)
+
+
+def call(services, handler, method="GET", token=OWNER, body=b"", **route_params):
+    response = api.handle(request(method, "/api/x", token, body, **route_params), handler, lambda: services)
+    return response.status_code, json.loads(response.get_body())
+
+
+def start(services, token=OWNER, project="1234", subject_set="5678"):
+    return call(services, api.start_export, "POST", token, project_id=project, subject_set_id=subject_set)
+
+
+def deliver_queued(services) -> int:
+    """Hand every queued message to the worker, as the queue trigger would."""
+    delivered = 0
+    for message in services.queue.receive_messages(max_messages=32):
+        worker.process_export_message(message.content, services)
+        services.queue.delete_message(message)
+        delivered += 1
+    return delivered
+
+
+def test_start_build_submit_poll_complete(services, ml):
+    status, export = start(services)
+    assert status == 202 and export["status"] == "queued" and export["progress"]["subjects_total"] == 25
+    assert start(services)[0] == 200  # idempotent while active
+    assert deliver_queued(services) == 1
+    status, export = call(services, api.get_export, export_id=export["id"])
+    assert (status, export["status"], export["manifest"]["images"]) == (200, "submitted", 49)
+    assert ml.wait_for_downloads(10)
+    poller.run_tick(services)
+    poller.run_tick(services)
+    status, export = call(services, api.get_export, token=COLLABORATOR, export_id=export["id"])
+    assert export["status"] == "completed" and export["results_summary"]["images_submitted"] == 49
+    status, listing = call(services, api.list_project_exports, project_id="1234")
+    entry = next(s for s in listing["subject_sets"] if s["id"] == "5678")
+    assert entry["latest_completed_export"]["id"] == export["id"] and entry["subjects_count"] == 25
+
+
+def test_access_rules_in_the_handlers(services):
+    _, export = start(services)
+    assert call(services, api.get_export, token=OUTSIDER, export_id=export["id"]) == (
+        404, {"error": {"code": "export_not_found", "message": api.EXPORT_NOT_FOUND.message}})
+    assert call(services, api.get_export, token=None, export_id=export["id"])[0] == 401
+    assert start(services, OUTSIDER)[1]["error"]["code"] == "forbidden"
+    assert start(services, subject_set="7777")[1]["error"]["code"] == "subject_set_not_found"
+    status, body = start(services, project="99999999999999999999")
+    assert (status, body["error"]["code"]) == (400, "invalid_id") and "too large" in body["error"]["message"]
+    status, projects = call(services, api.list_projects, token=OUTSIDER)
+    assert status == 200 and [p["id"] for p in projects["projects"]] == ["9999"]
+
+
+def test_cancel_before_the_worker_and_a_late_message(services, ml):
+    _, export = start(services)
+    status, cancelled = call(services, api.cancel_export, "POST", export_id=export["id"])
+    assert (status, cancelled["status"]) == (200, "cancelled")
+    assert deliver_queued(services) == 1  # the message arrives after the cancel: nothing happens
+    assert call(services, api.get_export, export_id=export["id"])[1]["status"] == "cancelled"
+    assert ml.accepted_count == 0
+    status, again = call(services, api.cancel_export, "POST", export_id=export["id"])
+    assert (status, again["error"]["code"]) == (409, "export_final")
+
+
+def test_bodies_are_checked_before_anything_is_done(services):
+    status, body = call(services, api.start_export, "POST", body=b"x" * (64 * 1024 + 1),
+                        project_id="1234", subject_set_id="5678")
+    assert (status, body["error"]["code"]) == (413, "body_too_large") and "64 KiB" in body["error"]["message"]
+    assert call(services, api.start_export, "POST", body=b"[1]", project_id="1234",
+                subject_set_id="5678")[1]["error"]["code"] == "invalid_body"
+    assert services.store.active_export_ids() == []
+
+
+def test_the_worker_run_in_process_refuses_a_token_sealed_for_another_export(services):
+    _, export = start(services)
+    [message] = services.queue.receive_messages(max_messages=1)
+    sealed = ExportMessage.parse(message.content).token
+    services.queue.delete_message(message)
+    other = model.new_export(model.new_export_id("1234", "5679", services.clock()), "1234", "5679",
+                             "42", services.clock(), dt.timedelta(hours=1))
+    services.store.create(other)
+    worker.process_export_message(ExportMessage(other.id, sealed).encode(), services)
+    assert services.store.get(other.id).export.error_code == "internal_error"
+    worker.process_export_message(ExportMessage(export["id"], sealed).encode(), services)
+    assert services.store.get(export["id"]).export.status == "submitted"
