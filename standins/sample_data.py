@@ -1,4 +1,5 @@
 """A small, realistic camera-trap project for the demo and tests."""
+
 from __future__ import annotations
 
 import hashlib
@@ -24,6 +25,11 @@ class SampleInfo:
     subject_count: int
     image_count: int  # frames the manifest keeps (.jpg/.jpeg/.png)
     skipped_frames: int  # frames left out (the video)
+    # Signed-in users who may not export: a `tester` of project_id, and a user with no roles.
+    tester_id: str = "45"
+    tester_token: str = "demo-tester-token"
+    nobody_id: str = "46"
+    nobody_token: str = "demo-nobody-token"
 
 
 def _location(subject_id: str, frame: int, ext: str) -> str:
@@ -43,8 +49,13 @@ def sample_subjects(first_id: int = 91000, count: int = 25) -> list:
             locations.append({mime: _location(sid, f, ext)})
         if i == 7:
             locations.append({"video/mp4": _location(sid, frames, "mp4")})
-        subjects.append({"id": sid, "locations": locations,
-                         "metadata": {"#camera": "A", "Filename": f"IMG_{i:04d}.JPG", "#site": "Serengeti S11"}})
+        subjects.append(
+            {
+                "id": sid,
+                "locations": locations,
+                "metadata": {"#camera": "A", "Filename": f"IMG_{i:04d}.JPG", "#site": "Serengeti S11"},
+            }
+        )
     return subjects
 
 
@@ -52,7 +63,11 @@ def load_sample(panoptes: PanoptesStandIn) -> SampleInfo:
     panoptes.add_user("demo-owner-token", "42", "demo-owner")
     panoptes.add_user("demo-collaborator-token", "43", "demo-collaborator")
     panoptes.add_user("demo-outsider-token", "44", "demo-outsider")
-    panoptes.add_project("1234", "Snapshot Demo", roles={"42": ["owner"], "43": ["collaborator"]})
+    panoptes.add_user("demo-tester-token", "45", "demo-tester")
+    panoptes.add_user("demo-nobody-token", "46", "demo-nobody")
+    panoptes.add_project(
+        "1234", "Snapshot Demo", roles={"42": ["owner"], "43": ["collaborator"], "45": ["tester"]}
+    )
     panoptes.add_project("9999", "Someone Else's Cameras", private=True, roles={"44": ["owner"]})
     subjects = sample_subjects()
     panoptes.add_subject_set("5678", "1234", "Camera A - March", subjects)
@@ -60,6 +75,20 @@ def load_sample(panoptes: PanoptesStandIn) -> SampleInfo:
     panoptes.add_subject_set("7777", "9999", "Other project's set", sample_subjects(first_id=97000, count=3))
     frames = [url for s in subjects for loc in s["locations"] for url in loc.values()]
     images = [u for u in frames if u.lower().endswith((".jpg", ".jpeg", ".png"))]
-    return SampleInfo("1234", "Snapshot Demo", "42", "demo-owner-token", "43", "demo-collaborator-token",
-                      "44", "demo-outsider-token", "5678", "5679", "9999", "7777",
-                      len(subjects), len(images), len(frames) - len(images))
+    return SampleInfo(
+        "1234",
+        "Snapshot Demo",
+        "42",
+        "demo-owner-token",
+        "43",
+        "demo-collaborator-token",
+        "44",
+        "demo-outsider-token",
+        "5678",
+        "5679",
+        "9999",
+        "7777",
+        len(subjects),
+        len(images),
+        len(frames) - len(images),
+    )

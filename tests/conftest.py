@@ -1,5 +1,6 @@
 """Fixtures for every test: Azurite (the real storage emulator) once per session, and the whole
 service through the local host (`stack`, see tests/harness.py)."""
+
 import pytest
 
 import function_app
@@ -8,6 +9,7 @@ from devtools.host import LocalHost
 from devtools.local_env import offline_settings
 from exports.services import Services, reset_services
 from exports.settings import ExportSettings
+from page.settings import get_page_settings
 from standins.ml_service import MlServiceStandIn
 from standins.panoptes import PanoptesStandIn
 from standins.sample_data import load_sample
@@ -36,9 +38,16 @@ def stack(azurite, tmp_path, settings_overrides):
         services = Services.from_settings(ExportSettings.from_env(env))
         services.ensure_resources()
         clear_storage(services)
-        host = LocalHost(function_app.app, env=env, host_json=host_json(tmp_path), timers=False,
-                         cors_origins=["https://subject-assistant.zooniverse.org"])
+        host = LocalHost(
+            function_app.app,
+            env=env,
+            host_json=host_json(tmp_path),
+            timers=False,
+            cors_origins=["https://subject-assistant.zooniverse.org"],
+        )
         with host:
             reset_services()
+            get_page_settings.cache_clear()  # the settings are read once per process, as in Azure
             yield Stack(host, panoptes, ml, sample, env)
         reset_services()
+        get_page_settings.cache_clear()
