@@ -1,4 +1,5 @@
 """Entry point the Functions host indexes (Python v2 programming model)."""
+
 import azure.functions as func
 
 from exports.blueprint import bp as exports_blueprint

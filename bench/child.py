@@ -7,6 +7,7 @@ Settings come from the environment (as in the Functions host). Jobs:
 - tick: run `exports.poller.run_tick` with each concurrency in `concurrencies`; wall time of each.
 - results: summarise the detections file at `url` (ours, streamed; or `whole`: read and json.loads).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,6 +23,7 @@ from bench.common import reset_peak_rss, rss_kb
 
 def _services():
     from exports.services import get_services
+
     services = get_services()
     services.store.active_export_ids()  # open the storage connection pools
     return services
@@ -29,6 +31,7 @@ def _services():
 
 def job_export(args: dict) -> dict:
     from exports.worker import process_export_message
+
     services = _services()
     for body in args.get("warmup", []):
         process_export_message(body, services)
@@ -48,6 +51,7 @@ def job_export(args: dict) -> dict:
 
 def job_tick(args: dict) -> dict:
     from exports.poller import run_tick
+
     services = _services()
     base = services.settings
     out = []
@@ -56,8 +60,15 @@ def job_tick(args: dict) -> dict:
         started, cpu = time.perf_counter(), time.process_time()
         report = run_tick(services)
         wall = time.perf_counter() - started
-        out.append({"concurrency": concurrency, "wall": wall, "cpu": time.process_time() - cpu,
-                    "active": report.active, "outcomes": dict(report.outcomes)})
+        out.append(
+            {
+                "concurrency": concurrency,
+                "wall": wall,
+                "cpu": time.process_time() - cpu,
+                "active": report.active,
+                "outcomes": dict(report.outcomes),
+            }
+        )
     return {"ticks": out}
 
 
@@ -67,6 +78,7 @@ def job_results(args: dict) -> dict:
     from exports import results
     from exports.ml_service import MlServiceClient
     from shared.outbound import OutboundHttp
+
     client = MlServiceClient("http://127.0.0.1:1/v4", "bench")
     http = OutboundHttp(pool_size=1, timeout=300)
     gc.collect()
@@ -76,8 +88,11 @@ def job_results(args: dict) -> dict:
     if args.get("whole"):
         data = json.loads(http.request("GET", args["url"], max_bytes=1 << 34).data)
         images = data["images"]
-        counts = [len(images), sum("failure" in i for i in images),
-                  sum(1 for i in images if "failure" not in i and i.get("max_detection_conf", 0) < 0.2)]
+        counts = [
+            len(images),
+            sum("failure" in i for i in images),
+            sum(1 for i in images if "failure" not in i and i.get("max_detection_conf", 0) < 0.2),
+        ]
     else:
         with client.results(args["url"], max_bytes=1 << 34, deadline_seconds=900) as stream:
             found = results.count_images(stream, 0.2)
@@ -96,6 +111,7 @@ def main() -> None:
     profile_path = os.environ.get("BENCH_PROFILE")
     if profile_path:  # diagnosis: `BENCH_PROFILE=/tmp/x.prof python -m bench --only ...`
         import cProfile
+
         profiler = cProfile.Profile()
         result = profiler.runcall(JOBS[job], args)
         profiler.dump_stats(f"{profile_path}.{job}.{os.getpid()}")

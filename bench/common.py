@@ -1,4 +1,5 @@
 """Helpers shared by the benchmark driver and its child processes."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,20 +35,28 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def create_export(services, project_id: str, subject_set_id: str, token: str | None = OWNER_TOKEN,
-                  **changes) -> tuple[model.Export, str]:
+def create_export(
+    services, project_id: str, subject_set_id: str, token: str | None = OWNER_TOKEN, **changes
+) -> tuple[model.Export, str]:
     """An export record created exactly as the HTTP handler does, and its queue message body."""
     now = services.clock()
     export_id = model.new_export_id(project_id, subject_set_id, now)
     ciphertext = services.cipher.encrypt(token, bound_to=export_id) if token else None
     # The handler records the set's size from its Panoptes lookup (the worker's page hint).
     found = services.panoptes.subject_set(token, subject_set_id) if token else None
-    export = model.new_export(export_id, project_id,
-                              subject_set_id, OWNER_ID, now,
-                              dt.timedelta(hours=services.settings.transient_retry_hours), ciphertext,
-                              subjects_total=(found or {}).get("set_member_subjects_count"))
+    export = model.new_export(
+        export_id,
+        project_id,
+        subject_set_id,
+        OWNER_ID,
+        now,
+        dt.timedelta(hours=services.settings.transient_retry_hours),
+        ciphertext,
+        subjects_total=(found or {}).get("set_member_subjects_count"),
+    )
     if changes:
         import dataclasses
+
         export = dataclasses.replace(export, **changes)
     current, created = services.store.create(export)
     if not created:

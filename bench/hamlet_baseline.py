@@ -5,6 +5,7 @@ zooniverse/hamlet: `SubjectSet.find(id).subjects` in panoptes-client, which page
 (about N + N/20 requests), builds `[[url, meta], ...]` in memory, `json.dumps` it and uploads
 one blob. Used only by the benchmark; never deployed.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,18 +35,33 @@ def hamlet_rows(project_id: str, subject_set_id: str, endpoint: str, limit: int 
         for subject in subject_set.subjects:
             for frame_id, location in enumerate(subject.locations):
                 url = list(location.values())[0]
-                rows.append([url, json.dumps({"project_id": str(project_id),
-                                              "subject_set_id": str(subject_set_id),
-                                              "subject_id": str(subject.id),
-                                              "frame_id": str(frame_id)})])
+                rows.append(
+                    [
+                        url,
+                        json.dumps(
+                            {
+                                "project_id": str(project_id),
+                                "subject_set_id": str(subject_set_id),
+                                "subject_id": str(subject.id),
+                                "frame_id": str(frame_id),
+                            }
+                        ),
+                    ]
+                )
             subjects += 1
             if limit is not None and subjects >= limit:
                 break
     return rows, subjects
 
 
-def run_baseline(project_id: str, subject_set_id: str, endpoint: str, container_client,
-                 blob_name: str, limit: int | None = None) -> BaselineResult:
+def run_baseline(
+    project_id: str,
+    subject_set_id: str,
+    endpoint: str,
+    container_client,
+    blob_name: str,
+    limit: int | None = None,
+) -> BaselineResult:
     """Read the set the Hamlet way and upload the manifest as one blob; timed end to end."""
     started = time.perf_counter()
     rows, subjects = hamlet_rows(project_id, subject_set_id, endpoint, limit)

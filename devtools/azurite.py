@@ -1,4 +1,5 @@
 """Start and stop Azurite (the storage emulator) on free ports, for tests, `make run` and the demo."""
+
 from __future__ import annotations
 
 import contextlib
@@ -8,14 +9,14 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite"
 # Azurite's well-known development account (public, documented by Microsoft; not a secret).
 ACCOUNT = "devstoreaccount1"
-ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 def free_port() -> int:
@@ -34,10 +35,12 @@ class Azurite:
     @property
     def connection_string(self) -> str:
         host = "http://127.0.0.1"
-        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-                f"BlobEndpoint={host}:{self.blob_port}/{ACCOUNT};"
-                f"QueueEndpoint={host}:{self.queue_port}/{ACCOUNT};"
-                f"TableEndpoint={host}:{self.table_port}/{ACCOUNT};")
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint={host}:{self.blob_port}/{ACCOUNT};"
+            f"QueueEndpoint={host}:{self.queue_port}/{ACCOUNT};"
+            f"TableEndpoint={host}:{self.table_port}/{ACCOUNT};"
+        )
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -63,19 +66,38 @@ def _wait_listening(ports: list[int], process: subprocess.Popen, timeout: float 
         time.sleep(0.05)
 
 
-def start_azurite(blob_port: int | None = None, queue_port: int | None = None,
-                  table_port: int | None = None) -> Azurite:
+def start_azurite(
+    blob_port: int | None = None, queue_port: int | None = None, table_port: int | None = None
+) -> Azurite:
     if not AZURITE_BIN.exists():
         raise RuntimeError("Azurite is not installed: run `npm ci` (make does it for you).")
     ports = [blob_port or free_port(), queue_port or free_port(), table_port or free_port()]
     workdir = tempfile.mkdtemp(prefix="azurite-")
     process = subprocess.Popen(
-        [str(AZURITE_BIN), "--inMemoryPersistence", "--skipApiVersionCheck", "--loose",
-         "--disableTelemetry", "--silent",
-         "--blobHost", "127.0.0.1", "--blobPort", str(ports[0]),
-         "--queueHost", "127.0.0.1", "--queuePort", str(ports[1]),
-         "--tableHost", "127.0.0.1", "--tablePort", str(ports[2])],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=workdir,
+        [
+            str(AZURITE_BIN),
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--loose",
+            "--disableTelemetry",
+            "--silent",
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(ports[0]),
+            "--queueHost",
+            "127.0.0.1",
+            "--queuePort",
+            str(ports[1]),
+            "--tableHost",
+            "127.0.0.1",
+            "--tablePort",
+            str(ports[2]),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=workdir,
         env={**os.environ, "AZURITE_ACCEPT_EULA": "true"},
     )
     azurite = Azurite(ports[0], ports[1], ports[2], process=process)

@@ -5,6 +5,7 @@ README.md is stale).
     python -m devtools.docs          # rewrite README.md in place
     python -m devtools.docs --check  # exit 1 if README.md is stale
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -27,15 +28,23 @@ ERRORS_END = "<!-- end of error codes -->"
 
 
 def settings_table() -> str:
-    rows = ["| name | default | meaning |", "|---|---|---|",
-            "| `AzureWebJobsStorage` | (required) | The app's own storage account: a connection string "
-            "(`UseDevelopmentStorage=true` for Azurite), or identity-based "
-            "`AzureWebJobsStorage__blobServiceUri` / `__queueServiceUri` / `__tableServiceUri` with "
-            "`__credential=managedidentity` and `__clientId`. Queue, table and manifest container "
-            "live here. |"]
+    rows = [
+        "| name | default | meaning |",
+        "|---|---|---|",
+        "| `AzureWebJobsStorage` | (required) | The app's own storage account: a connection string "
+        "(`UseDevelopmentStorage=true` for Azurite), or identity-based "
+        "`AzureWebJobsStorage__blobServiceUri` / `__queueServiceUri` / `__tableServiceUri` with "
+        "`__credential=managedidentity` and `__clientId`. Queue, table and manifest container "
+        "live here. |",
+    ]
     for setting in ALL_SETTINGS:
-        default = ("(required)" if setting.default is None
-                   else "(empty)" if setting.default == "" else f"`{setting.default}`")
+        default = (
+            "(required)"
+            if setting.default is None
+            else "(empty)"
+            if setting.default == ""
+            else f"`{setting.default}`"
+        )
         rows.append(f"| `{setting.name}` | {default} | {setting.doc.replace('|', '/')} |")
     return "\n".join(rows)
 
@@ -50,11 +59,16 @@ def error_table() -> str:
     rows = ["| status | code | meaning | routes |", "|---|---|---|---|"]
     for code, status in sorted(openapi.ERROR_STATUS.items(), key=lambda item: (item[1], item[0])):
         routes = len(operations.get(code, []))
-        where = "every route that takes a token" if routes >= len(openapi.OPERATIONS) - 2 else \
-            "; ".join(f"`{r}`" for r in operations.get(code, []))
+        where = (
+            "every route that takes a token"
+            if routes >= len(openapi.OPERATIONS) - 2
+            else "; ".join(f"`{r}`" for r in operations.get(code, []))
+        )
         rows.append(f"| {status} | `{code}` | {openapi.ERROR_MEANING[code]} | {where} |")
-    rows.append("| 404 / 405 | `not_found` / `method_not_allowed` | Any other path under `/api/`, or a "
-                "method the route does not take (the 405 carries `Allow`). | any |")
+    rows.append(
+        "| 404 / 405 | `not_found` / `method_not_allowed` | Any other path under `/api/`, or a "
+        "method the route does not take (the 405 carries `Allow`). | any |"
+    )
     return "\n".join(rows)
 
 

@@ -8,6 +8,7 @@ routes under host.json's routePrefix, queue triggers with the host's retry and p
 NCRONTAB timers in UTC, platform-style CORS). The app reads its settings from os.environ, as on
 the platform: set them before starting, or pass `env=` to `LocalHost`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,7 @@ import azure.functions as func
 
 from devtools.localhost import LocalHost
 
-__all__ = ["LocalHost", "load_app", "serve", "main"]
+__all__ = ["LocalHost", "load_app", "main", "serve"]
 
 
 def load_app(module_name: str = "function_app") -> Any:
@@ -61,13 +62,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=7071)
     parser.add_argument("--app", default="function_app", help="module that defines the FunctionApp")
     parser.add_argument("--host-json", default="host.json")
-    parser.add_argument("--cors", default=os.environ.get("ALLOWED_ORIGINS", ""),
-                        help="comma-separated allowed origins (default: $ALLOWED_ORIGINS)")
+    parser.add_argument(
+        "--cors",
+        default=os.environ.get("ALLOWED_ORIGINS", ""),
+        help="comma-separated allowed origins (default: $ALLOWED_ORIGINS)",
+    )
     parser.add_argument("--no-timers", action="store_true", help="do not schedule timer triggers")
     args = parser.parse_args(argv)
     origins = [o.strip() for o in args.cors.split(",") if o.strip()]
-    serve(LocalHost(load_app(args.app), host_json=args.host_json, port=args.port,
-                    cors_origins=origins, timers=not args.no_timers))
+    serve(
+        LocalHost(
+            load_app(args.app),
+            host_json=args.host_json,
+            port=args.port,
+            cors_origins=origins,
+            timers=not args.no_timers,
+        )
+    )
 
 
 if __name__ == "__main__":

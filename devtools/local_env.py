@@ -1,5 +1,6 @@
 """App settings that wire the function app to Azurite and the stand-ins (tests, demo, bench,
 `make run`)."""
+
 from __future__ import annotations
 
 from cryptography.fernet import Fernet

@@ -19,6 +19,7 @@ croniter sees them, so a schedule never fires locally on times it would not fire
 Stricter than NCrontab, and loud about it (a ValueError when the host starts): full or shortened
 names (Monday, Mo) and zero steps (*/0) are refused, where NCrontab would accept them.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -29,9 +30,15 @@ from croniter import croniter
 from croniter.croniter import CroniterError
 
 _FIELDS = ("second", "minute", "hour", "day-of-month", "month", "day-of-week")
-_NAMES = {"month": {n: i for i, n in enumerate(
-              "jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)},
-          "day-of-week": {n: i for i, n in enumerate("sun mon tue wed thu fri sat".split())}}
+_NAMES = {
+    "month": {
+        n: i
+        for i, n in enumerate(
+            ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1
+        )
+    },
+    "day-of-week": {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])},
+}
 # One comma-separated item of a field: "*", a value or a range, with an optional step. Values are
 # numbers or three-letter names; croniter checks the ranges and which fields take names.
 _VALUE = r"\d+|[A-Za-z]{3}"
@@ -48,8 +55,9 @@ def _check_item(field: str, item: str) -> None:
     """Refuse an item NCrontab lacks or would read differently from croniter."""
     m = _ITEM.fullmatch(item)
     if m is None:
-        raise ValueError(f"{field} field item {item!r} is not NCRONTAB "
-                         "(*, n, a-b and /step; names as Jan or Mon)")
+        raise ValueError(
+            f"{field} field item {item!r} is not NCRONTAB (*, n, a-b and /step; names as Jan or Mon)"
+        )
     first, last = _number(field, m["first"]), _number(field, m["last"])
     if first is not None and last is not None and first > last:
         raise ValueError(f"{field} range {item!r} is reversed: write it low-high")
@@ -82,10 +90,10 @@ def next_occurrence(expr: str, after: dt.datetime) -> dt.datetime:
     in UTC; naive ones are taken as they are and a naive result is returned. A schedule with no
     occurrence (Feb 30) raises ValueError.
     """
-    start = after.astimezone(dt.timezone.utc).replace(tzinfo=None) if after.tzinfo else after
+    start = after.astimezone(dt.UTC).replace(tzinfo=None) if after.tzinfo else after
     schedule = croniter(validate(expr), start, second_at_beginning=True, day_or=False)
     try:
         occurrence = schedule.get_next(dt.datetime)
     except CroniterError as exc:
         raise ValueError(f"NCRONTAB {expr!r}: {exc}") from None
-    return occurrence.replace(tzinfo=dt.timezone.utc) if after.tzinfo else occurrence
+    return occurrence.replace(tzinfo=dt.UTC) if after.tzinfo else occurrence

@@ -6,6 +6,7 @@ host, walks an export through its life (start, again, building, completed with i
 listing, cancel, errors) and keeps one answer per operation and status. Times and random ids
 vary from run to run; the shapes are what the API really sends.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,11 @@ def record() -> dict[str, Any]:
         examples.setdefault(operation, {}).setdefault(str(response.status_code), body)
         return body
 
-    with running_azurite() as azurite, PanoptesStandIn() as panoptes, \
-            MlServiceStandIn(callers=("zooniverse",)) as ml:
+    with (
+        running_azurite() as azurite,
+        PanoptesStandIn() as panoptes,
+        MlServiceStandIn(callers=("zooniverse",)) as ml,
+    ):
         sample = load_sample(panoptes)
         env = offline_settings(azurite, panoptes, ml, new_token_key())
         with LocalHost(function_app.app, env=env, timers=False) as host:
@@ -62,14 +66,24 @@ def record() -> dict[str, Any]:
             keep("getExport", requests.get(f"{base}/exports/{export['id']}", timeout=30))  # 401
             outsider = {"Authorization": f"Bearer {sample.outsider_token}"}
             keep("getExport", requests.get(f"{base}/exports/{export['id']}", headers=outsider, timeout=30))
-            keep("listProjectExports", requests.get(f"{base}/projects/{sample.project_id}/exports",
-                                                    headers=outsider, timeout=30))
+            keep(
+                "listProjectExports",
+                requests.get(f"{base}/projects/{sample.project_id}/exports", headers=outsider, timeout=30),
+            )
             keep("listProjectExports", owner.get(f"{base}/projects/0/exports", timeout=30))
-            keep("startExport", owner.post(f"{base}/projects/{sample.project_id}/subject-sets/"
-                                           f"{sample.other_set_id}/exports", timeout=30))
+            keep(
+                "startExport",
+                owner.post(
+                    f"{base}/projects/{sample.project_id}/subject-sets/{sample.other_set_id}/exports",
+                    timeout=30,
+                ),
+            )
             reset_services()
-    examples["_parameters"] = {"project_id": int(sample.project_id),
-                               "subject_set_id": int(sample.subject_set_id), "export_id": export["id"]}
+    examples["_parameters"] = {
+        "project_id": int(sample.project_id),
+        "subject_set_id": int(sample.subject_set_id),
+        "export_id": export["id"],
+    }
     return examples
 
 

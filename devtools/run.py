@@ -12,6 +12,7 @@ To use a real Panoptes or ML service instead of a stand-in, write your own local
 A stand-in is started only for a service whose URL the file does not set.
 local.settings.sample.json lists every setting with its default.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -65,10 +66,13 @@ def main() -> None:
         ports = AZURITE_DEFAULT_PORTS if all(map(_port_free, AZURITE_DEFAULT_PORTS)) else (None, None, None)
         azurite = start_azurite(*ports)
         running.callback(azurite.stop)
-        env: dict[str, Any] = {"AzureWebJobsStorage": azurite.connection_string,
-                               "SUBJECT_ASSISTANT_ML_SERVICE_CALLER_ID": CALLER_ID,
-                               "PANOPTES_OAUTH_CLIENT_ID": OAUTH_CLIENT_ID,
-                               "TOKEN_ENCRYPTION_KEY": new_token_key(), **LOCAL_RUN}
+        env: dict[str, Any] = {
+            "AzureWebJobsStorage": azurite.connection_string,
+            "SUBJECT_ASSISTANT_ML_SERVICE_CALLER_ID": CALLER_ID,
+            "PANOPTES_OAUTH_CLIENT_ID": OAUTH_CLIENT_ID,
+            "TOKEN_ENCRYPTION_KEY": new_token_key(),
+            **LOCAL_RUN,
+        }
         panoptes = sample = ml = None
         if "PANOPTES_URL" not in mine:
             panoptes = running.enter_context(PanoptesStandIn())
@@ -81,16 +85,30 @@ def main() -> None:
             if value.replace(" ", "").lower() != "usedevelopmentstorage=true":
                 env[key] = value
         os.chdir(ROOT)
-        host = LocalHost(load_app("function_app"), env=env, host_json=ROOT / "host.json", port=PORT,
-                         cors_origins=[o for o in env.get("ALLOWED_ORIGINS", "").split(",") if o])
-        banner(host_url=f"http://127.0.0.1:{PORT}", env=env, mine=mine, panoptes=panoptes,
-               sample=sample, ml=ml, azurite=azurite)
+        host = LocalHost(
+            load_app("function_app"),
+            env=env,
+            host_json=ROOT / "host.json",
+            port=PORT,
+            cors_origins=[o for o in env.get("ALLOWED_ORIGINS", "").split(",") if o],
+        )
+        banner(
+            host_url=f"http://127.0.0.1:{PORT}",
+            env=env,
+            mine=mine,
+            panoptes=panoptes,
+            sample=sample,
+            ml=ml,
+            azurite=azurite,
+        )
         serve(host)
 
 
 def sample_users(sample: Any) -> list[tuple[str, str, str]]:
-    users = [("demo-owner", sample.owner_token, f"owner of {sample.project_id}"),
-             ("demo-collaborator", sample.collaborator_token, f"collaborator on {sample.project_id}")]
+    users = [
+        ("demo-owner", sample.owner_token, f"owner of {sample.project_id}"),
+        ("demo-collaborator", sample.collaborator_token, f"collaborator on {sample.project_id}"),
+    ]
     if getattr(sample, "tester_token", None):
         users.append(("demo-tester", sample.tester_token, f"tester on {sample.project_id}: no export role"))
     if getattr(sample, "nobody_token", None):
@@ -98,10 +116,14 @@ def sample_users(sample: Any) -> list[tuple[str, str, str]]:
     return users
 
 
-def banner(*, host_url: str, env: dict, mine: dict, panoptes: Any, sample: Any, ml: Any,
-           azurite: Any) -> None:
-    source = (f"{OWN_SETTINGS.name} ({', '.join(sorted(mine))}) over the local defaults"
-              if mine else "local defaults and stand-ins (no local.settings.json)")
+def banner(
+    *, host_url: str, env: dict, mine: dict, panoptes: Any, sample: Any, ml: Any, azurite: Any
+) -> None:
+    source = (
+        f"{OWN_SETTINGS.name} ({', '.join(sorted(mine))}) over the local defaults"
+        if mine
+        else "local defaults and stand-ins (no local.settings.json)"
+    )
     lines = [
         "",
         "Subject Assistant export service, running locally",
@@ -109,24 +131,34 @@ def banner(*, host_url: str, env: dict, mine: dict, panoptes: Any, sample: Any, 
         f"  The page       {host_url}/   (open it in a browser)",
         f"  The API        {host_url}/api/...   e.g. {host_url}/api/health",
         f"  Settings       {source}",
-        f"  Panoptes       {env['PANOPTES_URL']}" + ("  (stand-in: sign in by picking a sample user)" if panoptes else ""),
+        f"  Panoptes       {env['PANOPTES_URL']}"
+        + ("  (stand-in: sign in by picking a sample user)" if panoptes else ""),
         f"  ML service     {env['SUBJECT_ASSISTANT_ML_SERVICE_URL']}" + ("  (emulator)" if ml else ""),
         f"  Storage        Azurite, blob :{azurite.blob_port}, queue :{azurite.queue_port}, table :{azurite.table_port}",
         f"  ML poll        every few seconds ({env['ML_POLL_SCHEDULE']}); every 10 minutes in Azure",
     ]
     if sample is not None:
-        lines += ["", f"  Sample project {sample.project_id} \"{sample.project_name}\": subject set "
-                      f"{sample.subject_set_id} ({sample.subject_count} subjects), {sample.empty_set_id} (empty)",
-                  "  Sample users (sign in on the page, or send the token with curl):"]
+        lines += [
+            "",
+            f'  Sample project {sample.project_id} "{sample.project_name}": subject set '
+            f"{sample.subject_set_id} ({sample.subject_count} subjects), {sample.empty_set_id} (empty)",
+            "  Sample users (sign in on the page, or send the token with curl):",
+        ]
         for login, token, what in sample_users(sample):
             lines.append(f"    {login:<20} {token:<26} {what}")
-        lines += ["", "  Try it with curl:",
-                  f"    curl -s -H 'Authorization: Bearer {sample.owner_token}' {host_url}/api/projects",
-                  f"    curl -s -X POST -H 'Authorization: Bearer {sample.owner_token}' "
-                  f"{host_url}/api/projects/{sample.project_id}/subject-sets/{sample.subject_set_id}/exports"]
+        lines += [
+            "",
+            "  Try it with curl:",
+            f"    curl -s -H 'Authorization: Bearer {sample.owner_token}' {host_url}/api/projects",
+            f"    curl -s -X POST -H 'Authorization: Bearer {sample.owner_token}' "
+            f"{host_url}/api/projects/{sample.project_id}/subject-sets/{sample.subject_set_id}/exports",
+        ]
     if ml is not None:
-        lines += ["", "  The Subject Assistant links name tasks only this local ML emulator knows: the real",
-                  "  Subject Assistant cannot open them."]
+        lines += [
+            "",
+            "  The Subject Assistant links name tasks only this local ML emulator knows: the real",
+            "  Subject Assistant cannot open them.",
+        ]
     lines += ["", "  Ctrl-C stops everything.", ""]
     print("\n".join(lines), flush=True)
 

@@ -4,26 +4,43 @@ Lookups are cached briefly (AUTH_CACHE_SECONDS) under a SHA-256 of the token, ne
 A token Panoptes rejected is remembered (by hash, REJECTED_TOKEN_SECONDS) so that repeating it
 costs no Panoptes call: a rejected Panoptes token never becomes valid again.
 """
+
 from __future__ import annotations
 
 import hashlib
 
-from exports.panoptes import (AuthCache, PanoptesClient, PanoptesError, PanoptesUnauthorized,
-                              PanoptesUnavailable, PanoptesUser)
+from exports.panoptes import (
+    AuthCache,
+    PanoptesClient,
+    PanoptesError,
+    PanoptesUnauthorized,
+    PanoptesUnavailable,
+    PanoptesUser,
+)
 from shared.responses import ApiError
 
 REJECTED_TOKEN_SECONDS = 60
 
 EXPORT_ROLES = frozenset({"owner", "collaborator"})
 
-UNAUTHENTICATED = ApiError(401, "unauthenticated", "Sign in to Zooniverse and send your Panoptes "
-                           "access token as 'Authorization: Bearer <token>'.",
-                           {"WWW-Authenticate": 'Bearer realm="panoptes"'})
-TOKEN_REJECTED = ApiError(401, "unauthenticated", "Zooniverse did not accept your access token: it "
-                          "has expired or was revoked. Sign in to Zooniverse again.",
-                          {"WWW-Authenticate": 'Bearer realm="panoptes", error="invalid_token"'})
-PANOPTES_UNAVAILABLE = ApiError(502, "panoptes_unavailable", "Zooniverse (Panoptes) could not be "
-                                "reached to check your access. Please try again in a minute.")
+UNAUTHENTICATED = ApiError(
+    401,
+    "unauthenticated",
+    "Sign in to Zooniverse and send your Panoptes access token as 'Authorization: Bearer <token>'.",
+    {"WWW-Authenticate": 'Bearer realm="panoptes"'},
+)
+TOKEN_REJECTED = ApiError(
+    401,
+    "unauthenticated",
+    "Zooniverse did not accept your access token: it "
+    "has expired or was revoked. Sign in to Zooniverse again.",
+    {"WWW-Authenticate": 'Bearer realm="panoptes", error="invalid_token"'},
+)
+PANOPTES_UNAVAILABLE = ApiError(
+    502,
+    "panoptes_unavailable",
+    "Zooniverse (Panoptes) could not be reached to check your access. Please try again in a minute.",
+)
 
 
 def _token_key(token: str) -> str:
@@ -72,9 +89,13 @@ class Access:
 
     def require_export_role(self, token: str, user_id: str, project_id: str) -> None:
         if not self.can_export(token, user_id, project_id):
-            raise ApiError(403, "forbidden", f"Project {project_id} does not exist, or you are "
-                           "not one of its owners or collaborators (only they can use its exports). "
-                           "Check the project id, or ask the project's owner for the collaborator role.")
+            raise ApiError(
+                403,
+                "forbidden",
+                f"Project {project_id} does not exist, or you are "
+                "not one of its owners or collaborators (only they can use its exports). "
+                "Check the project id, or ask the project's owner for the collaborator role.",
+            )
 
     def require_subject_set(self, token: str, project_id: str, subject_set_id: str) -> int | None:
         """Raise unless the set belongs to the project; returns its subject count (None when
@@ -87,8 +108,11 @@ class Access:
         subject_set = self._call(self.panoptes.subject_set, token, subject_set_id)
         linked = str(((subject_set or {}).get("links") or {}).get("project", ""))
         if subject_set is None or linked != project_id:
-            raise ApiError(404, "subject_set_not_found", f"Subject set {subject_set_id} was not "
-                           f"found in project {project_id}.")
+            raise ApiError(
+                404,
+                "subject_set_not_found",
+                f"Subject set {subject_set_id} was not found in project {project_id}.",
+            )
         return _subject_count(subject_set)
 
     def export_projects(self, token: str, user_id: str) -> list[dict]:
@@ -100,7 +124,8 @@ class Access:
         if projects is None:
             roles: dict[str, set[str]] = {}
             for project_id, project_roles in self._call(
-                    lambda: list(self.panoptes.roles_of_user(token, user_id))):
+                lambda: list(self.panoptes.roles_of_user(token, user_id))
+            ):
                 roles.setdefault(project_id, set()).update(project_roles)
             for project_id, project_roles in roles.items():
                 self.cache.put(("roles", _token_key(token), user_id, project_id), frozenset(project_roles))
@@ -114,8 +139,9 @@ class Access:
     def subject_sets_of_project(self, token: str, project_id: str) -> list[dict]:
         """Every subject set of the project (all pages); remembered for require_subject_set."""
         sets = self._call(lambda: list(self.panoptes.subject_sets_of_project(token, project_id)))
-        self.cache.put(("sets", _token_key(token), project_id),
-                       {str(s["id"]): _subject_count(s) for s in sets})
+        self.cache.put(
+            ("sets", _token_key(token), project_id), {str(s["id"]): _subject_count(s) for s in sets}
+        )
         return sets
 
     @staticmethod

@@ -1,12 +1,13 @@
 """HTTP handlers of the export API. Each takes the request and the services and returns a
 response; errors are raised as ApiError and rendered in the contract's shape by `handle`."""
+
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import json
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import azure.functions as func
 
@@ -25,28 +26,46 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
 
-EXPORT_NOT_FOUND = ApiError(404, "export_not_found", "No export with that id exists, or you "
-                            "have no role on its project that may see exports (owner or "
-                            "collaborator).")
+EXPORT_NOT_FOUND = ApiError(
+    404,
+    "export_not_found",
+    "No export with that id exists, or you "
+    "have no role on its project that may see exports (owner or "
+    "collaborator).",
+)
 
 
-def handle(req: func.HttpRequest, handler: Callable[[func.HttpRequest, Services], func.HttpResponse],
-           services: Callable[[], Services] = get_services) -> func.HttpResponse:
+def handle(
+    req: func.HttpRequest,
+    handler: Callable[[func.HttpRequest, Services], func.HttpResponse],
+    services: Callable[[], Services] = get_services,
+) -> func.HttpResponse:
     try:
         return handler(req, services())
     except ApiError as error:
         return error_response(error)
     except ConcurrentUpdate:  # the export kept changing under this request (store.apply gave up)
-        return error_response(ApiError(409, "export_busy", "The export is changing right now; "
-                                       "please try again in a moment."))
+        return error_response(
+            ApiError(409, "export_busy", "The export is changing right now; please try again in a moment.")
+        )
     except SettingsError as exc:
         log.error("configuration error: %s", exc)  # names the setting; the caller sees none
-        return error_response(ApiError(500, "service_misconfigured", "The export service is not "
-                                       "configured correctly. The operators have been told."))
+        return error_response(
+            ApiError(
+                500,
+                "service_misconfigured",
+                "The export service is not configured correctly. The operators have been told.",
+            )
+        )
     except Exception:
         log.exception("unexpected error in %s %s", req.method, req.route_params)
-        return error_response(ApiError(500, "internal_error", "Something went wrong on our side. "
-                                       "Please try again; nothing was changed if it fails again."))
+        return error_response(
+            ApiError(
+                500,
+                "internal_error",
+                "Something went wrong on our side. Please try again; nothing was changed if it fails again.",
+            )
+        )
 
 
 def _id(req: func.HttpRequest, name: str) -> str:
@@ -55,18 +74,27 @@ def _id(req: func.HttpRequest, name: str) -> str:
     if value is None:
         label = name.replace("_", " ")
         if raw.isascii() and raw.isdigit() and raw.lstrip("0") and int(raw) > model.MAX_PANOPTES_ID:
-            raise ApiError(400, "invalid_id", f"The {label} {raw[:40]} is too large for a Panoptes "
-                           f"id: Panoptes ids go up to {model.MAX_PANOPTES_ID}.")
-        raise ApiError(400, "invalid_id", f"The {label} must be a positive whole number "
-                       f"(a Panoptes id), like 1234.")
+            raise ApiError(
+                400,
+                "invalid_id",
+                f"The {label} {raw[:40]} is too large for a Panoptes "
+                f"id: Panoptes ids go up to {model.MAX_PANOPTES_ID}.",
+            )
+        raise ApiError(
+            400, "invalid_id", f"The {label} must be a positive whole number (a Panoptes id), like 1234."
+        )
     return value
 
 
 def _check_body(req: func.HttpRequest) -> None:
     body = req.get_body() or b""
     if len(body) > MAX_BODY:
-        raise ApiError(413, "body_too_large", f"The request body is {len(body):,} bytes; this "
-                       "route takes no body, or a JSON object of at most 64 KiB.")
+        raise ApiError(
+            413,
+            "body_too_large",
+            f"The request body is {len(body):,} bytes; this "
+            "route takes no body, or a JSON object of at most 64 KiB.",
+        )
     if body.strip():
         try:
             parsed = json.loads(body)
@@ -124,9 +152,16 @@ def start_export(req: func.HttpRequest, services: Services) -> func.HttpResponse
     now = services.clock()
     export_id = model.new_export_id(project_id, subject_set_id, now)
     sealed = services.cipher.encrypt(caller.token, bound_to=export_id)
-    export = model.new_export(export_id, project_id, subject_set_id, caller.user.id, now,
-                              dt.timedelta(hours=services.settings.transient_retry_hours), sealed,
-                              subjects_total=subject_count)
+    export = model.new_export(
+        export_id,
+        project_id,
+        subject_set_id,
+        caller.user.id,
+        now,
+        dt.timedelta(hours=services.settings.transient_retry_hours),
+        sealed,
+        subjects_total=subject_count,
+    )
     current, created = services.store.create(export)
     headers = {"Location": f"/api/exports/{current.export.id}"}
     if not created:
@@ -136,18 +171,34 @@ def start_export(req: func.HttpRequest, services: Services) -> func.HttpResponse
     except Exception:
         log.exception("export %s: could not queue", export.id)
         _fail_unqueued(services, current)
-        raise ApiError(503, "queue_unavailable", "The export could not be queued. Please try "
-                       "again in a minute.") from None
-    log.info("export %s (project %s, subject set %s): queued by user %s", export.id, project_id,
-             subject_set_id, caller.user.id)
+        raise ApiError(
+            503, "queue_unavailable", "The export could not be queued. Please try again in a minute."
+        ) from None
+    log.info(
+        "export %s (project %s, subject set %s): queued by user %s",
+        export.id,
+        project_id,
+        subject_set_id,
+        caller.user.id,
+    )
     return json_response(_resource(services, current.export), 202, headers)
 
 
 def _fail_unqueued(services: Services, current: Versioned) -> None:
     try:
-        services.store.apply(current, lambda e: None if e.is_final else model.fail(
-            e, "internal_error", "The export could not be queued. Please export again.",
-            services.clock()))
+        services.store.apply(
+            current,
+            lambda e: (
+                None
+                if e.is_final
+                else model.fail(
+                    e,
+                    "internal_error",
+                    "The export could not be queued. Please export again.",
+                    services.clock(),
+                )
+            ),
+        )
     except Exception:
         log.exception("export %s: could not mark the unqueued export failed", current.export.id)
 
@@ -160,12 +211,21 @@ def list_projects(req: func.HttpRequest, services: Services) -> func.HttpRespons
     """Who is signed in, and the projects on which they may export (what the page lists first)."""
     caller = _caller(req, services)
     user = caller.user
-    projects = [{"id": str(p["id"]), "display_name": _text(p.get("display_name")),
-                 "slug": _text(p.get("slug")), "roles": p["_roles"]}
-                for p in caller.access.export_projects(caller.token, user.id)]
-    return json_response({"user": {"id": user.id, "login": user.login,
-                                   "display_name": user.display_name},
-                          "projects": projects})
+    projects = [
+        {
+            "id": str(p["id"]),
+            "display_name": _text(p.get("display_name")),
+            "slug": _text(p.get("slug")),
+            "roles": p["_roles"],
+        }
+        for p in caller.access.export_projects(caller.token, user.id)
+    ]
+    return json_response(
+        {
+            "user": {"id": user.id, "login": user.login, "display_name": user.display_name},
+            "projects": projects,
+        }
+    )
 
 
 def _text(value: object) -> str | None:
@@ -183,11 +243,15 @@ def list_project_exports(req: func.HttpRequest, services: Services) -> func.Http
         set_id = str(subject_set["id"])
         latest, completed = exports.get(set_id, (None, None))
         count = subject_set.get("set_member_subjects_count")
-        body["subject_sets"].append({
-            "id": set_id, "display_name": _text(subject_set.get("display_name")),
-            "subjects_count": count if isinstance(count, int) and not isinstance(count, bool) else None,
-            "latest_export": _maybe(services, latest),
-            "latest_completed_export": _maybe(services, completed)})
+        body["subject_sets"].append(
+            {
+                "id": set_id,
+                "display_name": _text(subject_set.get("display_name")),
+                "subjects_count": count if isinstance(count, int) and not isinstance(count, bool) else None,
+                "latest_export": _maybe(services, latest),
+                "latest_completed_export": _maybe(services, completed),
+            }
+        )
     return json_response(body)
 
 
@@ -201,8 +265,9 @@ class _NowWithTheService(Exception):
 
 
 def _already_final(export: model.Export) -> ApiError:
-    return ApiError(409, "export_final", f"The export is already {export.status}; there is "
-                    "nothing to cancel.")
+    return ApiError(
+        409, "export_final", f"The export is already {export.status}; there is nothing to cancel."
+    )
 
 
 def cancel_export(req: func.HttpRequest, services: Services) -> func.HttpResponse:
@@ -242,32 +307,53 @@ def _cancel_ml_task(services: Services, current: Versioned) -> func.HttpResponse
             updated = tracking.record(services, current, NOT_FOUND)
             if updated.is_final:
                 raise _already_final(updated) from None
-            raise ApiError(409, "cancel_refused", f"The ML service does not know task {task_id} "
-                           "right now, so nothing is running there to cancel. If it stays unknown, "
-                           "the export is marked failed (ml_task_not_found).") from None
+            raise ApiError(
+                409,
+                "cancel_refused",
+                f"The ML service does not know task {task_id} "
+                "right now, so nothing is running there to cancel. If it stays unknown, "
+                "the export is marked failed (ml_task_not_found).",
+            ) from None
         except MlRejected as exc:
             if exc.status != 400:
-                log.error("export %s: the ML service refused to cancel task %s: HTTP %s %s",
-                          current.export.id, task_id, exc.status, exc.message)
-                raise ApiError(502, "ml_unavailable", f"The ML service refused the cancel request "
-                               f"(HTTP {exc.status}). The operators have been told.") from None
+                log.error(
+                    "export %s: the ML service refused to cancel task %s: HTTP %s %s",
+                    current.export.id,
+                    task_id,
+                    exc.status,
+                    exc.message,
+                )
+                raise ApiError(
+                    502,
+                    "ml_unavailable",
+                    f"The ML service refused the cancel request "
+                    f"(HTTP {exc.status}). The operators have been told.",
+                ) from None
             current, answer = _read_and_record(services, current)
             if current.export.is_final:
                 raise _already_final(current.export) from None
             if attempt == 0 and isinstance(answer, TaskStatus) and answer.status in ("running", "problem"):
                 continue
             status = answer.status if isinstance(answer, TaskStatus) else "unknown"
-            raise ApiError(409, "cancel_refused", f"The ML service cannot cancel task {task_id} "
-                           f"while it is {status}: {_status_in_words(status)} It can cancel a "
-                           "task once it runs; try again in a few minutes.") from None
+            raise ApiError(
+                409,
+                "cancel_refused",
+                f"The ML service cannot cancel task {task_id} "
+                f"while it is {status}: {_status_in_words(status)} It can cancel a "
+                "task once it runs; try again in a few minutes.",
+            ) from None
         except MlError:
-            raise ApiError(502, "ml_unavailable", "The ML service could not be reached to cancel "
-                           "the task. Please try again in a minute.") from None
+            raise ApiError(
+                502,
+                "ml_unavailable",
+                "The ML service could not be reached to cancel the task. Please try again in a minute.",
+            ) from None
     log.info("export %s: cancel accepted for ML task %s", current.export.id, task_id)
     # Recorded now, and for good: the service's monitor later overwrites its own `canceled`
     # with `running` and then `completed` (partial results), which must not undo the cancel.
-    current = services.store.apply(current, lambda e: None if e.is_final else model.cancel(
-        e, services.clock(), ml_status="canceled"))
+    current = services.store.apply(
+        current, lambda e: None if e.is_final else model.cancel(e, services.clock(), ml_status="canceled")
+    )
     return json_response(_resource(services, current.export))
 
 
@@ -279,16 +365,22 @@ def _read_and_record(services: Services, current: Versioned) -> tuple[Versioned,
     except MlTaskNotFound:
         answer = NOT_FOUND
     except MlError:
-        raise ApiError(502, "ml_unavailable", "The ML service refused to cancel the task and then "
-                       "could not be reached to say why. Please try again in a minute.") from None
+        raise ApiError(
+            502,
+            "ml_unavailable",
+            "The ML service refused to cancel the task and then "
+            "could not be reached to say why. Please try again in a minute.",
+        ) from None
     tracking.record(services, current, answer)
     return services.store.get(current.export.id) or current, answer
 
 
 def _status_in_words(status: str) -> str:
-    return {"created": "it has accepted the task but is still listing its images.",
-            "running": "it is processing the images.",
-            "problem": "it reported a problem with the task."}.get(status, "its state is unclear.")
+    return {
+        "created": "it has accepted the task but is still listing its images.",
+        "running": "it is processing the images.",
+        "problem": "it reported a problem with the task.",
+    }.get(status, "its state is unclear.")
 
 
 def openapi_document(req: func.HttpRequest) -> func.HttpResponse:

@@ -1,4 +1,5 @@
 """BlockBlobWriter: streams the manifest into a block blob without holding it whole."""
+
 from __future__ import annotations
 
 import base64
@@ -64,8 +65,9 @@ class BlockBlobWriter:
                 self._stage(bytes(self._buffer))
                 self._buffer.clear()
             self._drain()
-            self._blob.commit_block_list(self._blocks,
-                                         content_settings=ContentSettings(content_type=self._content_type))
+            self._blob.commit_block_list(
+                self._blocks, content_settings=ContentSettings(content_type=self._content_type)
+            )
         finally:
             self.close()
 

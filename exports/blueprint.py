@@ -2,6 +2,7 @@
 
 Routes are written with their `api/` prefix (host.json's routePrefix is "", so the page can be
 served at `/`); shared/routing.py registers them and shared/fallback.py answers the rest."""
+
 from __future__ import annotations
 
 import logging
@@ -61,8 +62,7 @@ def fail_poisoned_export(msg: func.QueueMessage) -> None:
     worker.process_poison_message(msg.get_body().decode("utf-8"), get_services())
 
 
-@bp.timer_trigger(arg_name="timer", schedule="%ML_POLL_SCHEDULE%", run_on_startup=False,
-                  use_monitor=True)
+@bp.timer_trigger(arg_name="timer", schedule="%ML_POLL_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def poll_ml_tasks(timer: func.TimerRequest) -> None:
     if timer.past_due:
         logging.getLogger(__name__).info("poll tick is late; running now")

@@ -5,13 +5,15 @@
 per image frame, in Panoptes' order. `ManifestEncoder` produces the same bytes incrementally so
 a million-row manifest is streamed to the blob instead of held whole.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import re
+from collections.abc import Iterable, Iterator
 from json.encoder import encode_basestring_ascii as _json_string  # what json.dumps uses for str
-from typing import Any, Iterable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -36,8 +38,14 @@ def is_image_url(url: Any) -> bool:
 
 
 def frame_meta(project_id: str, subject_set_id: str, subject_id: str, frame_id: int) -> str:
-    return json.dumps({"project_id": str(project_id), "subject_set_id": str(subject_set_id),
-                       "subject_id": str(subject_id), "frame_id": str(frame_id)})
+    return json.dumps(
+        {
+            "project_id": str(project_id),
+            "subject_set_id": str(subject_set_id),
+            "subject_id": str(subject_id),
+            "frame_id": str(frame_id),
+        }
+    )
 
 
 def frame_url(location: Any) -> str | None:
@@ -66,8 +74,10 @@ class ManifestEncoder:
         self._seen: set[int] = set()  # ints: about half the memory of strings
         self._started = False  # has the opening "[" been written?
         # frame_meta() spelled out once: the same bytes as json.dumps of the four-key dict.
-        self._meta_head = (f'{{"project_id": {_json_string(self.project_id)}, '
-                           f'"subject_set_id": {_json_string(self.subject_set_id)}, "subject_id": ')
+        self._meta_head = (
+            f'{{"project_id": {_json_string(self.project_id)}, '
+            f'"subject_set_id": {_json_string(self.subject_set_id)}, "subject_id": '
+        )
 
     def _subject_rows(self, subject_id: str, locations: Any) -> list[str]:
         """Encoded rows (`json.dumps([url, meta])`) for one subject's image frames; other
@@ -108,8 +118,9 @@ class ManifestEncoder:
         return b"]" if self._started else b"[]"
 
 
-def build_manifest(pages: Iterable[Iterable[dict[str, Any]]], project_id: str,
-                   subject_set_id: str) -> tuple[bytes, ManifestCounts]:
+def build_manifest(
+    pages: Iterable[Iterable[dict[str, Any]]], project_id: str, subject_set_id: str
+) -> tuple[bytes, ManifestCounts]:
     """The whole manifest at once (tests and small sets); same bytes as the streaming path."""
     encoder = ManifestEncoder(project_id, subject_set_id)
     chunks = [encoder.encode_page(page) for page in pages]
@@ -117,7 +128,9 @@ def build_manifest(pages: Iterable[Iterable[dict[str, Any]]], project_id: str,
     return b"".join(chunks), encoder.counts
 
 
-def iter_manifest_chunks(pages: Iterable[Iterable[dict[str, Any]]], encoder: ManifestEncoder) -> Iterator[bytes]:
+def iter_manifest_chunks(
+    pages: Iterable[Iterable[dict[str, Any]]], encoder: ManifestEncoder
+) -> Iterator[bytes]:
     for page in pages:
         chunk = encoder.encode_page(page)
         if chunk:

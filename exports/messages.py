@@ -1,5 +1,6 @@
 """The export queue's message: one type that writes and reads it (the POST, the worker's
 retries, the stuck-export sweep and the tests all go through it)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,7 +18,7 @@ class ExportMessage:
         return json.dumps({"v": VERSION, "export_id": self.export_id, "token": self.token})
 
     @classmethod
-    def parse(cls, body: str) -> "ExportMessage | None":
+    def parse(cls, body: str) -> ExportMessage | None:
         """The message, or None when the body is not one (a queue carries untrusted text)."""
         try:
             data = json.loads(body)

@@ -7,12 +7,14 @@ Errors are classified by what they mean for at-most-once submission:
 - MlOutcomeUnknown: the request was sent but no answer came (read timeout, dropped
   connection): the job may exist, so it must not be sent again.
 """
+
 from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from exports.results import ByteStream
 from shared.outbound import AnswerTooLarge, AnswerTooSlow, HttpAnswer, OutboundError, OutboundHttp
@@ -80,11 +82,16 @@ class MlServiceClient:
         """POST request_detections; returns the task id. Never retried here: see module doc."""
         if not REQUEST_NAME_PATTERN.fullmatch(request_name):
             raise ValueError("request_name must be 1-92 characters of [A-Za-z0-9_-]")
-        body = {"images_requested_json_sas": manifest_sas_url, "use_url": "true",
-                "request_name": request_name, "caller": self.caller}
+        body = {
+            "images_requested_json_sas": manifest_sas_url,
+            "use_url": "true",
+            "request_name": request_name,
+            "caller": self.caller,
+        }
         try:
-            response = self._http.request("POST", f"{self.base}/request_detections", json_body=body,
-                                          connect_timeout=10)
+            response = self._http.request(
+                "POST", f"{self.base}/request_detections", json_body=body, connect_timeout=10
+            )
         except OutboundError as exc:
             if exc.never_connected:
                 raise MlUnavailable(f"ML service unreachable ({exc.kind})") from None
@@ -116,16 +123,23 @@ class MlServiceClient:
         try:
             status = response.json()["Status"]
             num_images = status.get("num_images")
-            return TaskStatus(status=str(status["request_status"]), message=status.get("message"),
-                              num_images=num_images if isinstance(num_images, int)
-                              and not isinstance(num_images, bool) and num_images >= 0 else None)
+            return TaskStatus(
+                status=str(status["request_status"]),
+                message=status.get("message"),
+                num_images=num_images
+                if isinstance(num_images, int) and not isinstance(num_images, bool) and num_images >= 0
+                else None,
+            )
         except (ValueError, KeyError, TypeError, AttributeError):
             raise MlUnavailable("ML service answered a malformed task status") from None
 
     def cancel(self, task_id: str) -> str:
         try:
-            response = self._http.request("POST", f"{self.base}/cancel_request",
-                                          json_body={"caller": self.caller, "request_id": task_id})
+            response = self._http.request(
+                "POST",
+                f"{self.base}/cancel_request",
+                json_body={"caller": self.caller, "request_id": task_id},
+            )
         except OutboundError as exc:
             raise MlUnavailable(f"ML service unreachable ({exc.kind})") from None
         if response.status == 404:
@@ -144,14 +158,19 @@ class MlServiceClient:
         try:
             with self._http.stream(url, max_bytes=max_bytes, deadline_seconds=deadline_seconds) as answer:
                 if answer.status != 200:
-                    raise ResultsUnreadable(f"The detections file could not be downloaded (HTTP "
-                                            f"{answer.status}).")
+                    raise ResultsUnreadable(
+                        f"The detections file could not be downloaded (HTTP {answer.status})."
+                    )
                 yield answer.body
         except AnswerTooLarge:
-            raise ResultsUnreadable(f"The detections file is larger than the {megabytes} MB this "
-                                    "service reads (RESULTS_MAX_MEGABYTES).") from None
+            raise ResultsUnreadable(
+                f"The detections file is larger than the {megabytes} MB this "
+                "service reads (RESULTS_MAX_MEGABYTES)."
+            ) from None
         except AnswerTooSlow:
-            raise ResultsUnreadable(f"The detections file did not download within "
-                                    f"{deadline_seconds:g} s (RESULTS_DOWNLOAD_SECONDS).") from None
+            raise ResultsUnreadable(
+                f"The detections file did not download within "
+                f"{deadline_seconds:g} s (RESULTS_DOWNLOAD_SECONDS)."
+            ) from None
         except OutboundError as exc:
             raise ResultsUnreadable(f"The detections file could not be downloaded ({exc.kind}).") from None

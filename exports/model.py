@@ -4,6 +4,7 @@ Statuses (contract): queued → building → submitted → running → completed
 Every transition returns a new Export; the store persists it with an ETag check, so two
 workers can never both apply a transition to the same version.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -53,7 +54,7 @@ def parse_export_id(export_id: str | None) -> tuple[str, str] | None:
 def iso(moment: dt.datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,22 +79,22 @@ class Export:
     error_code: str | None = None
     error_message: str | None = None
     # Bookkeeping, not part of the resource.
-    lease_owner: str | None = None          # invocation building the manifest
+    lease_owner: str | None = None  # invocation building the manifest
     lease_until: dt.datetime | None = None
     submit_started_at: dt.datetime | None = None  # set before POSTing to the ML service
     submitted_at: dt.datetime | None = None
     retry_until: dt.datetime | None = None  # transient faults are retried until then
     retries: int = 0
-    ml_not_found: int = 0                   # consecutive 404s from the ML service
+    ml_not_found: int = 0  # consecutive 404s from the ML service
     ml_changed_at: dt.datetime | None = None  # when the ML status or message last changed
-    ml_same_ticks: int = 0                  # polls in a row the task stayed in `problem` unchanged
-    ml_num_images: int | None = None        # images the ML service kept (Status.num_images)
-    requeued: bool = False                  # the stuck-export sweep re-queued it once
+    ml_same_ticks: int = 0  # polls in a row the task stayed in `problem` unchanged
+    ml_num_images: int | None = None  # images the ML service kept (Status.num_images)
+    requeued: bool = False  # the stuck-export sweep re-queued it once
     next_attempt_at: dt.datetime | None = None  # a delayed retry is due then
     # Encrypted Panoptes token, kept only until the manifest is built so the stuck-export
     # sweep can re-queue a lost message; cleared on record_manifest and on any final state.
     token_ciphertext: str | None = None
-    summary: dict[str, Any] | None = None             # results summary once completed
+    summary: dict[str, Any] | None = None  # results summary once completed
 
     @property
     def is_final(self) -> bool:
@@ -104,15 +105,30 @@ class Export:
         return self.status in ACTIVE_STATUSES
 
 
-def new_export(export_id: str, project_id: str, subject_set_id: str, requested_by: str,
-               now: dt.datetime, transient_retry: dt.timedelta,
-               token_ciphertext: str | None = None, subjects_total: int | None = None) -> Export:
+def new_export(
+    export_id: str,
+    project_id: str,
+    subject_set_id: str,
+    requested_by: str,
+    now: dt.datetime,
+    transient_retry: dt.timedelta,
+    token_ciphertext: str | None = None,
+    subjects_total: int | None = None,
+) -> Export:
     """A queued export. `subjects_total` is Panoptes' count of the set when it was requested:
     shown as progress at once, and the worker's hint for fetching pages early."""
-    return Export(id=export_id, project_id=project_id, subject_set_id=subject_set_id,
-                  requested_by=requested_by, status=QUEUED, created_at=now, updated_at=now,
-                  retry_until=now + transient_retry, token_ciphertext=token_ciphertext,
-                  subjects_total=subjects_total)
+    return Export(
+        id=export_id,
+        project_id=project_id,
+        subject_set_id=subject_set_id,
+        requested_by=requested_by,
+        status=QUEUED,
+        created_at=now,
+        updated_at=now,
+        retry_until=now + transient_retry,
+        token_ciphertext=token_ciphertext,
+        subjects_total=subjects_total,
+    )
 
 
 def _change(export: Export, now: dt.datetime, **changes: Any) -> Export:
@@ -130,21 +146,38 @@ def lease_is_live(export: Export, now: dt.datetime) -> bool:
     return export.lease_until is not None and export.lease_until > now
 
 
-def renew_lease(export: Export, owner: str, now: dt.datetime, lease: dt.timedelta,
-                subjects_done: int | None = None, subjects_total: int | None = None) -> Export:
+def renew_lease(
+    export: Export,
+    owner: str,
+    now: dt.datetime,
+    lease: dt.timedelta,
+    subjects_done: int | None = None,
+    subjects_total: int | None = None,
+) -> Export:
     if export.status != BUILDING or export.lease_owner != owner:
         raise InvalidTransition("the build lease belongs to another worker or the export moved on")
-    return _change(export, now, lease_until=now + lease,
-                   subjects_done=export.subjects_done if subjects_done is None else subjects_done,
-                   subjects_total=export.subjects_total if subjects_total is None else subjects_total)
+    return _change(
+        export,
+        now,
+        lease_until=now + lease,
+        subjects_done=export.subjects_done if subjects_done is None else subjects_done,
+        subjects_total=export.subjects_total if subjects_total is None else subjects_total,
+    )
 
 
-def release_lease(export: Export, now: dt.datetime, retry_at: dt.datetime,
-                  retry_note: str | None = None) -> Export:
+def release_lease(
+    export: Export, now: dt.datetime, retry_at: dt.datetime, retry_note: str | None = None
+) -> Export:
     """Give the export back to the queue (a delayed retry will claim it again at `retry_at`)."""
-    return _change(export, now, lease_owner=None, lease_until=None, retries=export.retries + 1,
-                   next_attempt_at=retry_at,
-                   ml_message=retry_note if retry_note is not None else export.ml_message)
+    return _change(
+        export,
+        now,
+        lease_owner=None,
+        lease_until=None,
+        retries=export.retries + 1,
+        next_attempt_at=retry_at,
+        ml_message=retry_note if retry_note is not None else export.ml_message,
+    )
 
 
 def is_stuck(export: Export, now: dt.datetime, threshold: dt.timedelta) -> bool:
@@ -156,8 +189,14 @@ def is_stuck(export: Export, now: dt.datetime, threshold: dt.timedelta) -> bool:
 
 
 def mark_requeued(export: Export, now: dt.datetime) -> Export:
-    return _change(export, now, status=QUEUED if export.manifest_blob is None else export.status,
-                   requeued=True, lease_owner=None, lease_until=None)
+    return _change(
+        export,
+        now,
+        status=QUEUED if export.manifest_blob is None else export.status,
+        requeued=True,
+        lease_owner=None,
+        lease_until=None,
+    )
 
 
 def drop_lease(export: Export, owner: str, now: dt.datetime) -> Export:
@@ -167,13 +206,22 @@ def drop_lease(export: Export, owner: str, now: dt.datetime) -> Export:
     return _change(export, now, lease_owner=None, lease_until=None)
 
 
-def record_manifest(export: Export, owner: str, now: dt.datetime, *, subjects: int, images: int,
-                    skipped: int, blob: str) -> Export:
+def record_manifest(
+    export: Export, owner: str, now: dt.datetime, *, subjects: int, images: int, skipped: int, blob: str
+) -> Export:
     if export.status != BUILDING or export.lease_owner != owner:
         raise InvalidTransition("the build lease belongs to another worker or the export moved on")
-    return _change(export, now, manifest_subjects=subjects, manifest_images=images,
-                   manifest_skipped=skipped, manifest_blob=blob, subjects_done=subjects,
-                   token_ciphertext=None, subjects_total=subjects)
+    return _change(
+        export,
+        now,
+        manifest_subjects=subjects,
+        manifest_images=images,
+        manifest_skipped=skipped,
+        manifest_blob=blob,
+        subjects_done=subjects,
+        token_ciphertext=None,
+        subjects_total=subjects,
+    )
 
 
 def start_submission(export: Export, owner: str, now: dt.datetime) -> Export:
@@ -196,16 +244,34 @@ def record_submission(export: Export, task_id: str, now: dt.datetime) -> Export:
         return _change(export, now, ml_task_id=task_id, submitted_at=now)
     if export.status != BUILDING:
         raise InvalidTransition(f"cannot record a submission on a {export.status} export")
-    return _change(export, now, status=SUBMITTED, ml_task_id=task_id, ml_status="created",
-                   ml_message=None, submitted_at=now, ml_changed_at=now, lease_owner=None,
-                   lease_until=None, token_ciphertext=None)
+    return _change(
+        export,
+        now,
+        status=SUBMITTED,
+        ml_task_id=task_id,
+        ml_status="created",
+        ml_message=None,
+        submitted_at=now,
+        ml_changed_at=now,
+        lease_owner=None,
+        lease_until=None,
+        token_ciphertext=None,
+    )
 
 
 def fail(export: Export, code: str, message: str, now: dt.datetime) -> Export:
     if export.is_final:
         raise InvalidTransition(f"export is already {export.status}")
-    return _change(export, now, status=FAILED, error_code=code, error_message=message,
-                   lease_owner=None, lease_until=None, token_ciphertext=None)
+    return _change(
+        export,
+        now,
+        status=FAILED,
+        error_code=code,
+        error_message=message,
+        lease_owner=None,
+        lease_until=None,
+        token_ciphertext=None,
+    )
 
 
 def cancel(export: Export, now: dt.datetime, ml_status: str | None = None) -> Export:
@@ -213,16 +279,27 @@ def cancel(export: Export, now: dt.datetime, ml_status: str | None = None) -> Ex
     monitor overwrites its own `canceled` with `running`, then `completed`)."""
     if export.is_final:
         raise InvalidTransition(f"export is already {export.status}")
-    return _change(export, now, status=CANCELLED, lease_owner=None, lease_until=None,
-                   token_ciphertext=None, ml_status=ml_status or export.ml_status)
+    return _change(
+        export,
+        now,
+        status=CANCELLED,
+        lease_owner=None,
+        lease_until=None,
+        token_ciphertext=None,
+        ml_status=ml_status or export.ml_status,
+    )
 
 
 def to_resource(export: Export, external_url: str) -> dict[str, Any]:
     """The contract's Export JSON (every key present, null when unknown)."""
     manifest = None
     if export.manifest_blob is not None:
-        manifest = {"subjects": export.manifest_subjects, "images": export.manifest_images,
-                    "skipped_frames": export.manifest_skipped, "blob": export.manifest_blob}
+        manifest = {
+            "subjects": export.manifest_subjects,
+            "images": export.manifest_images,
+            "skipped_frames": export.manifest_skipped,
+            "blob": export.manifest_blob,
+        }
     error = None
     if export.status == FAILED:
         error = {"code": export.error_code or "internal_error", "message": export.error_message or ""}

@@ -8,6 +8,7 @@ or an operation has no registered route, when the document stops validating
 runs schemathesis against the running app with it. The examples are real answers recorded by
 `make docs` (devtools/openapi_examples.py) into exports/openapi_examples.json.
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,15 +25,25 @@ TITLE = "Subject Assistant export API"
 VERSION = "1.0.0"
 EXAMPLES = pathlib.Path(__file__).resolve().parent / "openapi_examples.json"
 ERROR_STATUS = {  # every error code the API answers, with its HTTP status
-    "invalid_id": 400, "invalid_body": 400, "unauthenticated": 401, "forbidden": 403,
-    "subject_set_not_found": 404, "export_not_found": 404, "export_final": 409,
-    "cancel_refused": 409, "export_busy": 409, "body_too_large": 413, "internal_error": 500,
-    "service_misconfigured": 500, "panoptes_unavailable": 502, "ml_unavailable": 502,
+    "invalid_id": 400,
+    "invalid_body": 400,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "subject_set_not_found": 404,
+    "export_not_found": 404,
+    "export_final": 409,
+    "cancel_refused": 409,
+    "export_busy": 409,
+    "body_too_large": 413,
+    "internal_error": 500,
+    "service_misconfigured": 500,
+    "panoptes_unavailable": 502,
+    "ml_unavailable": 502,
     "queue_unavailable": 503,
 }
 ERROR_MEANING = {
     "invalid_id": "A project or subject-set id is not a Panoptes id (a whole number from 1 to "
-                  f"{MAX_PANOPTES_ID}); checked before anything else.",
+    f"{MAX_PANOPTES_ID}); checked before anything else.",
     "invalid_body": "The body is neither empty nor a JSON object.",
     "unauthenticated": "No bearer token, or Panoptes rejected it (expired or revoked): sign in again.",
     "forbidden": "The project does not exist, or the caller is not its owner or collaborator.",
@@ -48,9 +59,21 @@ ERROR_MEANING = {
     "ml_unavailable": "The ML service could not be reached, or refused the call.",
     "queue_unavailable": "The export could not be queued: try again in a minute.",
 }
-FAILURE_CODES = ["subject_set_empty", "token_expired", "panoptes_unavailable", "panoptes_error",
-                 "ml_rejected", "ml_busy", "ml_unavailable", "ml_submission_unknown", "ml_failed",
-                 "ml_no_results", "ml_task_not_found", "deadline_exceeded", "internal_error"]
+FAILURE_CODES = [
+    "subject_set_empty",
+    "token_expired",
+    "panoptes_unavailable",
+    "panoptes_error",
+    "ml_rejected",
+    "ml_busy",
+    "ml_unavailable",
+    "ml_submission_unknown",
+    "ml_failed",
+    "ml_no_results",
+    "ml_task_not_found",
+    "deadline_exceeded",
+    "internal_error",
+]
 AUTHENTICATED = ["unauthenticated", "panoptes_unavailable", "internal_error", "service_misconfigured"]
 WITH_BODY = ["invalid_body", "body_too_large"]
 
@@ -65,90 +88,181 @@ _ID_STRING = {"type": "string", "pattern": "^[1-9][0-9]{0,18}$"}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
-        "type": "object", "required": ["error"], "additionalProperties": False,
-        "properties": {"error": {
-            "type": "object", "required": ["code", "message"], "additionalProperties": False,
-            "properties": {"code": {"type": "string", "enum": sorted(ERROR_STATUS)},
-                           "message": {"type": "string", "minLength": 1}}}},
+        "type": "object",
+        "required": ["error"],
+        "additionalProperties": False,
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "additionalProperties": False,
+                "properties": {
+                    "code": {"type": "string", "enum": sorted(ERROR_STATUS)},
+                    "message": {"type": "string", "minLength": 1},
+                },
+            }
+        },
     },
     "Progress": {
-        "type": "object", "required": ["subjects_done", "subjects_total"], "additionalProperties": False,
+        "type": "object",
+        "required": ["subjects_done", "subjects_total"],
+        "additionalProperties": False,
         "properties": {"subjects_done": _COUNT, "subjects_total": _nullable(_COUNT)},
     },
     "Manifest": {
-        "type": "object", "required": ["subjects", "images", "skipped_frames", "blob"],
+        "type": "object",
+        "required": ["subjects", "images", "skipped_frames", "blob"],
         "additionalProperties": False,
         "properties": {"subjects": _COUNT, "images": _COUNT, "skipped_frames": _COUNT, "blob": _STRING},
     },
-    "ResultsSummary": {"oneOf": [
-        {"type": "object", "additionalProperties": False,
-         "required": ["available", "images_submitted", "images_returned", "images_failed",
-                      "images_missing", "images_likely_empty", "likely_empty_threshold", "failed_shards"],
-         "properties": {"available": {"const": True}, "images_submitted": _COUNT,
-                        "images_returned": _COUNT, "images_failed": _COUNT, "images_missing": _COUNT,
-                        "images_likely_empty": _COUNT,
-                        "likely_empty_threshold": {"type": "number", "minimum": 0, "maximum": 1},
-                        "failed_shards": _nullable(_COUNT)}},
-        {"type": "object", "required": ["available", "reason"], "additionalProperties": False,
-         "properties": {"available": {"const": False}, "reason": _STRING}},
-    ]},
+    "ResultsSummary": {
+        "oneOf": [
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": [
+                    "available",
+                    "images_submitted",
+                    "images_returned",
+                    "images_failed",
+                    "images_missing",
+                    "images_likely_empty",
+                    "likely_empty_threshold",
+                    "failed_shards",
+                ],
+                "properties": {
+                    "available": {"const": True},
+                    "images_submitted": _COUNT,
+                    "images_returned": _COUNT,
+                    "images_failed": _COUNT,
+                    "images_missing": _COUNT,
+                    "images_likely_empty": _COUNT,
+                    "likely_empty_threshold": {"type": "number", "minimum": 0, "maximum": 1},
+                    "failed_shards": _nullable(_COUNT),
+                },
+            },
+            {
+                "type": "object",
+                "required": ["available", "reason"],
+                "additionalProperties": False,
+                "properties": {"available": {"const": False}, "reason": _STRING},
+            },
+        ]
+    },
     "Export": {
-        "type": "object", "additionalProperties": False,
-        "required": ["id", "project_id", "subject_set_id", "status", "created_at", "updated_at",
-                     "requested_by", "progress", "manifest", "ml_task_id", "ml_status", "ml_message",
-                     "results_url", "subject_assistant_url", "error", "results_summary"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "id",
+            "project_id",
+            "subject_set_id",
+            "status",
+            "created_at",
+            "updated_at",
+            "requested_by",
+            "progress",
+            "manifest",
+            "ml_task_id",
+            "ml_status",
+            "ml_message",
+            "results_url",
+            "subject_assistant_url",
+            "error",
+            "results_summary",
+        ],
         "properties": {
             "id": {"type": "string", "description": "Opaque, URL-safe."},
-            "project_id": _ID_STRING, "subject_set_id": _ID_STRING, "requested_by": _ID_STRING,
-            "status": {"type": "string", "enum": [model.QUEUED, model.BUILDING, model.SUBMITTED,
-                                                  model.RUNNING, model.COMPLETED, model.FAILED,
-                                                  model.CANCELLED]},
+            "project_id": _ID_STRING,
+            "subject_set_id": _ID_STRING,
+            "requested_by": _ID_STRING,
+            "status": {
+                "type": "string",
+                "enum": [
+                    model.QUEUED,
+                    model.BUILDING,
+                    model.SUBMITTED,
+                    model.RUNNING,
+                    model.COMPLETED,
+                    model.FAILED,
+                    model.CANCELLED,
+                ],
+            },
             "created_at": {"type": "string", "format": "date-time"},
             "updated_at": {"type": "string", "format": "date-time"},
             "progress": {"$ref": "#/components/schemas/Progress"},
             "manifest": _nullable({"$ref": "#/components/schemas/Manifest"}),
             "ml_task_id": _nullable(_STRING),
-            "ml_status": _nullable({"type": "string", "enum": ["created", "running", "problem",
-                                                               "completed", "failed", "canceled"]}),
+            "ml_status": _nullable(
+                {
+                    "type": "string",
+                    "enum": ["created", "running", "problem", "completed", "failed", "canceled"],
+                }
+            ),
             "ml_message": _nullable(_STRING),
             "results_url": _nullable({"type": "string", "format": "uri"}),
             "subject_assistant_url": _nullable({"type": "string", "format": "uri"}),
-            "error": _nullable({"type": "object", "required": ["code", "message"],
-                                "additionalProperties": False,
-                                "properties": {"code": {"type": "string", "enum": FAILURE_CODES},
-                                               "message": _STRING}}),
+            "error": _nullable(
+                {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "additionalProperties": False,
+                    "properties": {"code": {"type": "string", "enum": FAILURE_CODES}, "message": _STRING},
+                }
+            ),
             "results_summary": _nullable({"$ref": "#/components/schemas/ResultsSummary"}),
         },
     },
     "SubjectSetExports": {
-        "type": "object", "additionalProperties": False,
+        "type": "object",
+        "additionalProperties": False,
         "required": ["id", "display_name", "subjects_count", "latest_export", "latest_completed_export"],
-        "properties": {"id": _ID_STRING, "display_name": _nullable(_STRING),
-                       "subjects_count": _nullable(_COUNT),
-                       "latest_export": _nullable({"$ref": "#/components/schemas/Export"}),
-                       "latest_completed_export": _nullable({"$ref": "#/components/schemas/Export"})},
+        "properties": {
+            "id": _ID_STRING,
+            "display_name": _nullable(_STRING),
+            "subjects_count": _nullable(_COUNT),
+            "latest_export": _nullable({"$ref": "#/components/schemas/Export"}),
+            "latest_completed_export": _nullable({"$ref": "#/components/schemas/Export"}),
+        },
     },
     "ProjectExports": {
-        "type": "object", "required": ["subject_sets"], "additionalProperties": False,
-        "properties": {"subject_sets": {"type": "array",
-                                        "items": {"$ref": "#/components/schemas/SubjectSetExports"}}},
+        "type": "object",
+        "required": ["subject_sets"],
+        "additionalProperties": False,
+        "properties": {
+            "subject_sets": {"type": "array", "items": {"$ref": "#/components/schemas/SubjectSetExports"}}
+        },
     },
     "Projects": {
-        "type": "object", "required": ["user", "projects"], "additionalProperties": False,
+        "type": "object",
+        "required": ["user", "projects"],
+        "additionalProperties": False,
         "properties": {
-            "user": {"type": "object", "required": ["id", "login", "display_name"],
-                     "additionalProperties": False,
-                     "properties": {"id": _ID_STRING, "login": _STRING, "display_name": _STRING}},
-            "projects": {"type": "array", "items": {
-                "type": "object", "required": ["id", "display_name", "slug", "roles"],
+            "user": {
+                "type": "object",
+                "required": ["id", "login", "display_name"],
                 "additionalProperties": False,
-                "properties": {"id": _ID_STRING, "display_name": _nullable(_STRING),
-                               "slug": _nullable(_STRING),
-                               "roles": {"type": "array", "items": {"enum": ["owner", "collaborator"]}}}}},
+                "properties": {"id": _ID_STRING, "login": _STRING, "display_name": _STRING},
+            },
+            "projects": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "display_name", "slug", "roles"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "id": _ID_STRING,
+                        "display_name": _nullable(_STRING),
+                        "slug": _nullable(_STRING),
+                        "roles": {"type": "array", "items": {"enum": ["owner", "collaborator"]}},
+                    },
+                },
+            },
         },
     },
     "Health": {
-        "type": "object", "required": ["status"], "additionalProperties": False,
+        "type": "object",
+        "required": ["status"],
+        "additionalProperties": False,
         "properties": {"status": {"enum": ["ok", "unavailable"]}},
     },
 }
@@ -157,68 +271,111 @@ PANOPTES_ID = {"type": "integer", "minimum": 1, "maximum": MAX_PANOPTES_ID}
 
 
 def _path_param(name: str, what: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "description": what,
-            "schema": copy.deepcopy(PANOPTES_ID)}
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": what,
+        "schema": copy.deepcopy(PANOPTES_ID),
+    }
 
 
-EXPORT_ID = {"name": "export_id", "in": "path", "required": True,
-             "description": "An export's id, as the API gave it (opaque).",
-             "schema": {"type": "string", "minLength": 1, "maxLength": 200}}
+EXPORT_ID = {
+    "name": "export_id",
+    "in": "path",
+    "required": True,
+    "description": "An export's id, as the API gave it (opaque).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+}
 PROJECT_ID = _path_param("project_id", "A Panoptes project id.")
 SUBJECT_SET_ID = _path_param("subject_set_id", "A Panoptes subject-set id.")
-OPTIONAL_BODY = {"required": False, "description": "None needed: empty, or a JSON object of at most "
-                 "64 KiB (ignored).", "content": {"application/json": {"schema": {"type": "object"}}}}
+OPTIONAL_BODY = {
+    "required": False,
+    "description": "None needed: empty, or a JSON object of at most 64 KiB (ignored).",
+    "content": {"application/json": {"schema": {"type": "object"}}},
+}
 
 # (template, method) -> what the code cannot say by itself.
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("api/projects/{project_id}/subject-sets/{subject_set_id}/exports", "POST"): {
-        "operationId": "startExport", "summary": "Start an export of a subject set",
+        "operationId": "startExport",
+        "summary": "Start an export of a subject set",
         "description": "Idempotent while one is active: 202 with a new export, or 200 with the "
-                       "export already in progress for that subject set.",
-        "parameters": [PROJECT_ID, SUBJECT_SET_ID], "requestBody": OPTIONAL_BODY,
-        "ok": {"202": ("A new export, queued.", "Export"),
-               "200": ("The export already active for this subject set.", "Export")},
+        "export already in progress for that subject set.",
+        "parameters": [PROJECT_ID, SUBJECT_SET_ID],
+        "requestBody": OPTIONAL_BODY,
+        "ok": {
+            "202": ("A new export, queued.", "Export"),
+            "200": ("The export already active for this subject set.", "Export"),
+        },
         "location": True,
-        "errors": ["invalid_id", *WITH_BODY, *AUTHENTICATED, "forbidden", "subject_set_not_found",
-                   "queue_unavailable", "export_busy"],
+        "errors": [
+            "invalid_id",
+            *WITH_BODY,
+            *AUTHENTICATED,
+            "forbidden",
+            "subject_set_not_found",
+            "queue_unavailable",
+            "export_busy",
+        ],
         "links": True,
     },
     ("api/projects/{project_id}/exports", "GET"): {
-        "operationId": "listProjectExports", "summary": "Every subject set of a project with its exports",
+        "operationId": "listProjectExports",
+        "summary": "Every subject set of a project with its exports",
         "description": "Hamlet's listing page as data: each subject set with its latest export and "
-                       "its latest completed export.",
-        "parameters": [PROJECT_ID], "ok": {"200": ("The project's subject sets.", "ProjectExports")},
+        "its latest completed export.",
+        "parameters": [PROJECT_ID],
+        "ok": {"200": ("The project's subject sets.", "ProjectExports")},
         "errors": ["invalid_id", *AUTHENTICATED, "forbidden"],
     },
     ("api/projects", "GET"): {
-        "operationId": "listProjects", "summary": "Who is signed in, and the projects they may export",
+        "operationId": "listProjects",
+        "summary": "Who is signed in, and the projects they may export",
         "description": "The projects on which the caller is owner or collaborator.",
-        "parameters": [], "ok": {"200": ("The caller and their projects.", "Projects")},
+        "parameters": [],
+        "ok": {"200": ("The caller and their projects.", "Projects")},
         "errors": AUTHENTICATED,
     },
     ("api/exports/{export_id}", "GET"): {
-        "operationId": "getExport", "summary": "One export's state",
-        "parameters": [EXPORT_ID], "ok": {"200": ("The export.", "Export")},
+        "operationId": "getExport",
+        "summary": "One export's state",
+        "parameters": [EXPORT_ID],
+        "ok": {"200": ("The export.", "Export")},
         "errors": [*AUTHENTICATED, "export_not_found"],
     },
     ("api/exports/{export_id}/cancel", "POST"): {
-        "operationId": "cancelExport", "summary": "Cancel an export",
+        "operationId": "cancelExport",
+        "summary": "Cancel an export",
         "description": "Stops a queued or building export, or asks the ML service to cancel its "
-                       "task. A cancelled export stays cancelled whatever the ML service reports later.",
-        "parameters": [EXPORT_ID], "requestBody": OPTIONAL_BODY,
+        "task. A cancelled export stays cancelled whatever the ML service reports later.",
+        "parameters": [EXPORT_ID],
+        "requestBody": OPTIONAL_BODY,
         "ok": {"200": ("The export, cancelled.", "Export")},
-        "errors": [*WITH_BODY, *AUTHENTICATED, "export_not_found", "export_final", "cancel_refused",
-                   "export_busy", "ml_unavailable"],
+        "errors": [
+            *WITH_BODY,
+            *AUTHENTICATED,
+            "export_not_found",
+            "export_final",
+            "cancel_refused",
+            "export_busy",
+            "ml_unavailable",
+        ],
     },
     ("api/health", "GET"): {
-        "operationId": "health", "summary": "Is storage reachable?", "anonymous": True,
-        "parameters": [], "ok": {"200": ("Storage is reachable.", "Health"),
-                                  "503": ("Storage is not reachable.", "Health")},
+        "operationId": "health",
+        "summary": "Is storage reachable?",
+        "anonymous": True,
+        "parameters": [],
+        "ok": {"200": ("Storage is reachable.", "Health"), "503": ("Storage is not reachable.", "Health")},
         "errors": [],
     },
     ("api/openapi.json", "GET"): {
-        "operationId": "openapi", "summary": "This document", "anonymous": True,
-        "parameters": [], "ok": {"200": ("The OpenAPI 3.1 description of the API.", None)},
+        "operationId": "openapi",
+        "summary": "This document",
+        "anonymous": True,
+        "parameters": [],
+        "ok": {"200": ("The OpenAPI 3.1 description of the API.", None)},
         "errors": [],
     },
 }
@@ -255,7 +412,8 @@ def _operation(spec: dict[str, Any], head: bool, examples: dict[str, Any]) -> di
         "operationId": spec["operationId"] + ("Head" if head else ""),
         "summary": spec["summary"] + (" (headers only)" if head else ""),
         "parameters": _with_parameter_examples(spec["parameters"], examples),
-        "responses": _responses(spec, head)}
+        "responses": _responses(spec, head),
+    }
     if spec.get("description"):
         operation["description"] = spec["description"]
     if spec.get("anonymous"):
@@ -268,10 +426,13 @@ def _operation(spec: dict[str, Any], head: bool, examples: dict[str, Any]) -> di
             if media is not None:
                 media["example"] = example
     if spec.get("links") and not head:
-        links = {"getExport": {"operationId": "getExport",
-                               "parameters": {"export_id": "$response.body#/id"}},
-                 "cancelExport": {"operationId": "cancelExport",
-                                  "parameters": {"export_id": "$response.body#/id"}}}
+        links = {
+            "getExport": {"operationId": "getExport", "parameters": {"export_id": "$response.body#/id"}},
+            "cancelExport": {
+                "operationId": "cancelExport",
+                "parameters": {"export_id": "$response.body#/id"},
+            },
+        }
         for status in ("200", "202"):
             operation["responses"][status]["links"] = links
     return operation
@@ -298,20 +459,27 @@ def document() -> dict[str, Any]:
             item[method.lower()] = _operation(spec, method == "HEAD", examples)
     return {
         "openapi": "3.1.0",
-        "info": {"title": TITLE, "version": VERSION,
-                 "description": "Export a Zooniverse subject set to the MegaDetector batch ML "
-                                "service for the ML Subject Assistant. Every route but health and "
-                                "this document takes the caller's Panoptes access token; only a "
-                                "project's owners and collaborators may use its exports. Errors are "
-                                "`{\"error\": {\"code\", \"message\"}}`."},
+        "info": {
+            "title": TITLE,
+            "version": VERSION,
+            "description": "Export a Zooniverse subject set to the MegaDetector batch ML "
+            "service for the ML Subject Assistant. Every route but health and "
+            "this document takes the caller's Panoptes access token; only a "
+            "project's owners and collaborators may use its exports. Errors are "
+            '`{"error": {"code", "message"}}`.',
+        },
         "servers": [{"url": "/"}],
         "security": [{"panoptesToken": []}],
         "paths": paths,
         "components": {
             "schemas": SCHEMAS,
-            "securitySchemes": {"panoptesToken": {
-                "type": "http", "scheme": "bearer",
-                "description": "A Panoptes (Zooniverse) OAuth access token, as the Subject "
-                               "Assistant and this service's page obtain by signing in."}},
+            "securitySchemes": {
+                "panoptesToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A Panoptes (Zooniverse) OAuth access token, as the Subject "
+                    "Assistant and this service's page obtain by signing in.",
+                }
+            },
         },
     }

@@ -5,6 +5,7 @@ invocation could be seen by another on the Functions thread pool), its construct
 PANOPTES_* variables and may log in, and `SubjectSet.subjects` sends one request per subject.
 Here every call takes the user's token explicitly and subjects come 100 a page.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -14,8 +15,9 @@ import math
 import random
 import threading
 import time
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, Iterator
+from typing import Any
 
 import cachetools
 
@@ -63,9 +65,16 @@ class SubjectPage:
 
 
 class PanoptesClient:
-    def __init__(self, base_url: str, timeout: float = 30, retries: int = 4,
-                 backoff: float = 0.5, http: OutboundHttp | None = None,
-                 sleep: Callable[[float], None] = time.sleep, patience: float | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 30,
+        retries: int = 4,
+        backoff: float = 0.5,
+        http: OutboundHttp | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        patience: float | None = None,
+    ):
         self.api = base_url.rstrip("/") + "/api"
         self.retries = retries
         self.backoff = backoff
@@ -75,7 +84,7 @@ class PanoptesClient:
         self._http = http or OutboundHttp(pool_size=64, timeout=timeout)
         self._sleep = sleep
 
-    def with_patience(self, seconds: float) -> "PanoptesClient":
+    def with_patience(self, seconds: float) -> PanoptesClient:
         """The same client (same pool) whose calls sleep at most `seconds` in total between
         retries: for checks made while an HTTP caller waits, which must not be held for a
         Retry-After of minutes (the caller gets 502 panoptes_unavailable instead)."""
@@ -121,16 +130,21 @@ class PanoptesClient:
             delay = retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
             delay = min(delay, 30) * (1 + random.random() * 0.25)
             if self.patience is not None and slept + delay > self.patience:
-                raise PanoptesUnavailable(f"Panoptes unavailable ({problem}) for {path}; not "
-                                          f"waiting {delay:.1f} s more")
+                raise PanoptesUnavailable(
+                    f"Panoptes unavailable ({problem}) for {path}; not waiting {delay:.1f} s more"
+                )
             self._sleep(delay)
             slept += delay
 
     # -- identity and access -----------------------------------------------------------
     def me(self, token: str) -> PanoptesUser:
         users = self._get("/me", token).get("users")
-        if not isinstance(users, list) or not users or not isinstance(users[0], dict) \
-                or not str(users[0].get("id", "")).isdigit():
+        if (
+            not isinstance(users, list)
+            or not users
+            or not isinstance(users[0], dict)
+            or not str(users[0].get("id", "")).isdigit()
+        ):
             raise PanoptesUnavailable("Panoptes /me answered without a user")
         user = users[0]
         login = user.get("login")
@@ -151,8 +165,9 @@ class PanoptesClient:
         """(project id, roles) of every project role the user holds (all pages)."""
         page: int | None = 1
         while page:
-            body = self._get("/project_roles", token,
-                             {"user_id": user_id, "page_size": PAGE_SIZE, "page": page})
+            body = self._get(
+                "/project_roles", token, {"user_id": user_id, "page_size": PAGE_SIZE, "page": page}
+            )
             for entry in body.get("project_roles") or []:
                 if not isinstance(entry, dict) or not isinstance(entry.get("links"), dict):
                     continue
@@ -165,7 +180,7 @@ class PanoptesClient:
     def projects(self, token: str, project_ids: list[str]) -> Iterator[dict]:
         """The projects with these ids that the token may see (100 ids a request, all pages)."""
         for start in range(0, len(project_ids), PAGE_SIZE):
-            ids = ",".join(project_ids[start:start + PAGE_SIZE])
+            ids = ",".join(project_ids[start : start + PAGE_SIZE])
             page: int | None = 1
             while page:
                 body = self._get("/projects", token, {"id": ids, "page_size": PAGE_SIZE, "page": page})
@@ -187,8 +202,9 @@ class PanoptesClient:
     def subject_sets_of_project(self, token: str, project_id: str) -> Iterator[dict]:
         page: int | None = 1
         while page:
-            body = self._get("/subject_sets", token,
-                             {"project_id": project_id, "page_size": PAGE_SIZE, "page": page})
+            body = self._get(
+                "/subject_sets", token, {"project_id": project_id, "page_size": PAGE_SIZE, "page": page}
+            )
             for item in body.get("subject_sets") or []:
                 if isinstance(item, dict) and str(item.get("id", "")).isdigit():
                     yield item
@@ -196,19 +212,29 @@ class PanoptesClient:
 
     # -- subjects ----------------------------------------------------------------------
     def subjects_page(self, token: str | None, subject_set_id: str, page: int) -> SubjectPage:
-        body = self._get("/subjects", token, {"subject_set_id": subject_set_id,
-                                              "page_size": PAGE_SIZE, "page": page})
+        body = self._get(
+            "/subjects", token, {"subject_set_id": subject_set_id, "page_size": PAGE_SIZE, "page": page}
+        )
         subjects = body.get("subjects")
         if not isinstance(subjects, list):
             raise PanoptesUnavailable("Panoptes /subjects answered without a subjects list")
         meta = _meta(body, "subjects")
-        return SubjectPage(subjects=[s for s in subjects if isinstance(s, dict)], page=page,
-                           page_count=_int(meta.get("page_count"), 1), count=_int(meta.get("count"), 0),
-                           next_page=_next_page(body, "subjects"))
+        return SubjectPage(
+            subjects=[s for s in subjects if isinstance(s, dict)],
+            page=page,
+            page_count=_int(meta.get("page_count"), 1),
+            count=_int(meta.get("count"), 0),
+            next_page=_next_page(body, "subjects"),
+        )
 
-    def iter_subject_pages(self, token: str | None, subject_set_id: str, concurrency: int,
-                           on_first: Callable[[SubjectPage], None] | None = None,
-                           expected_count: int | None = None) -> Generator[SubjectPage, None, None]:
+    def iter_subject_pages(
+        self,
+        token: str | None,
+        subject_set_id: str,
+        concurrency: int,
+        on_first: Callable[[SubjectPage], None] | None = None,
+        expected_count: int | None = None,
+    ) -> Generator[SubjectPage, None, None]:
         """Every page of the set, in order, `concurrency` requests at a time (at most
         4 x concurrency pages held, so a slow consumer does not stall the requests at once).
 
@@ -227,8 +253,9 @@ class PanoptesClient:
         def fill(page_count: int) -> None:
             nonlocal next_to_submit
             while next_to_submit <= page_count and len(pending) < 4 * concurrency:
-                pending[next_to_submit] = pool.submit(self.subjects_page, token,
-                                                      subject_set_id, next_to_submit)
+                pending[next_to_submit] = pool.submit(
+                    self.subjects_page, token, subject_set_id, next_to_submit
+                )
                 next_to_submit += 1
 
         try:
@@ -260,8 +287,12 @@ class PanoptesClient:
         it grew by while it was read. A next_page that does not move forward (malformed answer)
         ends the read; so does MAX_EXTRA_PAGES past page_count."""
         page, extra = last.page + 1, 0
-        while (last.next_page is not None and last.next_page > last.page and last.subjects
-               and (page <= page_count or extra < MAX_EXTRA_PAGES)):
+        while (
+            last.next_page is not None
+            and last.next_page > last.page
+            and last.subjects
+            and (page <= page_count or extra < MAX_EXTRA_PAGES)
+        ):
             extra += page > page_count
             last = self.subjects_page(token, subject_set_id, page)
             yield last
@@ -308,7 +339,8 @@ class AuthCache:
     def __init__(self, ttl: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic):
         self.ttl = ttl
         self._cache: cachetools.TTLCache | None = (
-            cachetools.TTLCache(max_entries, ttl, timer=clock) if ttl > 0 else None)
+            cachetools.TTLCache(max_entries, ttl, timer=clock) if ttl > 0 else None
+        )
         self._lock = threading.Lock()
 
     def get(self, key: Any) -> Any | None:

@@ -7,6 +7,7 @@ later answers are still coming in. Every write is ETag-checked against the activ
 overlapping ticks, workers and cancels can never apply a transition twice: a write that lost
 the race is skipped until the next tick.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -17,7 +18,8 @@ import threading
 import time
 from collections import Counter
 
-from exports import model, status as status_map, tracking
+from exports import model, tracking
+from exports import status as status_map
 from exports.messages import ExportMessage
 from exports.ml_service import MlError, MlTaskNotFound
 from exports.services import Services
@@ -55,9 +57,15 @@ def recover_if_stuck(services: Services, current: Versioned) -> str:
         return export.status
     try:
         if export.requeued:
-            services.store.update(model.fail(
-                export, "internal_error", "The export stopped making progress twice (its worker "
-                "disappeared). Please export again.", now), current)
+            services.store.update(
+                model.fail(
+                    export,
+                    "internal_error",
+                    "The export stopped making progress twice (its worker disappeared). Please export again.",
+                    now,
+                ),
+                current,
+            )
             log.error("export %s: stuck again after a re-queue; failed", export.id)
             return "failed_stuck"
         services.store.update(model.mark_requeued(export, now), current)
@@ -102,8 +110,11 @@ class _TickWriter:
     def _next_batch(self) -> list[tuple[Versioned, model.Export]] | None:
         with self._ready:
             while True:
-                if self._pending and (self._closing or len(self._pending) >= WRITE_BATCH
-                                      or time.monotonic() - self._oldest >= WRITE_AFTER):
+                if self._pending and (
+                    self._closing
+                    or len(self._pending) >= WRITE_BATCH
+                    or time.monotonic() - self._oldest >= WRITE_AFTER
+                ):
                     batch, self._pending = self._pending[:WRITE_BATCH], self._pending[WRITE_BATCH:]
                     self._oldest = time.monotonic()
                     return batch
@@ -149,8 +160,7 @@ def run_tick(services: Services) -> TickReport:
     writes = _TickWriter(services)
     futures = []
     try:
-        with concurrent.futures.ThreadPoolExecutor(services.settings.ml_poll_concurrency,
-                                                   "ml-poll") as pool:
+        with concurrent.futures.ThreadPoolExecutor(services.settings.ml_poll_concurrency, "ml-poll") as pool:
             for current in services.store.active_exports(page_size=READ_PAGE):
                 report.active += 1
                 if current.export.status in model.ML_ACTIVE_STATUSES:

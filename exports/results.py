@@ -10,6 +10,7 @@ MB), so it is summarised as a stream with ijson's C backend: one image object at
 that does not grow with the file. The download that feeds it is bounded in bytes and in total time
 (shared/outbound.py); this module sees only a file-like object.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -67,11 +68,15 @@ def url_problem(url: Any, policy: ResultsPolicy) -> str | None:
     if origin_of(url) == policy.ml_origin and parts.scheme in ("http", "https"):
         return None  # the service's own origin, scheme included
     if parts.scheme != "https":
-        return (f"The ML service reported a results link with scheme '{parts.scheme or '(none)'}'; "
-                "only https links are followed.")
+        return (
+            f"The ML service reported a results link with scheme '{parts.scheme or '(none)'}'; "
+            "only https links are followed."
+        )
     if port not in (None, 443) or not any(_host_matches(host, p) for p in policy.allowed_hosts):
-        return (f"The ML service reported results on host '{host}', which is not an allowed "
-                "results host (RESULTS_ALLOWED_HOSTS).")
+        return (
+            f"The ML service reported results on host '{host}', which is not an allowed "
+            "results host (RESULTS_ALLOWED_HOSTS)."
+        )
     return None
 
 
@@ -126,7 +131,7 @@ class _HeadRecorder:
     def read(self, size: int = -1) -> bytes:
         data = self._stream.read(size)
         if len(self._head) < self.HEAD_LIMIT:
-            self._head += data[:self.HEAD_LIMIT - len(self._head)]
+            self._head += data[: self.HEAD_LIMIT - len(self._head)]
         if len(data) and len(self._head) >= self.HEAD_LIMIT:
             self._complete = False
         return data
@@ -134,8 +139,10 @@ class _HeadRecorder:
     def has_images_list(self) -> bool:
         if not self._complete:
             return False  # over 1 MiB without a single image: not a detections file
-        return any(prefix == "images" and event == "start_array"
-                   for prefix, event, _ in ijson.parse(bytes(self._head)))
+        return any(
+            prefix == "images" and event == "start_array"
+            for prefix, event, _ in ijson.parse(bytes(self._head))
+        )
 
 
 def _confidence(image: dict[str, Any]) -> float:
@@ -146,12 +153,14 @@ def _confidence(image: dict[str, Any]) -> float:
     if not isinstance(detections, list):
         return 0.0
     confs = [d.get("conf") for d in detections if isinstance(d, dict)]
-    return max((float(c) for c in confs if isinstance(c, (int, float)) and not isinstance(c, bool)),
-               default=0.0)
+    return max(
+        (float(c) for c in confs if isinstance(c, (int, float)) and not isinstance(c, bool)), default=0.0
+    )
 
 
-def summary(counts: Counts, images_submitted: int | None, threshold: float,
-            failed_shards: Any) -> dict[str, Any]:
+def summary(
+    counts: Counts, images_submitted: int | None, threshold: float, failed_shards: Any
+) -> dict[str, Any]:
     """The Export's results_summary. `images_submitted` is what the service says it processed
     (Status.num_images, after its own filtering) or, failing that, our manifest's image count;
     missing images are those submitted but absent from the file (failed shards)."""
@@ -164,8 +173,9 @@ def summary(counts: Counts, images_submitted: int | None, threshold: float,
         "images_missing": max(submitted - counts.returned, 0),
         "images_likely_empty": counts.likely_empty,
         "likely_empty_threshold": threshold,
-        "failed_shards": failed_shards if isinstance(failed_shards, int) and not isinstance(
-            failed_shards, bool) else None,
+        "failed_shards": failed_shards
+        if isinstance(failed_shards, int) and not isinstance(failed_shards, bool)
+        else None,
     }
 
 

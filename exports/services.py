@@ -1,11 +1,12 @@
 """Wires the adapters from the settings, once per process (the thin shell around the core)."""
+
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import functools
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContainerClient
@@ -27,7 +28,7 @@ log_redaction.install()  # no SAS signature in third-party log lines (contract: 
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclasses.dataclass
@@ -46,11 +47,14 @@ class Services:
     clock: Callable[[], dt.datetime] = utcnow
 
     @classmethod
-    def from_settings(cls, settings: ExportSettings) -> "Services":
+    def from_settings(cls, settings: ExportSettings) -> Services:
         storage = StorageClients(settings.storage)
-        panoptes = PanoptesClient(settings.panoptes_url, timeout=settings.panoptes_timeout_seconds,
-                                  retries=settings.panoptes_retries,
-                                  backoff=settings.panoptes_retry_backoff_seconds)
+        panoptes = PanoptesClient(
+            settings.panoptes_url,
+            timeout=settings.panoptes_timeout_seconds,
+            retries=settings.panoptes_retries,
+            backoff=settings.panoptes_retry_backoff_seconds,
+        )
         return cls(
             settings=settings,
             storage=storage,
@@ -59,10 +63,14 @@ class Services:
             container=storage.blob_service.get_container_client(settings.container_name),
             panoptes=panoptes,
             panoptes_for_requests=panoptes.with_patience(settings.auth_retry_seconds),
-            ml=MlServiceClient(settings.ml_service_url, settings.ml_caller_id,
-                               timeout=settings.ml_timeout_seconds),
-            cipher=TokenCipher(settings.token_encryption_key, settings.token_encryption_key_previous,
-                               ttl_seconds=settings.token_ttl_seconds),
+            ml=MlServiceClient(
+                settings.ml_service_url, settings.ml_caller_id, timeout=settings.ml_timeout_seconds
+            ),
+            cipher=TokenCipher(
+                settings.token_encryption_key,
+                settings.token_encryption_key_previous,
+                ttl_seconds=settings.token_ttl_seconds,
+            ),
             auth_cache=AuthCache(settings.auth_cache_seconds),
             rejected_tokens=AuthCache(REJECTED_TOKEN_SECONDS),
         )
@@ -70,17 +78,18 @@ class Services:
     def ensure_resources(self) -> None:
         """Create the table, queues and container if missing (Bicep creates them in Azure)."""
         self.store.ensure_table()
-        for create in (self.queue.create_queue,
-                       self.storage.queue(EXPORT_POISON_QUEUE).create_queue,
-                       self.container.create_container):
+        for create in (
+            self.queue.create_queue,
+            self.storage.queue(EXPORT_POISON_QUEUE).create_queue,
+            self.container.create_container,
+        ):
             try:
                 create()
             except ResourceExistsError:
                 pass
 
     def enqueue(self, message: ExportMessage, delay_seconds: float = 0) -> None:
-        self.queue.send_message(message.encode(),
-                                visibility_timeout=max(0, min(int(delay_seconds), 604_800)))
+        self.queue.send_message(message.encode(), visibility_timeout=max(0, min(int(delay_seconds), 604_800)))
 
 
 @functools.lru_cache(maxsize=1)

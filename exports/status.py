@@ -11,6 +11,7 @@ Facts of the deployed service this follows (CONTEXT.md; zooniverse/CameraTraps
 - The results URL is untrusted: a completed task whose URL fails the results policy completes
   with no `results_url` and a summary that says why (exports/results.py).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,9 +27,9 @@ NOT_FOUND = object()  # the service answered 404 for the task
 
 @dataclasses.dataclass(frozen=True)
 class PollRules:
-    deadline: dt.timedelta          # ML_TASK_DEADLINE_DAYS since the ML status/message last changed
-    not_found_ticks: int            # consecutive 404s before giving up
-    problem_ticks: int              # unchanged `problem` polls before giving up
+    deadline: dt.timedelta  # ML_TASK_DEADLINE_DAYS since the ML status/message last changed
+    not_found_ticks: int  # consecutive 404s before giving up
+    problem_ticks: int  # unchanged `problem` polls before giving up
     results: results.ResultsPolicy  # which detections URLs may be followed
 
 
@@ -62,9 +63,12 @@ def next_state(export: Export, answer: Any, now: dt.datetime, rules: PollRules) 
     if answer is NOT_FOUND:
         seen = export.ml_not_found + 1
         if seen >= rules.not_found_ticks:
-            return model.fail(change(export, ml_not_found=seen), "ml_task_not_found",
-                              f"The ML service no longer knows task {export.ml_task_id} "
-                              f"(not found {seen} times in a row).", now)
+            return model.fail(
+                change(export, ml_not_found=seen),
+                "ml_task_not_found",
+                f"The ML service no longer knows task {export.ml_task_id} (not found {seen} times in a row).",
+                now,
+            )
         updated = change(export, ml_not_found=seen, updated_at=now)
         return _deadline(updated, now, rules)
 
@@ -72,23 +76,33 @@ def next_state(export: Export, answer: Any, now: dt.datetime, rules: PollRules) 
     text = message_text(message)
     ml_status = status if status in _ML_STATUSES else export.ml_status
     changed = (ml_status, text) != (export.ml_status, export.ml_message)
-    base = change(export, ml_status=ml_status, ml_message=text, ml_not_found=0,
-                  ml_changed_at=now if changed else export.ml_changed_at,
-                  ml_same_ticks=0 if changed or status != "problem" else export.ml_same_ticks + 1,
-                  ml_num_images=answer.num_images if answer.num_images is not None
-                  else export.ml_num_images)
+    base = change(
+        export,
+        ml_status=ml_status,
+        ml_message=text,
+        ml_not_found=0,
+        ml_changed_at=now if changed else export.ml_changed_at,
+        ml_same_ticks=0 if changed or status != "problem" else export.ml_same_ticks + 1,
+        ml_num_images=answer.num_images if answer.num_images is not None else export.ml_num_images,
+    )
     if status == "created":
         result = change(base, status=model.SUBMITTED)
     elif status == "problem" and base.ml_same_ticks >= rules.problem_ticks:
-        return model.fail(base, "ml_failed", f"The ML service reports a problem with the task that "
-                          f"has not changed in {base.ml_same_ticks} polls: {text or 'no reason given'}",
-                          now)
+        return model.fail(
+            base,
+            "ml_failed",
+            f"The ML service reports a problem with the task that "
+            f"has not changed in {base.ml_same_ticks} polls: {text or 'no reason given'}",
+            now,
+        )
     elif status in ("running", "problem"):
         result = change(base, status=model.RUNNING)
     elif status == "completed":
         return _completed(base, message, text, now, rules)
     elif status == "failed":
-        return model.fail(base, "ml_failed", f"The ML service failed the task: {text or 'no reason given'}", now)
+        return model.fail(
+            base, "ml_failed", f"The ML service failed the task: {text or 'no reason given'}", now
+        )
     elif status == "canceled":
         # Cancelled at the service by someone else (a cancel through this API is recorded when
         # it is sent). Final here, whatever the service's monitor writes later.
@@ -100,16 +114,20 @@ def next_state(export: Export, answer: Any, now: dt.datetime, rules: PollRules) 
     return _deadline(change(result, updated_at=now), now, rules)
 
 
-def _completed(export: Export, message: Any, text: str | None, now: dt.datetime,
-               rules: PollRules) -> Export:
+def _completed(export: Export, message: Any, text: str | None, now: dt.datetime, rules: PollRules) -> Export:
     url = detections_url(message)
     if url is None:
         reason = text if isinstance(message, str) else "it returned no detections file"
-        return model.fail(export, "ml_no_results", f"The ML service finished with no results: "
-                          f"{reason}", now)
+        return model.fail(export, "ml_no_results", f"The ML service finished with no results: {reason}", now)
     problem = results.url_problem(url, rules.results)
-    done = dataclasses.replace(export, status=model.COMPLETED, updated_at=now, lease_owner=None,
-                               lease_until=None, token_ciphertext=None)
+    done = dataclasses.replace(
+        export,
+        status=model.COMPLETED,
+        updated_at=now,
+        lease_owner=None,
+        lease_until=None,
+        token_ciphertext=None,
+    )
     if problem is not None:
         return dataclasses.replace(done, results_url=None, summary=results.unavailable(problem))
     return dataclasses.replace(done, results_url=url)
@@ -122,6 +140,11 @@ def _deadline(export: Export, now: dt.datetime, rules: PollRules) -> Export:
     last_change = export.ml_changed_at or export.submitted_at or export.created_at
     if not export.is_final and now - last_change > rules.deadline:
         days = rules.deadline.total_seconds() / 86400
-        return model.fail(export, "deadline_exceeded", f"The ML service has reported no change on "
-                          f"the task for {days:g} days; it is no longer working on it.", now)
+        return model.fail(
+            export,
+            "deadline_exceeded",
+            f"The ML service has reported no change on "
+            f"the task for {days:g} days; it is no longer working on it.",
+            now,
+        )
     return export

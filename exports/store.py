@@ -18,17 +18,23 @@ Layout, all in one partition (so that a move between rows is one entity-group tr
   belongs to.
 One partition serves about 2,000 operations a second, far above this service's load.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import json
 import logging
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import (HttpResponseError, ResourceExistsError, ResourceModifiedError,
-                                   ResourceNotFoundError)
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from exports.model import COMPLETED, Export, parse_export_id
@@ -67,24 +73,28 @@ class Versioned:
 
 
 def _to_entity(export: Export) -> dict[str, Any]:
-    """The export as a table entity: one JSON property, `doc`, is the record. Why: the SDK spends
-    ~0.4 ms of CPU turning 22 typed properties back into a dict (datetimes through strptime),
-    about 7x json.loads of the same data, and a poll tick reads every active export. Status
-    and ids stay plain properties for people browsing the table (never read back; the row's
-    Timestamp tells its last change)."""
+    """The export as a table entity: one JSON property, `doc`, is the record (reading typed
+    properties back costs the SDK several times json.loads, and a tick reads every active
+    export: docs/DECISIONS.md). Status and ids stay plain properties for people browsing the
+    table (never read back; the row's Timestamp tells its last change)."""
     doc: dict[str, Any] = {}
     for name in _FIELDS:
         value = getattr(export, name)
         if value is None:
             continue
         if isinstance(value, dt.datetime):
-            value = value.astimezone(dt.timezone.utc).isoformat()
+            value = value.astimezone(dt.UTC).isoformat()
         elif isinstance(value, str) and len(value) > _MAX_TEXT:
             value = value[:_MAX_TEXT]
         doc[name] = value
-    return {"PartitionKey": PARTITION, "RowKey": export.id, "status": export.status,
-            "project_id": export.project_id, "subject_set_id": export.subject_set_id,
-            DOC: _doc_text(doc)}
+    return {
+        "PartitionKey": PARTITION,
+        "RowKey": export.id,
+        "status": export.status,
+        "project_id": export.project_id,
+        "subject_set_id": export.subject_set_id,
+        DOC: _doc_text(doc),
+    }
 
 
 def _doc_text(doc: dict[str, Any]) -> str:
@@ -93,7 +103,7 @@ def _doc_text(doc: dict[str, Any]) -> str:
     text = json.dumps(doc, ensure_ascii=False)
     while len(text.encode("utf-16-le")) // 2 > _MAX_DOC_UNITS:
         longest = max((n for n, v in doc.items() if isinstance(v, str)), key=lambda n: len(doc[n]))
-        doc[longest] = doc[longest][:len(doc[longest]) // 2]
+        doc[longest] = doc[longest][: len(doc[longest]) // 2]
         text = json.dumps(doc, ensure_ascii=False)
     return text
 
@@ -128,7 +138,9 @@ def _etag_check(etag: str) -> dict[str, Any]:
 REPLACE, UPSERT, DELETE = "replace", "upsert", "delete"
 
 
-def _sdk_operation(kind: str, entity: dict[str, Any], etag: str | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
+def _sdk_operation(
+    kind: str, entity: dict[str, Any], etag: str | None
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """One operation of an entity-group transaction, in submit_transaction's terms."""
     check = _etag_check(etag) if etag is not None else {}
     if kind == DELETE:
@@ -176,13 +188,15 @@ class ExportStore:
 
     def _query(self, prefix: str, page_size: int = 1000) -> Iterator:
         """Rows whose key starts with `prefix`, in key order."""
-        return iter(self.table.query_entities(_prefix_filter(prefix), select=READ,
-                                               results_per_page=page_size))
+        return iter(
+            self.table.query_entities(_prefix_filter(prefix), select=READ, results_per_page=page_size)
+        )
 
     def active_export_ids(self) -> list[str]:
         """Ids of every active export (one range query over the active rows)."""
-        rows = self.table.query_entities(_prefix_filter(ACTIVE_PREFIX), select=["export_id"],
-                                          results_per_page=1000)
+        rows = self.table.query_entities(
+            _prefix_filter(ACTIVE_PREFIX), select=["export_id"], results_per_page=1000
+        )
         return [row["export_id"] for row in rows if row.get("export_id")]
 
     def active_exports(self, page_size: int = 1000) -> Iterator[Versioned]:
@@ -197,9 +211,11 @@ class ExportStore:
         completed export or None). Three range queries, one row per set each."""
         latest: dict[str, Export] = {}
         completed: dict[str, Export] = {}
-        for prefix, found in ((f"{COMPLETED_PREFIX}{project_id}-", completed),
-                              (f"{LATEST_PREFIX}{project_id}-", latest),
-                              (f"{ACTIVE_PREFIX}{project_id}-", latest)):  # active wins: newest
+        for prefix, found in (
+            (f"{COMPLETED_PREFIX}{project_id}-", completed),
+            (f"{LATEST_PREFIX}{project_id}-", latest),
+            (f"{ACTIVE_PREFIX}{project_id}-", latest),
+        ):  # active wins: newest
             for row in self._query(prefix):
                 if row.get("export_id"):
                     export = export_from_row(row)
@@ -220,8 +236,7 @@ class ExportStore:
                 pass
             existing = self._get_entity(_active_key(export.project_id, export.subject_set_id))
             if existing is not None:  # else it just finished: try again
-                return Versioned(export_from_row(existing), existing.metadata["etag"],
-                                 active_row=True), False
+                return Versioned(export_from_row(existing), existing.metadata["etag"], active_row=True), False
         raise ConcurrentUpdate("could not create the export: its subject set kept changing")
 
     def update(self, export: Export, current: Versioned) -> Versioned:
@@ -237,8 +252,7 @@ class ExportStore:
             raise ValueError(f"export {export.id} has finished; it cannot become active again")
         entity = _active_entity(export) if current.active_row else _to_entity(export)
         try:
-            result = self.table.update_entity(entity, mode=UpdateMode.REPLACE,
-                                               **_etag_check(current.etag))
+            result = self.table.update_entity(entity, mode=UpdateMode.REPLACE, **_etag_check(current.etag))
         except (ResourceModifiedError, ResourceNotFoundError) as exc:
             raise ConcurrentUpdate("export changed since it was read") from exc
         except HttpResponseError as exc:
@@ -305,11 +319,12 @@ class ExportStore:
     def _operations(self, export: Export, active_etag: str) -> list:
         """The operations writing an export read from its active row: (kind, entity, etag)."""
         if export.is_final:
-            key = {"PartitionKey": PARTITION,
-                   "RowKey": _active_key(export.project_id, export.subject_set_id)}
-            operations = [(UPSERT, _to_entity(export), None),
-                          (DELETE, key, active_etag),
-                          (UPSERT, _set_entity(LATEST_PREFIX, export), None)]
+            key = {"PartitionKey": PARTITION, "RowKey": _active_key(export.project_id, export.subject_set_id)}
+            operations = [
+                (UPSERT, _to_entity(export), None),
+                (DELETE, key, active_etag),
+                (UPSERT, _set_entity(LATEST_PREFIX, export), None),
+            ]
             if export.status == COMPLETED:
                 operations.append((UPSERT, _set_entity(COMPLETED_PREFIX, export), None))
             return operations
@@ -329,5 +344,11 @@ class ExportStore:
 
     def ping(self) -> None:
         """Cheap storage round trip for the health check."""
-        next(iter(self.table.query_entities(f"PartitionKey eq '{PARTITION}' and RowKey eq 'health'",
-                                             results_per_page=1)), None)
+        next(
+            iter(
+                self.table.query_entities(
+                    f"PartitionKey eq '{PARTITION}' and RowKey eq 'health'", results_per_page=1
+                )
+            ),
+            None,
+        )

@@ -1,6 +1,7 @@
 """Recording what the ML service says about a task: the pure transition (exports/status.py) plus,
 the first time an export completes, the summary of its detections file. Used by the poll tick
 and by the API's cancel, which must record an answer exactly as the poller would."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +9,8 @@ import datetime as dt
 import logging
 from typing import Any
 
-from exports import model, results, status as status_map
+from exports import model, results
+from exports import status as status_map
 from exports.ml_service import ResultsUnreadable, TaskStatus
 from exports.services import Services
 from exports.store import ConcurrentUpdate, Versioned
@@ -19,9 +21,11 @@ log = logging.getLogger(__name__)
 def poll_rules(services: Services) -> status_map.PollRules:
     s = services.settings
     return status_map.PollRules(
-        deadline=dt.timedelta(days=s.ml_task_deadline_days), not_found_ticks=s.ml_not_found_ticks,
+        deadline=dt.timedelta(days=s.ml_task_deadline_days),
+        not_found_ticks=s.ml_not_found_ticks,
         problem_ticks=s.ml_problem_ticks,
-        results=results.ResultsPolicy(s.results_allowed_hosts, results.origin_of(s.ml_service_url)))
+        results=results.ResultsPolicy(s.results_allowed_hosts, results.origin_of(s.ml_service_url)),
+    )
 
 
 def next_state(services: Services, export: model.Export, answer: Any) -> model.Export:
@@ -29,8 +33,7 @@ def next_state(services: Services, export: model.Export, answer: Any) -> model.E
     updated = status_map.next_state(export, answer, services.clock(), poll_rules(services))
     if updated.status == model.COMPLETED and export.status != model.COMPLETED:
         if updated.results_url is None and updated.summary is not None:
-            log.warning("export %s: results link not followed: %s", export.id,
-                        _reported_url(answer))
+            log.warning("export %s: results link not followed: %s", export.id, _reported_url(answer))
         elif updated.summary is None:
             updated = dataclasses.replace(updated, summary=_summary(services, updated, answer))
     return updated
@@ -54,8 +57,15 @@ def record(services: Services, current: Versioned, answer: Any) -> model.Export:
 
 def log_change(before: model.Export, after: model.Export) -> None:
     if after.status != before.status:
-        log.info("export %s (project %s, subject set %s): %s -> %s (ML %s)", after.id,
-                 after.project_id, after.subject_set_id, before.status, after.status, after.ml_status)
+        log.info(
+            "export %s (project %s, subject set %s): %s -> %s (ML %s)",
+            after.id,
+            after.project_id,
+            after.subject_set_id,
+            before.status,
+            after.status,
+            after.ml_status,
+        )
 
 
 def _reported_url(answer: Any) -> str:
@@ -68,12 +78,18 @@ def _summary(services: Services, export: model.Export, answer: Any) -> dict:
     completion: the summary then says why."""
     settings = services.settings
     threshold = settings.likely_empty_confidence
-    failed_shards = answer.message.get("num_failed_shards") if isinstance(
-        getattr(answer, "message", None), dict) else None
+    failed_shards = (
+        answer.message.get("num_failed_shards")
+        if isinstance(getattr(answer, "message", None), dict)
+        else None
+    )
     assert export.results_url is not None  # next_state keeps only a link it will follow
     try:
-        with services.ml.results(export.results_url, settings.results_max_megabytes * 1024 * 1024,
-                                 settings.results_download_seconds) as stream:
+        with services.ml.results(
+            export.results_url,
+            settings.results_max_megabytes * 1024 * 1024,
+            settings.results_download_seconds,
+        ) as stream:
             counts = results.count_images(stream, threshold)
     except ResultsUnreadable as exc:
         log.warning("export %s: results summary unavailable: %s", export.id, exc)

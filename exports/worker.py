@@ -14,6 +14,7 @@ The user's Panoptes token arrives sealed for this export (shared/crypto.py): a m
 token was sealed for another export, or under a key no longer configured, fails the export; one
 older than the token's time-to-live fails it as token_expired.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,7 +22,7 @@ import datetime as dt
 import logging
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from exports import model
 from exports.blob_writer import BlockBlobWriter
@@ -38,8 +39,9 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 1.0  # seconds between progress writes while building
 MAX_RETRY_DELAY = 1800
 REQUEST_NAME_PREFIX = "zooniverse-subject-assistant-"
-TOKEN_EXPIRED_MESSAGE = ("Your Panoptes login expired before the subject set could be read. "
-                         "Please sign in again and export again.")
+TOKEN_EXPIRED_MESSAGE = (
+    "Your Panoptes login expired before the subject set could be read. Please sign in again and export again."
+)
 
 
 def manifest_blob_name(export_id: str) -> str:
@@ -68,8 +70,14 @@ class ExportRun:
         return self.services.clock()
 
     def log(self, level: int, text: str, *args: object) -> None:
-        log.log(level, "export %s (project %s, subject set %s): " + text, self.export.id,
-                self.export.project_id, self.export.subject_set_id, *args)
+        log.log(
+            level,
+            "export %s (project %s, subject set %s): " + text,
+            self.export.id,
+            self.export.project_id,
+            self.export.subject_set_id,
+            *args,
+        )
 
     # -- entry -------------------------------------------------------------------------
     def execute(self) -> None:
@@ -121,9 +129,12 @@ class ExportRun:
                 self._fail("token_expired", TOKEN_EXPIRED_MESSAGE)
                 return False
             except TokenDecryptionError:
-                self._fail("internal_error", "The export's credentials could not be decrypted "
-                           "(the encryption key was changed, or the message was not made for this "
-                           "export). Please export again.")
+                self._fail(
+                    "internal_error",
+                    "The export's credentials could not be decrypted "
+                    "(the encryption key was changed, or the message was not made for this "
+                    "export). Please export again.",
+                )
                 return False
         blob_name = manifest_blob_name(self.export.id)
         with BlockBlobWriter(self.services.container.get_blob_client(blob_name)) as writer:
@@ -139,10 +150,15 @@ class ExportRun:
         try:
             # Closed here (not left to the garbage collector) so the page reader stops at once
             # when writing fails.
-            with contextlib.closing(self.services.panoptes.iter_subject_pages(
-                    token, export.subject_set_id, self.services.settings.panoptes_page_concurrency,
+            with contextlib.closing(
+                self.services.panoptes.iter_subject_pages(
+                    token,
+                    export.subject_set_id,
+                    self.services.settings.panoptes_page_concurrency,
                     on_first=lambda page: total.append(page.count),
-                    expected_count=export.subjects_total)) as pages:
+                    expected_count=export.subjects_total,
+                )
+            ) as pages:
                 for page in pages:
                     writer.write(encoder.encode_page(page.subjects))
                     if page.page == 1 or time.monotonic() - last_write >= PROGRESS_INTERVAL:
@@ -153,8 +169,7 @@ class ExportRun:
             self._fail("token_expired", TOKEN_EXPIRED_MESSAGE)
             return False
         except PanoptesUnavailable as exc:
-            self._retry_later("panoptes_unavailable", f"Panoptes is unavailable: {exc}",
-                              keep_token=True)
+            self._retry_later("panoptes_unavailable", f"Panoptes is unavailable: {exc}", keep_token=True)
             return False
         except PanoptesError as exc:
             self._fail("panoptes_error", f"Panoptes refused to list the subject set: {exc}")
@@ -163,17 +178,35 @@ class ExportRun:
             del token
         counts = encoder.counts
         if counts.images == 0:
-            self._fail("subject_set_empty", f"Subject set {export.subject_set_id} has no image "
-                       f"frames (.jpg, .jpeg or .png) to send: {counts.subjects} subjects, "
-                       f"{counts.skipped_frames} other frames skipped.")
+            self._fail(
+                "subject_set_empty",
+                f"Subject set {export.subject_set_id} has no image "
+                f"frames (.jpg, .jpeg or .png) to send: {counts.subjects} subjects, "
+                f"{counts.skipped_frames} other frames skipped.",
+            )
             return False
         writer.commit()
-        self._save_owned(lambda e: model.record_manifest(
-            e, self.owner, self.now(), subjects=counts.subjects, images=counts.images,
-            skipped=counts.skipped_frames, blob=blob_name))
-        self.log(logging.INFO, "manifest written: %d subjects, %d images, %d frames skipped, "
-                 "%d repeated subjects left out, %d bytes", counts.subjects, counts.images,
-                 counts.skipped_frames, counts.duplicates, writer.size)
+        self._save_owned(
+            lambda e: model.record_manifest(
+                e,
+                self.owner,
+                self.now(),
+                subjects=counts.subjects,
+                images=counts.images,
+                skipped=counts.skipped_frames,
+                blob=blob_name,
+            )
+        )
+        self.log(
+            logging.INFO,
+            "manifest written: %d subjects, %d images, %d frames skipped, "
+            "%d repeated subjects left out, %d bytes",
+            counts.subjects,
+            counts.images,
+            counts.skipped_frames,
+            counts.duplicates,
+            writer.size,
+        )
         return True
 
     def _progress(self, done: int, total: int | None) -> None:
@@ -190,16 +223,20 @@ class ExportRun:
     def _submit(self) -> None:
         export = self.export
         if export.submit_started_at is not None:
-            self._fail("ml_submission_unknown", "An earlier attempt sent this export to the ML "
-                       "service but stopped before hearing back, so it may or may not have been "
-                       "accepted. It was not sent again, to avoid a duplicate ML job; if no task "
-                       "appears, please export again.")
+            self._fail(
+                "ml_submission_unknown",
+                "An earlier attempt sent this export to the ML "
+                "service but stopped before hearing back, so it may or may not have been "
+                "accepted. It was not sent again, to avoid a duplicate ML job; if no task "
+                "appears, please export again.",
+            )
             return
         self._save_owned(lambda e: model.start_submission(e, self.owner, self.now()))
         settings = self.services.settings
         assert export.manifest_blob is not None  # the build recorded it (start_submission checks)
         sas_url = self.services.storage.read_sas_url(
-            settings.container_name, export.manifest_blob, dt.timedelta(hours=settings.manifest_sas_hours))
+            settings.container_name, export.manifest_blob, dt.timedelta(hours=settings.manifest_sas_hours)
+        )
         try:
             task_id = self.services.ml.submit(sas_url, REQUEST_NAME_PREFIX + export.id)
         except (MlBusy, MlUnavailable) as exc:
@@ -209,13 +246,15 @@ class ExportRun:
             self._retry_later(code, f"ML service: {exc}", keep_token=False, note=str(exc))
             return
         except MlRejected as exc:
-            self._fail("ml_rejected", f"The ML service refused the export ({exc.status}): "
-                       f"{exc.message}")
+            self._fail("ml_rejected", f"The ML service refused the export ({exc.status}): {exc.message}")
             return
         except MlOutcomeUnknown as exc:
-            self._fail("ml_submission_unknown", f"The ML service did not answer the submission "
-                       f"({exc}); it may have accepted it. It was not sent again, to avoid a "
-                       "duplicate ML job; if no task appears, please export again.")
+            self._fail(
+                "ml_submission_unknown",
+                f"The ML service did not answer the submission "
+                f"({exc}); it may have accepted it. It was not sent again, to avoid a "
+                "duplicate ML job; if no task appears, please export again.",
+            )
             return
         self._record_task(task_id)
 
@@ -241,7 +280,8 @@ class ExportRun:
     # -- outcomes ----------------------------------------------------------------------
     def _fail(self, code: str, message: str) -> None:
         self.current = self.services.store.apply(
-            self.current, lambda e: None if e.is_final else model.fail(e, code, message, self.now()))
+            self.current, lambda e: None if e.is_final else model.fail(e, code, message, self.now())
+        )
         if self.export.error_code == code:
             self.log(logging.WARNING, "failed: %s", code)
 
@@ -249,10 +289,13 @@ class ExportRun:
         export = self.export
         settings = self.services.settings
         if export.retry_until is not None and self.now() >= export.retry_until:
-            self._fail(code, f"{message}. Gave up after retrying for "
-                       f"{settings.transient_retry_hours:g} hours; please export again later.")
+            self._fail(
+                code,
+                f"{message}. Gave up after retrying for "
+                f"{settings.transient_retry_hours:g} hours; please export again later.",
+            )
             return
-        delay = min(settings.retry_delay_seconds * 2 ** export.retries, MAX_RETRY_DELAY)
+        delay = min(settings.retry_delay_seconds * 2**export.retries, MAX_RETRY_DELAY)
         token = self.message.token if keep_token else None
         self.services.enqueue(ExportMessage(export.id, token), round(delay))
         retry_at = self.now() + dt.timedelta(seconds=delay)
@@ -286,9 +329,14 @@ def process_poison_message(body: str, services: Services) -> None:
         now = services.clock()
         if export.status not in (model.QUEUED, model.BUILDING) or model.lease_is_live(export, now):
             return None  # finished, with the ML service, or a live worker still on it
-        return model.fail(export, "internal_error", "The export could not be processed after "
-                          "several attempts (the worker kept failing). Please export again; if it "
-                          "fails again, contact the Zooniverse team with this export's id.", now)
+        return model.fail(
+            export,
+            "internal_error",
+            "The export could not be processed after "
+            "several attempts (the worker kept failing). Please export again; if it "
+            "fails again, contact the Zooniverse team with this export's id.",
+            now,
+        )
 
     current = services.store.apply(current, fail_if_abandoned)
     if current.export.status == model.FAILED and current.export.error_code == "internal_error":

@@ -10,6 +10,7 @@ The HTML is page/index.html with the Panoptes URL and the OAuth application id f
 page then needs no configuration call); the JavaScript talks only to this app's `/api/...`.
 Every answer carries a strict Content-Security-Policy: no inline script, `connect-src 'self'`,
 `frame-ancestors 'none'`."""
+
 from __future__ import annotations
 
 import html
@@ -30,16 +31,30 @@ log = logging.getLogger(__name__)
 HERE = pathlib.Path(__file__).resolve().parent
 STATIC = HERE / "static"
 INDEX = HERE / "index.html"
-CONTENT_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css",
-                 ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon",
-                 ".json": "application/json", ".txt": "text/plain", ".woff2": "font/woff2"}
+CONTENT_TYPES = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".json": "application/json",
+    ".txt": "text/plain",
+    ".woff2": "font/woff2",
+}
 _SAFE_PATH = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; font-src 'self'; manifest-src 'self'; form-action 'self'; "
-       "base-uri 'none'; frame-ancestors 'none'")
-SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                    "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
-                    "Cross-Origin-Opener-Policy": "same-origin"}
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; manifest-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
 # Static files are not content-hashed (no build step): a short max-age keeps a deployment's
 # new files at most five minutes away; the HTML itself is revalidated every time.
 ASSET_CACHE = "public, max-age=300"
@@ -52,8 +67,11 @@ def page(req: func.HttpRequest) -> func.HttpResponse:
         settings = get_page_settings()
     except SettingsError as exc:
         log.error("configuration error: %s", exc)
-        return _html("<!doctype html><title>Not configured</title><h1>The export page is not "
-                     "configured</h1><p>The operators have been told.</p>", 500)
+        return _html(
+            "<!doctype html><title>Not configured</title><h1>The export page is not "
+            "configured</h1><p>The operators have been told.</p>",
+            500,
+        )
     text = INDEX.read_text(encoding="utf-8")
     text = text.replace("{{PANOPTES_URL}}", html.escape(settings.panoptes_url, quote=True))
     text = text.replace("{{OAUTH_CLIENT_ID}}", html.escape(settings.panoptes_oauth_client_id, quote=True))
@@ -64,22 +82,33 @@ def asset(req: func.HttpRequest) -> func.HttpResponse:
     name = (req.route_params.get("file") or "").strip("/")
     path = STATIC / name
     content_type = CONTENT_TYPES.get(path.suffix.lower())
-    if (not _SAFE_PATH.fullmatch(name) or content_type is None or not path.is_file()
-            or STATIC not in path.resolve().parents):
-        return func.HttpResponse("Not found", status_code=404, mimetype="text/plain",
-                                 headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+    if (
+        not _SAFE_PATH.fullmatch(name)
+        or content_type is None
+        or not path.is_file()
+        or STATIC not in path.resolve().parents
+    ):
+        return func.HttpResponse(
+            "Not found",
+            status_code=404,
+            mimetype="text/plain",
+            headers={**SECURITY_HEADERS, "Cache-Control": "no-store"},
+        )
     charset = "utf-8" if content_type.startswith("text/") or content_type.endswith(("json", "xml")) else None
     headers = {**SECURITY_HEADERS, "Cache-Control": ASSET_CACHE}
     if charset:
         headers["Content-Type"] = f"{content_type}; charset={charset}"
-    return func.HttpResponse(path.read_bytes(), status_code=200, mimetype=content_type,
-                             headers=headers)
+    return func.HttpResponse(path.read_bytes(), status_code=200, mimetype=content_type, headers=headers)
 
 
 def _html(text: str, status: int) -> func.HttpResponse:
-    return func.HttpResponse(text, status_code=status, mimetype="text/html", charset="utf-8",
-                             headers={**SECURITY_HEADERS, "Cache-Control": HTML_CACHE,
-                                      "Content-Type": "text/html; charset=utf-8"})
+    return func.HttpResponse(
+        text,
+        status_code=status,
+        mimetype="text/html",
+        charset="utf-8",
+        headers={**SECURITY_HEADERS, "Cache-Control": HTML_CACHE, "Content-Type": "text/html; charset=utf-8"},
+    )
 
 
 # Hamlet's Camera Traps page had this address; the Subject Assistant and bookmarks may link it.
@@ -97,8 +126,11 @@ def page_static(req: func.HttpRequest) -> func.HttpResponse:
 
 # The host tries routes by function name, alphabetically: this name must sort after every other.
 @bp.function_name("zz_unmatched_route")
-@bp.route(route="{*path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-          auth_level=ANONYMOUS)
+@bp.route(
+    route="{*path}",
+    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+    auth_level=ANONYMOUS,
+)
 def unmatched_route(req: func.HttpRequest) -> func.HttpResponse:
     if not (req.route_params.get("path") or "").strip("/") and req.method in ("GET", "HEAD"):
         return page(req)

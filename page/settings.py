@@ -1,4 +1,5 @@
 """The page feature's settings, each declared once (see shared/settings.py for how)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,18 +13,22 @@ from shared.settings import AppSettings, load, setting
 def oauth_client_id(value: str) -> str:
     value = value.strip()
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,200}", value):
-        raise ValueError("must be the application id of a Panoptes OAuth application "
-                         "(letters, digits, '-' and '_')")
+        raise ValueError(
+            "must be the application id of a Panoptes OAuth application (letters, digits, '-' and '_')"
+        )
     return value
 
 
 @dataclasses.dataclass(frozen=True)
 class PageSettings(AppSettings):
     panoptes_oauth_client_id: str = setting(
-        "PANOPTES_OAUTH_CLIENT_ID", oauth_client_id, None,
+        "PANOPTES_OAUTH_CLIENT_ID",
+        oauth_client_id,
+        None,
         "Application id of the Panoptes OAuth application the page signs in with (implicit "
         "grant; its redirect URI is this app's root URL, e.g. https://<app host>/). See "
-        "docs/DEPLOY.md for how to register it.")
+        "docs/DEPLOY.md for how to register it.",
+    )
 
 
 @functools.lru_cache(maxsize=1)

@@ -5,6 +5,7 @@ emulator and the local Functions host (HTTP, queue and timer triggers from funct
 then does what the Subject Assistant does: start an export with the user's Panoptes token and
 watch it until the ML task completes. Exits 0 when the export completed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,8 +40,10 @@ def describe(export: dict) -> str:
         parts.append(f"read {progress['subjects_done']}/{progress['subjects_total'] or '?'} subjects")
     if export["manifest"]:
         m = export["manifest"]
-        parts.append(f"manifest {m['subjects']} subjects, {m['images']} images, "
-                     f"{m['skipped_frames']} non-image frame(s) skipped")
+        parts.append(
+            f"manifest {m['subjects']} subjects, {m['images']} images, "
+            f"{m['skipped_frames']} non-image frame(s) skipped"
+        )
     if export["ml_task_id"]:
         parts.append(f"ML task {export['ml_task_id']} is {export['ml_status']}")
     if export["error"]:
@@ -51,19 +54,31 @@ def describe(export: dict) -> str:
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="  [log] %(name)s: %(message)s")
     print("Subject Assistant export service — offline demo\n")
-    with running_azurite() as azurite, PanoptesStandIn() as panoptes, \
-            MlServiceStandIn(callers=("zooniverse",)) as ml:
+    with (
+        running_azurite() as azurite,
+        PanoptesStandIn() as panoptes,
+        MlServiceStandIn(callers=("zooniverse",)) as ml,
+    ):
         sample = load_sample(panoptes)
-        env = offline_settings(azurite, panoptes, ml, new_token_key(),
-                               # every 2 s here; every 10 min by default
-                               ML_POLL_SCHEDULE="*/2 * * * * *")
+        env = offline_settings(
+            azurite,
+            panoptes,
+            ml,
+            new_token_key(),
+            # every 2 s here; every 10 min by default
+            ML_POLL_SCHEDULE="*/2 * * * * *",
+        )
         with LocalHost(function_app.app, env=env, cors_origins=[ORIGIN]) as host:
             reset_services()
-            print(f"  storage     Azurite (blob :{azurite.blob_port}, queue :{azurite.queue_port}, "
-                  f"table :{azurite.table_port})")
-            print(f"  Panoptes    stand-in {panoptes.url} — project {sample.project_id} "
-                  f"\"{sample.project_name}\", subject set {sample.subject_set_id}: "
-                  f"{sample.subject_count} subjects")
+            print(
+                f"  storage     Azurite (blob :{azurite.blob_port}, queue :{azurite.queue_port}, "
+                f"table :{azurite.table_port})"
+            )
+            print(
+                f"  Panoptes    stand-in {panoptes.url} — project {sample.project_id} "
+                f'"{sample.project_name}", subject set {sample.subject_set_id}: '
+                f"{sample.subject_count} subjects"
+            )
             print(f"  ML service  emulator {ml.url}")
             print(f"  functions   local host {host.url}: {', '.join(sorted(host.functions))}\n")
 
@@ -72,15 +87,19 @@ def main() -> int:
             path = f"/api/projects/{sample.project_id}/subject-sets/{sample.subject_set_id}/exports"
             print(f"1. The Subject Assistant, signed in as user {sample.owner_id}, sends POST {path}")
             response = session.post(host.url + path, timeout=30)
-            print(f"   → {response.status_code}, Location: {response.headers.get('Location')}, "
-                  f"CORS allows {response.headers.get('Access-Control-Allow-Origin')}")
+            print(
+                f"   → {response.status_code}, Location: {response.headers.get('Location')}, "
+                f"CORS allows {response.headers.get('Access-Control-Allow-Origin')}"
+            )
             if response.status_code not in (200, 202):
                 print(f"   unexpected answer: {response.text}")
                 return 1
             export = response.json()
             again = session.post(host.url + path, timeout=30)
-            print(f"   (a second click answers {again.status_code} with the same export: "
-                  f"{again.json()['id'] == export['id']})")
+            print(
+                f"   (a second click answers {again.status_code} with the same export: "
+                f"{again.json()['id'] == export['id']})"
+            )
 
             print("\n2. It watches GET /api/exports/{id} while the queue worker and the ML poller work:")
             last, deadline = None, time.monotonic() + TIMEOUT
@@ -96,9 +115,11 @@ def main() -> int:
 
             submission = ml.submissions[0] if ml.submissions else None
             if submission is not None:
-                print(f"\n3. The ML service downloaded the manifest through its read-only SAS URL "
-                      f"(HTTP {submission.download_status}, {len(submission.manifest_bytes or b'')} "
-                      f"bytes, {submission.content_type}); first row:")
+                print(
+                    f"\n3. The ML service downloaded the manifest through its read-only SAS URL "
+                    f"(HTTP {submission.download_status}, {len(submission.manifest_bytes or b'')} "
+                    f"bytes, {submission.content_type}); first row:"
+                )
                 print(f"   {submission.manifest[0] if submission.manifest else None}")
             summary = export.get("results_summary") or {}
             if export["status"] == "completed":
@@ -106,18 +127,27 @@ def main() -> int:
                 for key, value in summary.items():
                     print(f"   {key:24} {value}")
                 print(f"   results_url              {redact(export['results_url'])}")
-                listing = session.get(f"{host.url}/api/projects/{sample.project_id}/exports",
-                                      timeout=30).json()
-                print(f"\n5. GET /api/projects/{sample.project_id}/exports lists "
-                      f"{len(listing['subject_sets'])} subject sets:")
+                listing = session.get(
+                    f"{host.url}/api/projects/{sample.project_id}/exports", timeout=30
+                ).json()
+                print(
+                    f"\n5. GET /api/projects/{sample.project_id}/exports lists "
+                    f"{len(listing['subject_sets'])} subject sets:"
+                )
                 for entry in listing["subject_sets"]:
                     latest = entry["latest_completed_export"]
-                    print(f"   {entry['id']:>6} {entry['display_name']:<28} "
-                          f"{'completed → ' + latest['subject_assistant_url'] if latest else 'no export yet'}")
-                print(f"\nThe Subject Assistant link (it names a task only this run's local ML emulator "
-                      f"knows, so the real Subject Assistant cannot open it):\n  {export['subject_assistant_url']}")
-                print(f"\nThe page for people was served at {host.url}/ during this run (`make run` "
-                      "keeps it running, with sign-in through the Panoptes stand-in).")
+                    print(
+                        f"   {entry['id']:>6} {entry['display_name']:<28} "
+                        f"{'completed → ' + latest['subject_assistant_url'] if latest else 'no export yet'}"
+                    )
+                print(
+                    f"\nThe Subject Assistant link (it names a task only this run's local ML emulator "
+                    f"knows, so the real Subject Assistant cannot open it):\n  {export['subject_assistant_url']}"
+                )
+                print(
+                    f"\nThe page for people was served at {host.url}/ during this run (`make run` "
+                    "keeps it running, with sign-in through the Panoptes stand-in)."
+                )
                 print(f"\nFunction invocations: {dict(host.invocations)}")
             reset_services()
             if export["status"] != "completed":

@@ -7,6 +7,7 @@ separates this use from any other use of the same secret. The sealed payload is
 export) is refused, and it is refused once older than its time-to-live. During a key rotation the
 previous secret still opens what was sealed under it.
 """
+
 from __future__ import annotations
 
 import base64

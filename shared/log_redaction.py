@@ -4,6 +4,7 @@ urllib3 logs every request line at DEBUG, query string included; the detections 
 ML service returns (and any SAS URL we fetch) carries `sig=`. The contract allows no SAS
 signature in logs at any level, so the signature is redacted on the loggers that print URLs.
 """
+
 from __future__ import annotations
 
 import logging

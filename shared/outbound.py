@@ -1,20 +1,21 @@
 """Outbound HTTP for the Panoptes and ML service adapters, on urllib3 (what requests is built on).
 
-Why not requests here: its session layer costs about 0.7 ms of CPU per call on top of urllib3
-(measured on a 57 kB Panoptes page: 1.3-1.5 ms against 0.7 ms), and our hot paths are exactly
-many such calls: a 100,000-subject export reads 1,000 pages, a poll tick asks about every active
-task. What requests adds beyond urllib3 (cookies, proxies and .netrc from the environment,
-redirects) is what one pool shared by every user must not have anyway. requests stays for the
-dev tools and tests.
+Why not requests here: its session layer roughly doubles the CPU of a call (docs/DECISIONS.md),
+and the hot paths are many calls: a 100,000-subject export reads 1,000 pages, a poll tick asks
+about every active task. What requests adds beyond urllib3 (cookies, proxies and .netrc from
+the environment, redirects) is what one pool shared by every user must not have anyway.
+requests stays for the dev tools and tests.
 """
+
 from __future__ import annotations
 
 import contextlib
 import json
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
@@ -62,8 +63,8 @@ class HttpAnswer:
 
 class OutboundHttp:
     """Connection pools for one service (one per origin): no retries, no redirects, no state
-    between calls. The pools are urllib3's own; they are kept here by origin rather than in a
-    PoolManager, whose per-call URL parsing and pool lookup cost ~0.2 ms of CPU."""
+    between calls. The pools are urllib3's own, kept here by origin rather than in a
+    PoolManager, whose per-call URL parsing and pool lookup showed in the poll tick's CPU."""
 
     def __init__(self, pool_size: int, timeout: float):
         self.timeout = timeout
@@ -78,15 +79,23 @@ class OutboundHttp:
             with self._lock:
                 pool = self._pools.get(origin)
                 if pool is None:
-                    pool = urllib3.connection_from_url(origin, maxsize=self._pool_size, block=False,
-                                                       retries=False)
+                    pool = urllib3.connection_from_url(
+                        origin, maxsize=self._pool_size, block=False, retries=False
+                    )
                     self._pools[origin] = pool
         return pool
 
-    def request(self, method: str, url: str, *, params: Mapping[str, Any] | None = None,
-                headers: Mapping[str, str] | None = None, json_body: Any = None,
-                connect_timeout: float | None = None,
-                max_bytes: int = MAX_ANSWER_BYTES) -> HttpAnswer:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        connect_timeout: float | None = None,
+        max_bytes: int = MAX_ANSWER_BYTES,
+    ) -> HttpAnswer:
         """One request, its answer read whole (decoded, at most `max_bytes`)."""
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -97,12 +106,22 @@ class OutboundHttp:
         if json_body is not None:
             body = json.dumps(json_body).encode("utf-8")
             all_headers["Content-Type"] = "application/json"
-        timeout = self._default_timeout if connect_timeout is None else urllib3.Timeout(
-            connect=min(connect_timeout, self.timeout), read=self.timeout)
+        timeout = (
+            self._default_timeout
+            if connect_timeout is None
+            else urllib3.Timeout(connect=min(connect_timeout, self.timeout), read=self.timeout)
+        )
         try:
             response = self._pool(f"{parts.scheme}://{parts.netloc}").urlopen(
-                method, target, body=body, headers=all_headers, timeout=timeout, redirect=False,
-                retries=False, preload_content=False)
+                method,
+                target,
+                body=body,
+                headers=all_headers,
+                timeout=timeout,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+            )
             try:
                 data = _read_bounded(response, max_bytes)
             except BaseException:
@@ -114,7 +133,7 @@ class OutboundHttp:
         return HttpAnswer(response.status, response.headers, data)
 
     @contextlib.contextmanager
-    def stream(self, url: str, *, max_bytes: int, deadline_seconds: float) -> Iterator["StreamedAnswer"]:
+    def stream(self, url: str, *, max_bytes: int, deadline_seconds: float) -> Iterator[StreamedAnswer]:
         """GET `url` for reading as a stream: its body is read as sent (no decompression; a
         compressed answer is refused), stops past `max_bytes`, and the whole answer must arrive
         within `deadline_seconds` (each socket read also waits at most that long)."""
@@ -124,16 +143,26 @@ class OutboundHttp:
         wait = urllib3.Timeout(connect=min(10.0, deadline_seconds), read=min(self.timeout, deadline_seconds))
         try:
             response = self._pool(f"{parts.scheme}://{parts.netloc}").urlopen(
-                "GET", target, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-                timeout=wait, redirect=False, retries=False, preload_content=False, decode_content=False)
+                "GET",
+                target,
+                headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+                timeout=wait,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                decode_content=False,
+            )
         except (HTTPError, OSError, ValueError) as exc:
             raise OutboundError(type(exc).__name__, isinstance(exc, ConnectTimeoutError)) from None
         try:
             encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
             if encoding != "identity":
                 raise OutboundError(f"compressed answer (Content-Encoding: {encoding[:40]})")
-            yield StreamedAnswer(response.status, response.headers,
-                                 _BoundedBody(response, max_bytes, started + deadline_seconds))
+            yield StreamedAnswer(
+                response.status,
+                response.headers,
+                _BoundedBody(response, max_bytes, started + deadline_seconds),
+            )
         finally:
             response.close()  # not returned to the pool: a connection left halfway is not reusable
 
@@ -142,7 +171,7 @@ class OutboundHttp:
 class StreamedAnswer:
     status: int
     headers: Mapping[str, str]
-    body: "_BoundedBody"
+    body: _BoundedBody
 
 
 class _BoundedBody:

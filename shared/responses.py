@@ -1,9 +1,11 @@
 """Answers to HTTP callers: JSON bodies and the contract's error shape (calls *out* to other
 services are shared/outbound.py)."""
+
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import azure.functions as func
 
@@ -21,14 +23,22 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
-def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype=JSON, charset="utf-8",
-                             headers={"Cache-Control": "no-store", **(headers or {})})
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body),
+        status_code=status,
+        mimetype=JSON,
+        charset="utf-8",
+        headers={"Cache-Control": "no-store", **(headers or {})},
+    )
 
 
 def error_response(error: ApiError) -> func.HttpResponse:
-    return json_response({"error": {"code": error.code, "message": error.message}}, error.status,
-                         error.headers)
+    return json_response(
+        {"error": {"code": error.code, "message": error.message}}, error.status, error.headers
+    )
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:

@@ -6,11 +6,13 @@ The Functions host tries routes in the alphabetical order of function names, not
 route precedence (Azure/azure-functions-host#9876): routes must not overlap, and the catch-all's
 function name sorts last (tests/unit/test_bindings.py pins both).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import azure.functions as func
 

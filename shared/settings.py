@@ -6,6 +6,7 @@ This module holds the machinery and the settings of the app's surroundings that 
 read (`AppSettings`: storage, Panoptes, browser origins). A feature declares its own settings in a
 subclass (exports/settings.py) and reads them once with `load(cls, env)`.
 """
+
 from __future__ import annotations
 
 import base64
@@ -13,7 +14,8 @@ import binascii
 import dataclasses
 import ipaddress
 import re
-from typing import Any, Callable, Mapping, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from shared.names import STORAGE_CONNECTION
@@ -35,8 +37,9 @@ class Setting:
     secret: bool = False
 
 
-def setting(name: str, parse: Callable[[str], Any], default: str | None, doc: str,
-            secret: bool = False) -> Any:
+def setting(
+    name: str, parse: Callable[[str], Any], default: str | None, doc: str, secret: bool = False
+) -> Any:
     """Declare a settings field: app setting `name`, parsed by `parse`, `default` (None: required;
     "" for an optional secret), `doc` for the README."""
     return dataclasses.field(repr=not secret, metadata={"setting": (name, parse, default, doc, secret)})
@@ -44,8 +47,11 @@ def setting(name: str, parse: Callable[[str], Any], default: str | None, doc: st
 
 def declared(cls: type) -> tuple[Setting, ...]:
     """Every setting a settings class declares, in declaration order."""
-    return tuple(Setting(meta[0], f.name, *meta[1:]) for f in dataclasses.fields(cls)
-                 if (meta := f.metadata.get("setting")))
+    return tuple(
+        Setting(meta[0], f.name, *meta[1:])
+        for f in dataclasses.fields(cls)
+        if (meta := f.metadata.get("setting"))
+    )
 
 
 # -- parsers ----------------------------------------------------------------------------------
@@ -155,11 +161,15 @@ def random_key(value: str) -> bytes:
         if not re.fullmatch(r"[A-Za-z0-9_-]+=*", raw):
             raise ValueError
     except (ValueError, binascii.Error, UnicodeError):
-        raise ValueError("must be URL-safe base64 (make one with: python -c \"from "
-                         "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\")") from None
+        raise ValueError(
+            'must be URL-safe base64 (make one with: python -c "from '
+            'cryptography.fernet import Fernet; print(Fernet.generate_key().decode())")'
+        ) from None
     if len(key) < 32:
-        raise ValueError(f"must hold at least 32 random bytes, not {len(key)} (make one with: python "
-                         "-c \"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\")")
+        raise ValueError(
+            f"must hold at least 32 random bytes, not {len(key)} (make one with: python "
+            '-c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())")'
+        )
     return key
 
 
@@ -169,8 +179,7 @@ def optional_random_key(value: str) -> bytes | None:
 
 # -- storage: a connection string or the identity-based form ---------------------------------
 # Identity-based connection (Azure): AzureWebJobsStorage__{blob,queue,table}ServiceUri etc.
-STORAGE_IDENTITY_SUFFIXES = ("blobServiceUri", "queueServiceUri", "tableServiceUri", "credential",
-                             "clientId")
+STORAGE_IDENTITY_SUFFIXES = ("blobServiceUri", "queueServiceUri", "tableServiceUri", "credential", "clientId")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,8 +207,10 @@ def storage_from_env(env: Mapping[str, str]) -> StorageSettings:
     connection_string = (env.get(name) or "").strip()
     if connection_string:
         if connection_string != "UseDevelopmentStorage=true" and "AccountName=" not in connection_string:
-            raise ValueError(f"{name} must be a storage connection string (or use the "
-                             f"identity-based {name}__*ServiceUri settings).")
+            raise ValueError(
+                f"{name} must be a storage connection string (or use the "
+                f"identity-based {name}__*ServiceUri settings)."
+            )
         return StorageSettings(connection_string=connection_string)
     prefix = name + "__"
     account = (env.get(prefix + "accountName") or "").strip()
@@ -209,8 +220,10 @@ def storage_from_env(env: Mapping[str, str]) -> StorageSettings:
         if not uri and account:
             uri = f"https://{account}.{service}.core.windows.net"
         if not uri:
-            raise ValueError(f"{name} is required: a connection string, or {prefix}blobServiceUri, "
-                             f"{prefix}queueServiceUri and {prefix}tableServiceUri (identity-based).")
+            raise ValueError(
+                f"{name} is required: a connection string, or {prefix}blobServiceUri, "
+                f"{prefix}queueServiceUri and {prefix}tableServiceUri (identity-based)."
+            )
         try:
             uris[service] = http_url(uri)
         except ValueError:
@@ -219,8 +232,9 @@ def storage_from_env(env: Mapping[str, str]) -> StorageSettings:
     if credential and credential != "managedidentity":
         raise ValueError(f"{prefix}credential must be 'managedidentity' when set.")
     client_id = (env.get(prefix + "clientId") or "").strip() or None
-    return StorageSettings(blob_uri=uris["blob"], queue_uri=uris["queue"], table_uri=uris["table"],
-                           client_id=client_id)
+    return StorageSettings(
+        blob_uri=uris["blob"], queue_uri=uris["queue"], table_uri=uris["table"], client_id=client_id
+    )
 
 
 # -- the app's surroundings, and reading a settings class ------------------------------------
@@ -233,11 +247,17 @@ class AppSettings:
 
     storage: StorageSettings
     panoptes_url: str = setting(
-        "PANOPTES_URL", service_url, "https://www.zooniverse.org",
-        "Panoptes base URL (API under /api, OAuth under /oauth); https except on loopback.")
+        "PANOPTES_URL",
+        service_url,
+        "https://www.zooniverse.org",
+        "Panoptes base URL (API under /api, OAuth under /oauth); https except on loopback.",
+    )
     allowed_origins: tuple[str, ...] = setting(
-        "ALLOWED_ORIGINS", origins, "https://subject-assistant.zooniverse.org",
-        "Comma-separated browser origins allowed by CORS (platform CORS in Azure, `Host.CORS` locally).")
+        "ALLOWED_ORIGINS",
+        origins,
+        "https://subject-assistant.zooniverse.org",
+        "Comma-separated browser origins allowed by CORS (platform CORS in Azure, `Host.CORS` locally).",
+    )
 
     def check(self) -> list[str]:
         """Rules across settings; a subclass adds its own. Problems, each naming its setting."""

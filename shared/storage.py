@@ -4,16 +4,22 @@
 identity-based form (service URIs + managed identity). Queue clients encode messages as base64,
 which is what the Functions host's queue trigger expects (host.json messageEncoding).
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from azure.data.tables import TableClient, TableServiceClient
-from azure.storage.blob import (BlobSasPermissions, BlobServiceClient, UserDelegationKey,
-                                generate_blob_sas)
-from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+from azure.storage.blob import BlobSasPermissions, BlobServiceClient, UserDelegationKey, generate_blob_sas
+from azure.storage.queue import (
+    QueueClient,
+    QueueServiceClient,
+    TextBase64DecodePolicy,
+    TextBase64EncodePolicy,
+)
 
 from shared.settings import StorageSettings
 
@@ -24,14 +30,15 @@ CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class StorageClients:
     """Blob, queue and table clients for one storage account, built from StorageSettings."""
 
-    def __init__(self, settings: StorageSettings, credential: Any = None,
-                 now: Callable[[], dt.datetime] = _utcnow):
+    def __init__(
+        self, settings: StorageSettings, credential: Any = None, now: Callable[[], dt.datetime] = _utcnow
+    ):
         self._settings = settings
         self._now = now
         self._lock = threading.Lock()
@@ -40,8 +47,12 @@ class StorageClients:
             if credential is None:
                 # Imported lazily: azure-identity is only needed in Azure.
                 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
-                credential = (ManagedIdentityCredential(client_id=settings.client_id)
-                              if settings.client_id else DefaultAzureCredential())
+
+                credential = (
+                    ManagedIdentityCredential(client_id=settings.client_id)
+                    if settings.client_id
+                    else DefaultAzureCredential()
+                )
             self._credential = credential
             self.blob_service = BlobServiceClient(settings.blob_uri or "", credential=credential)
             self.queue_service = QueueServiceClient(settings.queue_uri or "", credential=credential)
@@ -55,8 +66,10 @@ class StorageClients:
 
     def queue(self, name: str) -> QueueClient:
         return self.queue_service.get_queue_client(
-            name, message_encode_policy=TextBase64EncodePolicy(),
-            message_decode_policy=TextBase64DecodePolicy())
+            name,
+            message_encode_policy=TextBase64EncodePolicy(),
+            message_decode_policy=TextBase64DecodePolicy(),
+        )
 
     def table(self, name: str) -> TableClient:
         return self.table_service.get_table_client(name)
@@ -71,16 +84,29 @@ class StorageClients:
         if self._settings.uses_identity:
             key, key_expiry = self._user_delegation_key(lifetime)
             expiry = min(expiry, key_expiry)
-            sas = generate_blob_sas(account, container, blob_name, user_delegation_key=key,
-                                    permission=BlobSasPermissions(read=True), start=start,
-                                    expiry=expiry, protocol="https")
+            sas = generate_blob_sas(
+                account,
+                container,
+                blob_name,
+                user_delegation_key=key,
+                permission=BlobSasPermissions(read=True),
+                start=start,
+                expiry=expiry,
+                protocol="https",
+            )
         else:
             # Key-based (Azurite / connection string). Azurite serves plain http, so allow it.
             credential = self.blob_service.credential
-            sas = generate_blob_sas(account, container, blob_name,
-                                    account_key=credential.account_key,
-                                    permission=BlobSasPermissions(read=True), start=start,
-                                    expiry=expiry, protocol=None if blob.scheme == "http" else "https")
+            sas = generate_blob_sas(
+                account,
+                container,
+                blob_name,
+                account_key=credential.account_key,
+                permission=BlobSasPermissions(read=True),
+                start=start,
+                expiry=expiry,
+                protocol=None if blob.scheme == "http" else "https",
+            )
         return f"{blob.url}?{sas}"
 
     def _user_delegation_key(self, lifetime: dt.timedelta) -> tuple[UserDelegationKey, dt.datetime]:
@@ -90,6 +116,7 @@ class StorageClients:
             if self._delegation is None or self._delegation[1] - now < lifetime + CLOCK_SKEW:
                 expiry = now + DELEGATION_KEY_LIFETIME
                 key = self.blob_service.get_user_delegation_key(
-                    key_start_time=now - CLOCK_SKEW, key_expiry_time=expiry)
+                    key_start_time=now - CLOCK_SKEW, key_expiry_time=expiry
+                )
                 self._delegation = (key, expiry)
             return self._delegation

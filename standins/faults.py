@@ -5,13 +5,14 @@ path-with-query). The server asks `match()` once per request and acts on the
 returned Fault; the plan itself never touches sockets, so it is easy to test
 and safe to share between handler threads.
 """
+
 from __future__ import annotations
 
 import random
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 # "accept_then_hang" is understood by the ML service only (see ml_service.py).
 KINDS = ("status", "timeout", "slow", "drop", "accept_then_hang")
@@ -20,17 +21,18 @@ KINDS = ("status", "timeout", "slow", "drop", "accept_then_hang")
 @dataclass(eq=False)
 class Fault:
     """One rule. `hits` counts requests it was applied to."""
+
     pattern: re.Pattern
     kind: str
-    times: Optional[int] = None
-    probability: Optional[float] = None
+    times: int | None = None
+    probability: float | None = None
     delay: float = 0.0
-    status: Optional[int] = None
+    status: int | None = None
     body: Any = None
-    method: Optional[str] = None
-    retry_after: Optional[float] = None
+    method: str | None = None
+    retry_after: float | None = None
     hits: int = 0
-    _plan: Optional["FaultPlan"] = field(default=None, repr=False)
+    _plan: FaultPlan | None = field(default=None, repr=False)
 
     def remove(self) -> None:
         if self._plan is not None:
@@ -42,23 +44,42 @@ class Fault:
 
 
 class FaultPlan:
-    def __init__(self, rng: Optional[random.Random] = None, latency: float = 0.0):
+    def __init__(self, rng: random.Random | None = None, latency: float = 0.0):
         # A seeded Random makes probability-based faults reproducible in tests.
         self._rng = rng or random.Random(0)
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self.latency = latency  # seconds added to every request; settable any time
 
-    def add(self, path_regex: str, kind: str, *, times: Optional[int] = None,
-            probability: Optional[float] = None, delay: float = 0.0,
-            status: Optional[int] = None, body: Any = None,
-            method: Optional[str] = None, retry_after: Optional[float] = None) -> Fault:
+    def add(
+        self,
+        path_regex: str,
+        kind: str,
+        *,
+        times: int | None = None,
+        probability: float | None = None,
+        delay: float = 0.0,
+        status: int | None = None,
+        body: Any = None,
+        method: str | None = None,
+        retry_after: float | None = None,
+    ) -> Fault:
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {KINDS}")
         if kind == "status" and status is None:
             raise ValueError("a 'status' fault needs status=")
-        fault = Fault(re.compile(path_regex), kind, times, probability, delay, status,
-                      body, method.upper() if method else None, retry_after, _plan=self)
+        fault = Fault(
+            re.compile(path_regex),
+            kind,
+            times,
+            probability,
+            delay,
+            status,
+            body,
+            method.upper() if method else None,
+            retry_after,
+            _plan=self,
+        )
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -82,7 +103,7 @@ class FaultPlan:
         with self._lock:
             return list(self._faults)
 
-    def match(self, method: str, target: str) -> Optional[Fault]:
+    def match(self, method: str, target: str) -> Fault | None:
         """Return the first rule applying to this request, counting the hit.
 
         Rules are tried in the order added. A `times=n` rule drops out of the

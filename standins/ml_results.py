@@ -21,6 +21,7 @@ is never held in memory. `encode_image()` reproduces `json.dumps(..., indent=1)`
 image nested in the file, byte for byte, about twice as fast as the stdlib's pure-Python
 indenting encoder (the C encoder does not do indentation).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,9 +30,10 @@ import math
 import struct
 import threading
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _json_str  # C-accelerated, ensure_ascii=False
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any
 
 DETECTION_CATEGORIES = {"1": "animal", "2": "person", "3": "vehicle"}  # DETECTOR_LABEL_MAP
 FORMAT_VERSION = "1.1"  # OUTPUT_FORMAT_VERSION
@@ -73,11 +75,16 @@ def _fake_detections(unit: list) -> list:
     n = 0 if unit[1] < 0.4 else 1 + int(unit[2] * 3) % 3  # ~40% empty, like camera-trap data
     dets = []
     for k in range(n):
-        u = unit[3 + 3 * k: 6 + 3 * k]
+        u = unit[3 + 3 * k : 6 + 3 * k]
         category = "1" if u[0] < 0.8 else ("2" if u[0] < 0.95 else "3")
         x, y = round(u[1] * 0.6, 4), round(u[2] * 0.6, 4)
-        dets.append({"category": category, "conf": round(0.1 + 0.899 * u[(k + 1) % 3], 3),
-                     "bbox": [x, y, round(0.1 + u[2] * 0.3, 4), round(0.1 + u[1] * 0.3, 4)]})
+        dets.append(
+            {
+                "category": category,
+                "conf": round(0.1 + 0.899 * u[(k + 1) % 3], 3),
+                "bbox": [x, y, round(0.1 + u[2] * 0.3, 4), round(0.1 + u[1] * 0.3, 4)],
+            }
+        )
     return dets
 
 
@@ -95,7 +102,7 @@ def encode_image(image: Any) -> str:
     return "  " + _encode(image, 2)
 
 
-def _encode_detections(dets: Any) -> Optional[str]:
+def _encode_detections(dets: Any) -> str | None:
     """Fast path for MegaDetector's detection list; None when it has another shape."""
     if type(dets) is not list or not dets:
         return None
@@ -104,12 +111,25 @@ def _encode_detections(dets: Any) -> Optional[str]:
         if type(d) is not dict or len(d) != 3:
             return None
         category, conf, bbox = d.get("category"), d.get("conf"), d.get("bbox")
-        if (type(category) is not str or type(conf) is not float or not math.isfinite(conf)
-                or type(bbox) is not list or not bbox or list(d) != ["category", "conf", "bbox"]
-                or not all(type(x) is float and math.isfinite(x) for x in bbox)):
+        if (
+            type(category) is not str
+            or type(conf) is not float
+            or not math.isfinite(conf)
+            or type(bbox) is not list
+            or not bbox
+            or list(d) != ["category", "conf", "bbox"]
+            or not all(type(x) is float and math.isfinite(x) for x in bbox)
+        ):
             return None
-        items.append('    {\n     "category": ' + _json_str(category) + ',\n     "conf": ' + float.__repr__(conf)
-                     + ',\n     "bbox": [\n      ' + ",\n      ".join(map(float.__repr__, bbox)) + "\n     ]\n    }")
+        items.append(
+            '    {\n     "category": '
+            + _json_str(category)
+            + ',\n     "conf": '
+            + float.__repr__(conf)
+            + ',\n     "bbox": [\n      '
+            + ",\n      ".join(map(float.__repr__, bbox))
+            + "\n     ]\n    }"
+        )
     return "[\n" + ",\n".join(items) + "\n   ]"
 
 
@@ -131,27 +151,42 @@ def _encode(value: Any, depth: int) -> str:
     elif kind is dict:
         if value and depth < 60 and all(type(k) is str for k in value):
             inner = _NEWLINE_INDENT[depth + 1]
-            return ("{" + inner + ("," + inner).join(
-                [_json_str(k) + ": " + _encode(v, depth + 1) for k, v in value.items()])
-                + _NEWLINE_INDENT[depth] + "}")
+            return (
+                "{"
+                + inner
+                + ("," + inner).join([_json_str(k) + ": " + _encode(v, depth + 1) for k, v in value.items()])
+                + _NEWLINE_INDENT[depth]
+                + "}"
+            )
     elif kind is list:
         if value and depth < 60:
             inner = _NEWLINE_INDENT[depth + 1]
-            return ("[" + inner + ("," + inner).join([_encode(v, depth + 1) for v in value])
-                    + _NEWLINE_INDENT[depth] + "]")
+            return (
+                "["
+                + inner
+                + ("," + inner).join([_encode(v, depth + 1) for v in value])
+                + _NEWLINE_INDENT[depth]
+                + "]"
+            )
     return json.dumps(value, ensure_ascii=False, indent=1).replace("\n", _NEWLINE_INDENT[depth])
 
 
 # -- the whole file -------------------------------------------------------------------
 def file_info(model_version: str, completion_time: str) -> dict:
-    return {"detector": f"megadetector_v{model_version}", "detection_completion_time": completion_time,
-            "format_version": FORMAT_VERSION}
+    return {
+        "detector": f"megadetector_v{model_version}",
+        "detection_completion_time": completion_time,
+        "format_version": FORMAT_VERSION,
+    }
 
 
 def iter_file_bytes(info: dict, images: Iterable[dict], chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
     """The file exactly as aggregate_results() uploads it, in pieces of about chunk_bytes."""
-    skeleton = json.dumps({"info": info, "detection_categories": DETECTION_CATEGORIES, "images": []},
-                          ensure_ascii=False, indent=1)
+    skeleton = json.dumps(
+        {"info": info, "detection_categories": DETECTION_CATEGORIES, "images": []},
+        ensure_ascii=False,
+        indent=1,
+    )
     head, tail = skeleton.rsplit("[]", 1)  # tail is "\n}"
     buf = [head, "["]
     size = 0
@@ -179,8 +214,11 @@ def images_to_exceed(info: dict, images: Iterable[dict], limit: int) -> tuple[in
 
     Sizes follow iter_file_bytes(): `[`, then "\n" + image, ",\n" + image..., then "\n ]".
     """
-    skeleton = json.dumps({"info": info, "detection_categories": DETECTION_CATEGORIES, "images": []},
-                          ensure_ascii=False, indent=1).encode("utf-8")
+    skeleton = json.dumps(
+        {"info": info, "detection_categories": DETECTION_CATEGORIES, "images": []},
+        ensure_ascii=False,
+        indent=1,
+    ).encode("utf-8")
     empty_size = len(skeleton)  # "[]" included
     size, count = empty_size, 0
     for image in images:
@@ -200,7 +238,8 @@ class SyntheticImages:
     Rows look like Hamlet's: a Panoptes upload URL and a meta string with project_id,
     subject_set_id, subject_id and frame_id (all strings, in that order).
     """
-    count: Optional[int]  # None: endless (for the drip)
+
+    count: int | None  # None: endless (for the drip)
     project_id: str = "1"
     subject_set_id: str = "1"
     first_subject_id: int = 10_000_000
@@ -215,19 +254,23 @@ class SyntheticImages:
         h = hashlib.md5(f"synthetic:{self.subject_set_id}:{i}".encode()).hexdigest()
         url = f"{SYNTHETIC_UPLOADS}/{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}.jpeg"
         # json.dumps of the four keys, spelt out because this runs a million times
-        meta = (f'{{"project_id": {json.dumps(self.project_id)}, "subject_set_id": '
-                f'{json.dumps(self.subject_set_id)}, "subject_id": "{self.first_subject_id + i // 3}", '
-                f'"frame_id": "{i % 3}"}}')
+        meta = (
+            f'{{"project_id": {json.dumps(self.project_id)}, "subject_set_id": '
+            f'{json.dumps(self.subject_set_id)}, "subject_id": "{self.first_subject_id + i // 3}", '
+            f'"frame_id": "{i % 3}"}}'
+        )
         return [url, meta]
 
 
 # -- hostile bodies -------------------------------------------------------------------
 GZIP_BOMB_INFLATED_BYTES = 256 * 1024 * 1024  # >= 200 MB however MB is counted
 _gzip_bomb_lock = threading.Lock()
-_gzip_bomb: Optional[bytes] = None
+_gzip_bomb: bytes | None = None
 
-NOT_JSON_BODY = (b'<?xml version="1.0" encoding="utf-8"?><Error><Code>InternalError</Code>'
-                 b"<Message>This is not JSON.</Message></Error>")
+NOT_JSON_BODY = (
+    b'<?xml version="1.0" encoding="utf-8"?><Error><Code>InternalError</Code>'
+    b"<Message>This is not JSON.</Message></Error>"
+)
 
 
 def gzip_bomb() -> bytes:
@@ -239,8 +282,13 @@ def gzip_bomb() -> bytes:
     global _gzip_bomb
     with _gzip_bomb_lock:
         if _gzip_bomb is None:
-            text = json.dumps({"info": file_info("5a", "2021-02-08T20:02:05.699689Z"),
-                               "detection_categories": DETECTION_CATEGORIES}, indent=1)[:-2]
+            text = json.dumps(
+                {
+                    "info": file_info("5a", "2021-02-08T20:02:05.699689Z"),
+                    "detection_categories": DETECTION_CATEGORIES,
+                },
+                indent=1,
+            )[:-2]
             head = (text + ',\n "images": [').encode()
             tail = b"]\n}"
             comp = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: gzip header and trailer
@@ -257,8 +305,10 @@ def gzip_bomb() -> bytes:
 
 def drip_source(info: dict, synthetic: SyntheticImages) -> Iterator[bytes]:
     """The opening of a valid-looking detections file that never ends, one byte at a time."""
-    images = (detect(row, 0.0) for row in SyntheticImages(None, synthetic.project_id,
-                                                         synthetic.subject_set_id).rows())
+    images = (
+        detect(row, 0.0)
+        for row in SyntheticImages(None, synthetic.project_id, synthetic.subject_set_id).rows()
+    )
     for piece in iter_file_bytes(info, images, chunk_bytes=256):
         for i in range(len(piece)):
-            yield piece[i:i + 1]
+            yield piece[i : i + 1]

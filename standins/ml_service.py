@@ -133,6 +133,7 @@ configure(id, results_url=...) reports any URL verbatim in the completed message
 Counting the Content-Length of a large file costs one extra pass before the headers (about
 13 s for 1,000,000 images, 460 MB); it is cached per task, and results_chunked avoids it.
 """
+
 from __future__ import annotations
 
 import base64
@@ -146,9 +147,10 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Optional
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import requests
 
@@ -178,59 +180,75 @@ DEFAULT_OVERSIZED_BYTES = 256 * 1024 * 1024
 # Texts of the real service
 CREATED_MSG = "Request received. Listing images next..."
 EMPTY_LIST_MSG = "0 images found in provided list of images."
-NO_IMAGES_MSG = ("Zero images found in container or in provided list of images "
-                 "after filtering with the provided parameters.")
+NO_IMAGES_MSG = (
+    "Zero images found in container or in provided list of images "
+    "after filtering with the provided parameters."
+)
 PREPARE_ERROR = "Error occurred while preparing the Batch job: "
 SUBMIT_ERROR = "Please contact us. Error occurred while submitting the Batch job: "
 CANCELED_MSG = "Request has been canceled by the user."
 CANCEL_OK = "Canceling signal has been sent. You can verify the status at the /task endpoint"
-CALLER_401 = ("Parameter caller is not supplied or is not on our allowlist. "
-              "Please email cameratraps@lila.science to request access.")
+CALLER_401 = (
+    "Parameter caller is not supplied or is not on our allowlist. "
+    "Please email cameratraps@lila.science to request access."
+)
 # Flask 2.0 Request.on_json_loading_failed outside debug: a bare BadRequest()
-BAD_JSON_TEXT = "400 Bad Request: The browser (or proxy) sent a request that this server could not understand."
+BAD_JSON_TEXT = (
+    "400 Bad Request: The browser (or proxy) sent a request that this server could not understand."
+)
 # Guess at azure-batch's BatchErrorException text for terminating a job that does not exist.
-JOB_NOT_FOUND_TEXT = ("Request encountered an exception.\nCode: JobNotFound\n"
-                      "Message: {'additional_properties': {}, 'lang': 'en-US', "
-                      "'value': 'The specified job does not exist.'}")
+JOB_NOT_FOUND_TEXT = (
+    "Request encountered an exception.\nCode: JobNotFound\n"
+    "Message: {'additional_properties': {}, 'lang': 'en-US', "
+    "'value': 'The specified job does not exist.'}"
+)
 
 _WERKZEUG_PAGES = {
-    404: ("Not Found", "The requested URL was not found on the server. If you entered the URL "
-                       "manually please check your spelling and try again."),
+    404: (
+        "Not Found",
+        "The requested URL was not found on the server. If you entered the URL "
+        "manually please check your spelling and try again.",
+    ),
     405: ("Method Not Allowed", "The method is not allowed for the requested URL."),
-    500: ("Internal Server Error", "The server encountered an internal error and was unable to "
-                                   "complete your request. Either the server is overloaded or "
-                                   "there is an error in the application."),
+    500: (
+        "Internal Server Error",
+        "The server encountered an internal error and was unable to "
+        "complete your request. Either the server is overloaded or "
+        "there is an error in the application.",
+    ),
 }
 _UNSET: Any = object()
 
 
 def utc_now() -> str:
     """server_utils.get_utc_time(): '2021-02-08T20:02:05.699689Z'."""
-    return datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 @dataclass
 class Submission:
     """What the service received for one accepted request."""
+
     request_id: str
     body: dict
-    manifest_bytes: Optional[bytes] = None
+    manifest_bytes: bytes | None = None
     manifest: Any = None
-    download_status: Optional[int] = None
-    content_type: Optional[str] = None
-    error: Optional[str] = None
+    download_status: int | None = None
+    content_type: str | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
 class _FileSpec:
     """Everything that decides the bytes of one detections file (also the length cache key)."""
+
     model_version: str
     completion_time: str
     kept_shards: tuple  # shard indices, in the blob-name order aggregate_results reads them
     shard_size: int
     failure_rate: float
     access_failure_rate: float
-    synthetic: Optional[SyntheticImages]  # None: the manifest rows of kept_shards
+    synthetic: SyntheticImages | None  # None: the manifest rows of kept_shards
 
     @property
     def info(self) -> dict:
@@ -250,29 +268,29 @@ class _Task:
     status: str = "created"
     message: Any = CREATED_MSG
     last_updated: str = field(default_factory=utc_now)
-    images: Optional[list] = None  # manifest rows that survived filtering
+    images: list | None = None  # manifest rows that survived filtering
     downloaded: threading.Event = field(default_factory=threading.Event)
     # Keys the real job status keeps once the Batch job is submitted
-    num_tasks: Optional[int] = None
-    num_images: Optional[int] = None
+    num_tasks: int | None = None
+    num_images: int | None = None
     running_checks: int = 0  # the monitor thread's num_checks
     succeeded_reported: int = 0  # S of the last "Check number"/"Submitted" message
     # Submission problem: nothing moves the job any more
     frozen: bool = False
-    pending_submission_error: Optional[str] = None
+    pending_submission_error: str | None = None
     batch_job_exists: bool = True
     batch_terminated: bool = False
     monitor_outlives_cancel: bool = False
-    aggregating: Optional[Callable[["_Task"], None]] = None  # set between the max-cycles problem and completed
-    shards_done_at_cancel: Optional[int] = None
+    aggregating: Callable[[_Task], None] | None = None  # set between the max-cycles problem and completed
+    shards_done_at_cancel: int | None = None
     # The aggregated file
     results_ready: bool = False
-    completion_time: Optional[str] = None
-    kept_count: Optional[int] = None  # shards 0..k-1 succeeded (cancel / max cycles); None: all but failed
-    results_images: Optional[int] = None
-    results_url: Optional[str] = None
-    results_mode: Optional[str] = None
-    results_bytes: Optional[int] = None
+    completion_time: str | None = None
+    kept_count: int | None = None  # shards 0..k-1 succeeded (cancel / max cycles); None: all but failed
+    results_images: int | None = None
+    results_url: str | None = None
+    results_mode: str | None = None
+    results_bytes: int | None = None
     results_chunked: bool = False
     drip_interval: float = 0.5
     drip_max_seconds: float = 120.0
@@ -295,9 +313,15 @@ class MlServiceStandIn(StandInServer):
     legacy_models_fail = True
     json_content_type = "application/json"
 
-    def __init__(self, callers=("zooniverse",), latency: float = 0.0, seed: int = 0,
-                 base_path: str = API_PREFIX, max_active_jobs: Optional[int] = None,
-                 download_timeout: float = 10.0):
+    def __init__(
+        self,
+        callers=("zooniverse",),
+        latency: float = 0.0,
+        seed: int = 0,
+        base_path: str = API_PREFIX,
+        max_active_jobs: int | None = None,
+        download_timeout: float = 10.0,
+    ):
         super().__init__(latency=latency, seed=seed)
         self.callers = set(callers)
         self.base_path = base_path.rstrip("/")
@@ -354,14 +378,23 @@ class MlServiceStandIn(StandInServer):
             t.plan, t.pos = [(status, message)], 0
             self._apply(t, status, message)
 
-    def configure(self, request_id: str, *, failure_rate: Optional[float] = None,
-                  failed_shards: Optional[int] = None, shard_size: Optional[int] = None,
-                  access_failure_rate: Optional[float] = None,
-                  shards_done_at_cancel: Optional[int] = None,
-                  results_images: Optional[int] = None, results_url: Any = _UNSET,
-                  results_mode: Any = _UNSET, results_bytes: Optional[int] = None,
-                  drip_interval: Optional[float] = None, drip_max_seconds: Optional[float] = None,
-                  results_chunked: Optional[bool] = None) -> None:
+    def configure(
+        self,
+        request_id: str,
+        *,
+        failure_rate: float | None = None,
+        failed_shards: int | None = None,
+        shard_size: int | None = None,
+        access_failure_rate: float | None = None,
+        shards_done_at_cancel: int | None = None,
+        results_images: int | None = None,
+        results_url: Any = _UNSET,
+        results_mode: Any = _UNSET,
+        results_bytes: int | None = None,
+        drip_interval: float | None = None,
+        drip_max_seconds: float | None = None,
+        results_chunked: bool | None = None,
+    ) -> None:
         """Per-task knobs; arguments left out keep their value.
 
         failure_rate / access_failure_rate: shares of images with "Failure inference" /
@@ -377,11 +410,18 @@ class MlServiceStandIn(StandInServer):
             raise ValueError(f"results_mode must be one of {RESULTS_MODES}")
         with self._task_lock:
             t = self._tasks[request_id]
-            updates = dict(failure_rate=failure_rate, failed_shards=failed_shards, shard_size=shard_size,
-                           access_failure_rate=access_failure_rate,
-                           shards_done_at_cancel=shards_done_at_cancel, results_images=results_images,
-                           results_bytes=results_bytes, drip_interval=drip_interval,
-                           drip_max_seconds=drip_max_seconds, results_chunked=results_chunked)
+            updates = dict(
+                failure_rate=failure_rate,
+                failed_shards=failed_shards,
+                shard_size=shard_size,
+                access_failure_rate=access_failure_rate,
+                shards_done_at_cancel=shards_done_at_cancel,
+                results_images=results_images,
+                results_bytes=results_bytes,
+                drip_interval=drip_interval,
+                drip_max_seconds=drip_max_seconds,
+                results_chunked=results_chunked,
+            )
             for name, value in updates.items():
                 if value is not None:
                     setattr(t, name, value)
@@ -389,11 +429,16 @@ class MlServiceStandIn(StandInServer):
                 t.results_mode = results_mode
             if results_url is not _UNSET:
                 t.results_url = results_url
-                if t.status == "completed" and isinstance(t.message, dict) and "output_file_urls" in t.message:
+                if (
+                    t.status == "completed"
+                    and isinstance(t.message, dict)
+                    and "output_file_urls" in t.message
+                ):
                     t.message = {**t.message, "output_file_urls": {"detections": self._results_url(t)}}
 
-    def script_submission_problem(self, request_id: str, error: str = "emulated submission failure",
-                                  batch_job_exists: bool = True) -> None:
+    def script_submission_problem(
+        self, request_id: str, error: str = "emulated submission failure", batch_job_exists: bool = True
+    ) -> None:
         """The Batch submission fails: `problem` without num_tasks, for good.
 
         Status calls keep answering the same status, message and Timestamp whatever the plan
@@ -411,16 +456,19 @@ class MlServiceStandIn(StandInServer):
             else:
                 raise ValueError(f"the job ended before its submission ({t.status})")
 
-    def script_max_cycles(self, request_id: str, running_checks: int = 2,
-                          succeeded_shards: Optional[int] = None) -> None:
+    def script_max_cycles(
+        self, request_id: str, running_checks: int = 2, succeeded_shards: int | None = None
+    ) -> None:
         """`running_checks` monitor checks, then the MAX_MONITOR_CYCLES `problem`, then `completed`.
 
         One shard never finishes; the file holds the succeeded shards only.
         """
         with self._task_lock:
             t = self._tasks[request_id]
-            t.plan, t.pos = [(t.status, t.message)] + self._max_cycles_steps(t, running_checks,
-                                                                            succeeded_shards), 0
+            t.plan, t.pos = (
+                [(t.status, t.message)] + self._max_cycles_steps(t, running_checks, succeeded_shards),
+                0,
+            )
             t.monitor_outlives_cancel = False
 
     def wait_for_downloads(self, timeout: float = 5.0) -> bool:
@@ -461,13 +509,15 @@ class MlServiceStandIn(StandInServer):
     def handle(self, req: Request) -> Response:
         if req.path.startswith("/results/"):  # the blob store, not the Flask app
             if req.method != "GET":
-                return _blob_error(405, "UnsupportedHttpVerb", "The resource doesn't support specified Http Verb.")
+                return _blob_error(
+                    405, "UnsupportedHttpVerb", "The resource doesn't support specified Http Verb."
+                )
             return self._results(req)
         if req.path == self.base_path:  # Werkzeug's strict slashes: redirect to the rule with "/"
             return Response(308, "", headers={"Location": self.url + "/"})
         if not req.path.startswith(self.base_path + "/"):
             return _flask_page(404)
-        route = req.path[len(self.base_path) + 1:]
+        route = req.path[len(self.base_path) + 1 :]
         get_routes: dict[str, Callable[[], Response]] = {
             "": lambda: Response(200, "Camera traps batch processing API. Instance: zooniverse"),
             "default_model_version": lambda: Response(200, DEFAULT_MODEL_VERSION),
@@ -479,16 +529,23 @@ class MlServiceStandIn(StandInServer):
                 return _flask_page(405, allow="OPTIONS, POST")
             return self._request_detections(req) if route == "request_detections" else self._cancel(req)
         if route.startswith("task/") and route.count("/") == 1 and len(route) > len("task/"):
-            return self._status(route[len("task/"):]) if req.method == "GET" else \
-                _flask_page(405, allow="GET, HEAD, OPTIONS")
+            return (
+                self._status(route[len("task/") :])
+                if req.method == "GET"
+                else _flask_page(405, allow="GET, HEAD, OPTIONS")
+            )
         if route in get_routes:
-            return get_routes[route]() if req.method == "GET" else _flask_page(405, allow="GET, HEAD, OPTIONS")
+            return (
+                get_routes[route]() if req.method == "GET" else _flask_page(405, allow="GET, HEAD, OPTIONS")
+            )
         return _flask_page(404)
 
     def _read_json(self, req: Request):
         """Flask's request.is_json + get_json(): both failures are 415 in the real views."""
         ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if not (ctype == "application/json" or (ctype.startswith("application/") and ctype.endswith("+json"))):
+        if not (
+            ctype == "application/json" or (ctype.startswith("application/") and ctype.endswith("+json"))
+        ):
             return None, _err(415, "Body needs to have a JSON mimetype (e.g., application/json).")
         try:
             return req.json(), None
@@ -510,17 +567,26 @@ class MlServiceStandIn(StandInServer):
             if self.max_active_jobs is not None and self._active_jobs() >= self.max_active_jobs:
                 return _err(503, "Too many active jobs, please try again later")
             request_id = uuid.uuid4().hex
-            task = _Task(request_id, body, list(self.default_plan), self.failure_rate,
-                         self.failed_shards, self.shard_size, self.access_failure_rate)
+            task = _Task(
+                request_id,
+                body,
+                list(self.default_plan),
+                self.failure_rate,
+                self.failed_shards,
+                self.shard_size,
+                self.access_failure_rate,
+            )
             sub = Submission(request_id, body)
             self._tasks[request_id] = task
             self.submissions.append(sub)
             self.status_calls[request_id] = 0
             self.accepted_count += 1
-        threading.Thread(target=self._prepare, args=(task, sub), name=f"job_{request_id}", daemon=True).start()
+        threading.Thread(
+            target=self._prepare, args=(task, sub), name=f"job_{request_id}", daemon=True
+        ).start()
         return _flask_json(200, {"request_id": request_id})
 
-    def _validate_request(self, post_body: Any) -> Optional[Response]:
+    def _validate_request(self, post_body: Any) -> Response | None:
         """server.request_detections() line by line; exceptions escape as they do there."""
         caller_id = post_body.get("caller", None)  # AttributeError for a non-object body
         if caller_id is None or caller_id not in list(self.callers):
@@ -530,8 +596,11 @@ class MlServiceStandIn(StandInServer):
             use_url = False
         input_container_sas = post_body.get("input_container_sas", None)
         if not input_container_sas and not use_url:
-            return _err(400, "input_container_sas with read and list access is a required "
-                             "field when not using image URLs.")
+            return _err(
+                400,
+                "input_container_sas with read and list access is a required "
+                "field when not using image URLs.",
+            )
         if input_container_sas is not None:
             err = _check_container_sas(input_container_sas)
             if err:
@@ -552,11 +621,16 @@ class MlServiceStandIn(StandInServer):
             if len(request_name) > 92:
                 return _err(400, "request_name is longer than 92 characters.")
             if not set(request_name) <= ALLOWED_NAME_CHARS:
-                return _err(400, "request_name contains invalid characters (only letters, "
-                                 "digits, - and _ are allowed).")
+                return _err(
+                    400,
+                    "request_name contains invalid characters (only letters, digits, - and _ are allowed).",
+                )
         if images_requested_json_sas is None:
-            return _err(400, "Listing images in input_container_sas is not supported by this emulator "
-                             "(send images_requested_json_sas).")
+            return _err(
+                400,
+                "Listing images in input_container_sas is not supported by this emulator "
+                "(send images_requested_json_sas).",
+            )
         return None
 
     def _active_jobs(self) -> int:
@@ -599,10 +673,10 @@ class MlServiceStandIn(StandInServer):
     def _list_images(self, body: dict, sub: Submission):
         """The listing half of create_batch_job: (rows, None) or (None, (status, message))."""
         use_url = body.get("use_url", False)  # the raw value: "false" is truthy here
-        image_path_prefix = body.get("image_path_prefix", None)
-        first_n = body.get("first_n", None)
+        image_path_prefix = body.get("image_path_prefix")
+        first_n = body.get("first_n")
         first_n = int(first_n) if first_n else None
-        sample_n = body.get("sample_n", None)
+        sample_n = body.get("sample_n")
         sample_n = int(sample_n) if sample_n else None
 
         image_paths = self._download(str(body.get("images_requested_json_sas")), sub)
@@ -628,16 +702,21 @@ class MlServiceStandIn(StandInServer):
             if not sample_n > 0:
                 raise AssertionError("parameter sample_n is 0.")
             if sample_n > len(image_paths):
-                raise ValueError("parameter sample_n specifies more images than "
-                                 "available (after filtering by other provided params).")
+                raise ValueError(
+                    "parameter sample_n specifies more images than "
+                    "available (after filtering by other provided params)."
+                )
             self._sample_rng.shuffle(image_paths)
             image_paths = image_paths[:sample_n]
         num_images = len(image_paths)
         if num_images < 1:
             return None, ("completed", NO_IMAGES_MSG)
         if num_images > MAX_NUMBER_IMAGES_ACCEPTED_PER_JOB:
-            return None, ("failed", f"The number of images ({num_images}) requested for processing exceeds "
-                                    f"the maximum accepted {MAX_NUMBER_IMAGES_ACCEPTED_PER_JOB} in one call")
+            return None, (
+                "failed",
+                f"The number of images ({num_images}) requested for processing exceeds "
+                f"the maximum accepted {MAX_NUMBER_IMAGES_ACCEPTED_PER_JOB} in one call",
+            )
         return image_paths, None
 
     def _download(self, url: str, sub: Submission) -> Any:
@@ -681,9 +760,15 @@ class MlServiceStandIn(StandInServer):
                 else:
                     status, message = (step, None) if isinstance(step, str) else step
                     self._apply(t, status, message)
-            return _flask_json(200, {"Status": self._status_dict(t, with_num_tasks=False),
-                                     "Endpoint": f"{self.base_path}/request_detections",
-                                     "TaskId": request_id, "Timestamp": t.last_updated})
+            return _flask_json(
+                200,
+                {
+                    "Status": self._status_dict(t, with_num_tasks=False),
+                    "Endpoint": f"{self.base_path}/request_detections",
+                    "TaskId": request_id,
+                    "Timestamp": t.last_updated,
+                },
+            )
 
     def _may_advance(self, t: _Task) -> bool:
         # The plan only moves once the manifest is in, as the real job stays "created" while
@@ -723,13 +808,16 @@ class MlServiceStandIn(StandInServer):
     def _apply(self, t: _Task, status: str, message: Any = None) -> None:
         """A plan step or set_status(): the real service's wording unless a message is given."""
         implies_batch_job = status in ("running", "problem") or (
-            status == "completed" and (message is None or isinstance(message, dict)))
+            status == "completed" and (message is None or isinstance(message, dict))
+        )
         if implies_batch_job and t.images and t.num_tasks is None:
             self._submit(t)
             if status == "running" and message is None:
                 t.succeeded_reported = 0
-                message = (f"Submitted {t.num_images} images to cluster in {t.num_tasks} shards. "
-                           "Number of shards failed to be submitted: 0")
+                message = (
+                    f"Submitted {t.num_images} images to cluster in {t.num_tasks} shards. "
+                    "Number of shards failed to be submitted: 0"
+                )
                 return self._write(t, status, message)
         failed = self._failed_count(t)
         succeeded = t.num_shards - failed
@@ -742,28 +830,38 @@ class MlServiceStandIn(StandInServer):
             return self._write_completed(t, None, failed, message)
         if status in ("running", "problem"):
             t.running_checks += 1
-        defaults = {"created": CREATED_MSG, "canceled": CANCELED_MSG,
-                    "failed": PREPARE_ERROR + "emulated failure"}
+        defaults = {
+            "created": CREATED_MSG,
+            "canceled": CANCELED_MSG,
+            "failed": PREPARE_ERROR + "emulated failure",
+        }
         self._write(t, status, defaults.get(status) if message is None else message)
 
     def _write_check(self, t: _Task, number: int, succeeded: int, failed: int) -> None:
         self._submit(t)
         t.running_checks, t.succeeded_reported = number, succeeded
-        self._write(t, "running", f"Check number {number}, {succeeded} out of {t.num_tasks} shards have "
-                                  f"completed successfully, {failed} shards have failed.")
+        self._write(
+            t,
+            "running",
+            f"Check number {number}, {succeeded} out of {t.num_tasks} shards have "
+            f"completed successfully, {failed} shards have failed.",
+        )
 
-    def _write_completed(self, t: _Task, kept_count: Optional[int], num_failed: int,
-                         message: Optional[dict] = None) -> None:
+    def _write_completed(
+        self, t: _Task, kept_count: int | None, num_failed: int, message: dict | None = None
+    ) -> None:
         """aggregate_results() then `completed`; the file is fixed from now on."""
         t.kept_count = kept_count
         t.results_ready = True
         t.completion_time = utc_now()
         if message is None:
-            message = {"num_failed_shards": num_failed,
-                       "output_file_urls": {"detections": self._results_url(t)}}
+            message = {
+                "num_failed_shards": num_failed,
+                "output_file_urls": {"detections": self._results_url(t)},
+            }
         self._write(t, "completed", message)
 
-    def _max_cycles_steps(self, t: _Task, running_checks: int, succeeded_shards: Optional[int]) -> list:
+    def _max_cycles_steps(self, t: _Task, running_checks: int, succeeded_shards: int | None) -> list:
         def steps_for(task: _Task):
             shards = task.num_shards
             failed = min(self._failed_count(task), shards - 1)
@@ -831,19 +929,28 @@ class MlServiceStandIn(StandInServer):
         done = t.succeeded_reported if t.shards_done_at_cancel is None else t.shards_done_at_cancel
         done = max(0, min(done, shards))
         number = t.running_checks + 1
-        t.plan = [("canceled", CANCELED_MSG),
-                  lambda task: self._write_check(task, number, done, shards - done),
-                  lambda task: self._write_completed(task, done, shards - done)]
+        t.plan = [
+            ("canceled", CANCELED_MSG),
+            lambda task: self._write_check(task, number, done, shards - done),
+            lambda task: self._write_completed(task, done, shards - done),
+        ]
         t.pos, t.monitor_outlives_cancel = 0, True
 
     # -- results (the Azure Blob Storage stand-in) ---------------------------------------
     def _results_url(self, t: _Task) -> str:
         if t.results_url is not None:
             return t.results_url
-        expiry = datetime.now(timezone.utc) + timedelta(days=OUTPUT_SAS_EXPIRATION_DAYS)
+        expiry = datetime.now(UTC) + timedelta(days=OUTPUT_SAS_EXPIRATION_DAYS)
         sig = base64.b64encode(hashlib.sha256(t.request_id.encode()).digest()).decode()
-        query = urllib.parse.urlencode({"se": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"), "sp": "r",
-                                        "sv": "2020-10-02", "sr": "b", "sig": sig})
+        query = urllib.parse.urlencode(
+            {
+                "se": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "sp": "r",
+                "sv": "2020-10-02",
+                "sr": "b",
+                "sig": sig,
+            }
+        )
         return f"{self.root_url}/results/{t.request_id}/detections.json?{query}"
 
     def _results(self, req: Request) -> Response:
@@ -855,18 +962,26 @@ class MlServiceStandIn(StandInServer):
         if not ready or t is None:
             return _blob_error(404, "BlobNotFound", "The specified blob does not exist.")
         if not req.query.get("sig"):
-            return _blob_error(403, "AuthenticationFailed", "Server failed to authenticate the request. "
-                               "Make sure the value of Authorization header is formed correctly "
-                               "including the signature.")
+            return _blob_error(
+                403,
+                "AuthenticationFailed",
+                "Server failed to authenticate the request. "
+                "Make sure the value of Authorization header is formed correctly "
+                "including the signature.",
+            )
         headers = {"x-ms-blob-type": "BlockBlob"}
         ctype = "application/octet-stream"  # upload_blob() without content settings
         if mode == "gzip_bomb":
-            return Response(200, ml_results.gzip_bomb(), {**headers, "Content-Encoding": "gzip"}, "application/json")
+            return Response(
+                200, ml_results.gzip_bomb(), {**headers, "Content-Encoding": "gzip"}, "application/json"
+            )
         if mode == "not_json":
             return Response(200, ml_results.NOT_JSON_BODY, headers, "application/json")
         if mode == "drip":
             source, count = self._drip_source(t)
-            return Response(200, self._drip(source, count, t.drip_interval), headers, ctype, content_length=count)
+            return Response(
+                200, self._drip(source, count, t.drip_interval), headers, ctype, content_length=count
+            )
         spec = self._file_spec(t.request_id)
         body = ml_results.iter_file_bytes(spec.info, self._spec_images(t, spec))
         length = None if t.results_chunked else self._file_length(t, spec)
@@ -879,10 +994,15 @@ class MlServiceStandIn(StandInServer):
             shards = t.num_shards
             kept = shards - self._failed_count(t) if t.kept_count is None else t.kept_count
             version = t.model_version
-            spec = _FileSpec(version if isinstance(version, str) else str(version),
-                             t.completion_time or t.last_updated,
-                             tuple(sorted(range(kept), key=str)),  # job_<id>_task_<n>.json name order
-                             t.shard_size, t.failure_rate, t.access_failure_rate, None)
+            spec = _FileSpec(
+                version if isinstance(version, str) else str(version),
+                t.completion_time or t.last_updated,
+                tuple(sorted(range(kept), key=str)),  # job_<id>_task_<n>.json name order
+                t.shard_size,
+                t.failure_rate,
+                t.access_failure_rate,
+                None,
+            )
             mode, limit, count = t.results_mode, t.results_bytes, t.results_images
         if mode == "oversized":  # outside the lock: sizing can take seconds
             return self._oversized_spec(t, spec, DEFAULT_OVERSIZED_BYTES if limit is None else limit)
@@ -902,7 +1022,7 @@ class MlServiceStandIn(StandInServer):
         t.length_cache[sized] = size
         return sized
 
-    def _synthetic(self, t: _Task, count: Optional[int]) -> SyntheticImages:
+    def _synthetic(self, t: _Task, count: int | None) -> SyntheticImages:
         """Synthetic rows that reuse the manifest's project and subject set when it has them."""
         project_id, subject_set_id = "1", "1"
         if t.images and isinstance(t.images[0], list):
@@ -919,14 +1039,15 @@ class MlServiceStandIn(StandInServer):
             rows: Any = spec.synthetic.rows()
         else:
             images, size = t.images or [], spec.shard_size
-            rows = (row for shard in spec.kept_shards for row in images[shard * size:(shard + 1) * size])
+            rows = (row for shard in spec.kept_shards for row in images[shard * size : (shard + 1) * size])
         return (detect(row, spec.failure_rate, spec.access_failure_rate) for row in rows)
 
     def _file_length(self, t: _Task, spec: _FileSpec) -> int:
         """Content-Length by a counting pass over the same generator, once per file."""
         if spec not in t.length_cache:
             t.length_cache[spec] = ml_results.count_bytes(
-                ml_results.iter_file_bytes(spec.info, self._spec_images(t, spec)))
+                ml_results.iter_file_bytes(spec.info, self._spec_images(t, spec))
+            )
         return t.length_cache[spec]
 
     def _drip_source(self, t: _Task):
@@ -957,13 +1078,15 @@ def validate_provided_image_paths(image_paths: Any):
         metadata_available = True
         for i in image_paths:
             if len(i) != 2:
-                return ("Items in image_paths are lists, but not all lists "
-                        "are of length 2 [image locator, metadata]."), metadata_available
+                return (
+                    "Items in image_paths are lists, but not all lists "
+                    "are of length 2 [image locator, metadata]."
+                ), metadata_available
         return None, metadata_available
     return "image_paths contain items that are not strings nor lists.", metadata_available
 
 
-def _check_container_sas(sas: Any) -> Optional[Response]:
+def _check_container_sas(sas: Any) -> Response | None:
     """sas_blob_utils.is_container_uri() and server_utils.check_data_container_sas()."""
     data = urllib.parse.parse_qs(urllib.parse.urlsplit(sas).query)
     if "sr" not in data or not ("c" in data["sr"] or "d" in data["sr"]):
@@ -975,13 +1098,22 @@ def _check_container_sas(sas: Any) -> Optional[Response]:
 
 
 def _max_cycles_message(checks: int, succeeded: int) -> str:
-    return (f"Job unfinished after {checks} x {MONITOR_PERIOD_MINUTES} minutes, please contact us to "
-            f"retrieve the results. Number of succeeded shards: {succeeded}")
+    return (
+        f"Job unfinished after {checks} x {MONITOR_PERIOD_MINUTES} minutes, please contact us to "
+        f"retrieve the results. Number of succeeded shards: {succeeded}"
+    )
 
 
 def _replace_synthetic(spec: _FileSpec, synthetic: SyntheticImages) -> _FileSpec:
-    return _FileSpec(spec.model_version, spec.completion_time, spec.kept_shards, spec.shard_size,
-                     spec.failure_rate, spec.access_failure_rate, synthetic)
+    return _FileSpec(
+        spec.model_version,
+        spec.completion_time,
+        spec.kept_shards,
+        spec.shard_size,
+        spec.failure_rate,
+        spec.access_failure_rate,
+        synthetic,
+    )
 
 
 def _flask_json(status: int, obj: Any) -> Response:
@@ -995,15 +1127,19 @@ def _err(status: int, message: str) -> Response:
     return _flask_json(status, {"error": message})
 
 
-def _flask_page(status: int, allow: Optional[str] = None) -> Response:
+def _flask_page(status: int, allow: str | None = None) -> Response:
     name, description = _WERKZEUG_PAGES[status]
-    page = ('<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n'
-            f"<title>{status} {name}</title>\n<h1>{name}</h1>\n<p>{description}</p>\n")
+    page = (
+        '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n'
+        f"<title>{status} {name}</title>\n<h1>{name}</h1>\n<p>{description}</p>\n"
+    )
     return Response(status, page, {"Allow": allow} if allow else {}, "text/html; charset=utf-8")
 
 
 def _blob_error(status: int, code: str, message: str) -> Response:
     """Azure Blob Storage's XML error body."""
-    body = (f'\ufeff<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>{message}\n'
-            f"RequestId:{uuid.uuid4()}\nTime:{utc_now()[:-1]}0Z</Message></Error>")
+    body = (
+        f'\ufeff<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>{message}\n'
+        f"RequestId:{uuid.uuid4()}\nTime:{utc_now()[:-1]}0Z</Message></Error>"
+    )
     return Response(status, body.encode("utf-8"), {"x-ms-error-code": code}, "application/xml")

@@ -15,6 +15,7 @@ uses `Transfer-Encoding: chunked`, one HTTP chunk per yielded piece. Every
 piece goes to the socket as soon as it is yielded (the handler's wfile is
 unbuffered), so a generator that sleeps between pieces really drips.
 """
+
 from __future__ import annotations
 
 import collections
@@ -23,9 +24,10 @@ import random
 import re
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterable, NamedTuple, Optional
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from .faults import Fault, FaultPlan
@@ -51,7 +53,7 @@ class Request:
     query: dict  # last value wins, like Rails/Flask do for repeated keys
     headers: Any  # email.message.Message: case-insensitive .get()
     body: bytes = b""
-    fault: Optional[Fault] = None
+    fault: Fault | None = None
 
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8"))
@@ -63,15 +65,18 @@ class Response:
     # dict/list -> JSON; str/bytes sent as is; any other iterable of bytes is streamed
     body: Any = None
     headers: dict = field(default_factory=dict)
-    content_type: Optional[str] = None
+    content_type: str | None = None
     # Only for a streamed body: the Content-Length to announce; None -> chunked.
-    content_length: Optional[int] = None
+    content_length: int | None = None
 
 
 def is_streamed(body: Any) -> bool:
     """A body the server writes piece by piece instead of encoding it first."""
-    return body is not None and not isinstance(body, (dict, list, str, bytes, bytearray)) \
+    return (
+        body is not None
+        and not isinstance(body, (dict, list, str, bytes, bytearray))
         and isinstance(body, Iterable)
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -109,9 +114,14 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.kind == "slow":
                 standin._sleep(fault.delay)
             if fault.kind == "status":
-                body_ = fault.body if fault.body is not None else standin.error_body(
-                    fault.status, f"Injected fault: HTTP {fault.status}")
-                headers = {"Retry-After": _fmt_seconds(fault.retry_after)} if fault.retry_after is not None else {}
+                body_ = (
+                    fault.body
+                    if fault.body is not None
+                    else standin.error_body(fault.status, f"Injected fault: HTTP {fault.status}")
+                )
+                headers = (
+                    {"Retry-After": _fmt_seconds(fault.retry_after)} if fault.retry_after is not None else {}
+                )
                 resp = Response(fault.status, body_, headers)
                 return self._send(resp, *self._encode(resp))
 
@@ -132,7 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _drop(self):
         self.close_connection = True  # closing without writing: client sees a reset/EOF
 
-    def _encode(self, resp: Response) -> tuple[Any, Optional[str]]:
+    def _encode(self, resp: Response) -> tuple[Any, str | None]:
         """The response's body bytes (or the iterable to stream) and content type."""
         body = resp.body
         ctype = resp.content_type
@@ -144,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
             return body.encode("utf-8"), ctype or "text/html; charset=utf-8"
         return (body or b""), ctype
 
-    def _send(self, resp: Response, body: Any, ctype: Optional[str]):
+    def _send(self, resp: Response, body: Any, ctype: str | None):
         streamed = is_streamed(body)
         try:
             self.send_response(resp.status)
@@ -172,7 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
             if streamed and close is not None:
                 close()  # run the generator's cleanup even when the client went away
 
-    def _stream(self, pieces: Iterable[bytes], content_length: Optional[int]) -> None:
+    def _stream(self, pieces: Iterable[bytes], content_length: int | None) -> None:
         chunked = content_length is None
         sent = 0
         for piece in pieces:
@@ -204,8 +214,8 @@ class StandInServer:
         self._counts: collections.Counter = collections.Counter()
         self._log: collections.deque = collections.deque(maxlen=log_size)
         self._stopping = threading.Event()
-        self._httpd: Optional[ThreadingHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------
     def start(self):
@@ -217,8 +227,12 @@ class StandInServer:
         httpd.standin = self
         self._httpd = httpd
         self._stopping.clear()
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"{type(self).__name__}-http", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{type(self).__name__}-http",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -287,8 +301,11 @@ class StandInServer:
         """Requests whose path is `path_prefix` or below it (segment-aware)."""
         prefix = route_kind(path_prefix).rstrip("/")
         with self._lock:
-            return sum(n for kind, n in self._counts.items()
-                       if not prefix or kind == prefix or kind.startswith(prefix + "/"))
+            return sum(
+                n
+                for kind, n in self._counts.items()
+                if not prefix or kind == prefix or kind.startswith(prefix + "/")
+            )
 
     def reset_counts(self) -> None:
         with self._lock:

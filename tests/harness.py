@@ -1,6 +1,7 @@
 """What the tests share: the whole service through the local host (Azurite + Panoptes stand-in +
 ML emulator, as `Stack`), and the reliability suite's helpers and invariants. The fixtures that
 build them are in tests/conftest.py."""
+
 import collections
 import datetime as dt
 import json
@@ -11,26 +12,28 @@ from dataclasses import dataclass
 import requests
 from azure.core.exceptions import ResourceNotFoundError
 
-import function_app
 from devtools.host import LocalHost
-from devtools.local_env import offline_settings
 from exports import model
 from exports.messages import ExportMessage
-from exports.services import Services, get_services, reset_services
-from exports.settings import ExportSettings as Settings
+from exports.services import Services, get_services
 from exports.store import ACTIVE_PREFIX, SET_INDEX_PREFIXES, export_from_row
 from exports.worker import REQUEST_NAME_PREFIX
 from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE, EXPORT_TABLE
 from standins.ml_service import MlServiceStandIn
 from standins.panoptes import PanoptesStandIn
-from standins.sample_data import load_sample
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # URL-safe base64 of 40 bytes, as TOKEN_ENCRYPTION_KEY must be (readable: it is a test key).
 TOKEN_KEY = "ZTJlLXRlc3QtdG9rZW4tZW5jcnlwdGlvbi1rZXktMDEyMzQ1Njc4OQ=="
 # Tests retry at once, hold leases briefly and cache nothing, so faults resolve within seconds.
-FAST = {"RETRY_DELAY_SECONDS": "0", "PANOPTES_RETRY_BACKOFF_SECONDS": "0.01", "PANOPTES_RETRIES": "2",
-        "AUTH_CACHE_SECONDS": "0", "ML_TIMEOUT_SECONDS": "5", "BUILD_LEASE_SECONDS": "3"}
+FAST = {
+    "RETRY_DELAY_SECONDS": "0",
+    "PANOPTES_RETRY_BACKOFF_SECONDS": "0.01",
+    "PANOPTES_RETRIES": "2",
+    "AUTH_CACHE_SECONDS": "0",
+    "ML_TIMEOUT_SECONDS": "5",
+    "BUILD_LEASE_SECONDS": "3",
+}
 
 
 @dataclass
@@ -117,7 +120,7 @@ def ml_jobs_per_export(ml) -> collections.Counter:
     names = collections.Counter()
     for submission in ml.submissions:
         name = submission.body.get("request_name", "")
-        names[name[len(REQUEST_NAME_PREFIX):] if name.startswith(REQUEST_NAME_PREFIX) else name] += 1
+        names[name[len(REQUEST_NAME_PREFIX) :] if name.startswith(REQUEST_NAME_PREFIX) else name] += 1
     return names
 
 
@@ -141,7 +144,7 @@ def assert_invariants(stack, services=None) -> None:
     FIGURES["duplicate_ml_jobs"] += sum(n - 1 for n in duplicates.values())
     assert not duplicates, f"more than one ML job for an export: {duplicates}"
     assert stack.ml.accepted_count == len(stack.ml.submissions)
-    for export_id, n in jobs.items():
+    for export_id, _n in jobs.items():
         export = exports.get(export_id)
         assert export is not None, f"ML job for an export with no record: {export_id}"
         if export.ml_task_id is not None:
@@ -157,15 +160,17 @@ def poison_messages(services) -> list[str]:
     return [m.content for m in services.storage.queue(EXPORT_POISON_QUEUE).peek_messages(max_messages=32)]
 
 
-def create_export_record(services, project_id="1234", subject_set_id="5678", user_id="42",
-                         token="demo-owner-token", cipher=None):
+def create_export_record(
+    services, project_id="1234", subject_set_id="5678", user_id="42", token="demo-owner-token", cipher=None
+):
     """An export record and its queue message body, as the POST would make them, without
     enqueueing (so the host's queue trigger does not race the test). Returns (export, body)."""
     now = services.clock()
     export_id = model.new_export_id(project_id, subject_set_id, now)
     ciphertext = (cipher or services.cipher).encrypt(token, bound_to=export_id) if token is not None else None
-    export = model.new_export(export_id, project_id, subject_set_id, user_id, now,
-                              dt.timedelta(hours=24), ciphertext)
+    export = model.new_export(
+        export_id, project_id, subject_set_id, user_id, now, dt.timedelta(hours=24), ciphertext
+    )
     current, created = services.store.create(export)
     assert created
     return current.export, ExportMessage(export.id, ciphertext).encode()
@@ -182,5 +187,8 @@ def wait_for(predicate, timeout=30.0, interval=0.05, message="condition"):
 
 
 def wait_final(stack, export_id, timeout=30.0) -> model.Export:
-    return wait_for(lambda: (e := stack.export(export_id)).is_final and e, timeout,
-                    message=f"export {export_id} to reach a final state")
+    return wait_for(
+        lambda: (e := stack.export(export_id)).is_final and e,
+        timeout,
+        message=f"export {export_id} to reach a final state",
+    )

@@ -16,6 +16,7 @@ job, so each can be read (and checked against the real host) on its own:
 The command line is `python -m devtools.host` (`devtools/host.py`). Only the trigger binding (plus
 `context`) is passed to functions; other input/output bindings are not emulated.
 """
+
 from devtools.localhost.lifecycle import LocalHost
 
 __all__ = ["LocalHost"]

@@ -4,13 +4,15 @@ The router needs `extensions.http.routePrefix`, the queue poller `extensions.que
 names and timer schedules may be `%APP_SETTING%` expressions. Reading them here, with the
 host's defaults for anything left out, lets the other modules take plain values.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 # host.json's default when `extensions.http.routePrefix` is absent.
 DEFAULT_ROUTE_PREFIX = "api"
@@ -37,7 +39,7 @@ class QueueOptions:
     max_dequeue_count: int = 5
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> "QueueOptions":
+    def from_json(cls, raw: Mapping[str, Any]) -> QueueOptions:
         encoding = str(raw.get("messageEncoding", "base64")).lower()
         if encoding not in ("base64", "none"):
             raise ValueError(f"queues.messageEncoding must be base64 or none, not {encoding!r}")
@@ -68,14 +70,17 @@ def load_host_json(path: str | os.PathLike | None) -> HostConfig:
             raw = json.load(fh)
     extensions = raw.get("extensions", {})
     prefix = extensions.get("http", {}).get("routePrefix", DEFAULT_ROUTE_PREFIX)
-    return HostConfig(route_prefix=str(prefix).strip("/"),
-                      queues=QueueOptions.from_json(extensions.get("queues", {})))
+    return HostConfig(
+        route_prefix=str(prefix).strip("/"), queues=QueueOptions.from_json(extensions.get("queues", {}))
+    )
 
 
 def resolve(text: str) -> str:
     """Resolve %APP_SETTING% binding expressions from os.environ, failing as the host does."""
+
     def setting(m: re.Match) -> str:
         if m.group(1) not in os.environ:
             raise KeyError(f"{m.group(0)} does not resolve to an app setting")
         return os.environ[m.group(1)]
+
     return re.sub(r"%([^%]+)%", setting, text)

@@ -7,6 +7,7 @@ every call counted and every failure logged with its traceback and recorded. The
 the queue poller and the timers all invoke through one `Invoker`, so `LocalHost.invocations`,
 `.errors` and `wait_idle()` see every trigger.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,9 @@ import os
 import threading
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import azure.functions as func
 
@@ -57,18 +59,24 @@ class Function:
         return self.trigger["type"]
 
     @classmethod
-    def from_indexed(cls, fn: Any) -> "Function":
+    def from_indexed(cls, fn: Any) -> Function:
         name, user_function = fn.get_function_name(), fn.get_user_function()
         bindings = json.loads(fn.get_function_json())["bindings"]
         trigger = next(b for b in bindings if b["type"].endswith("Trigger"))
         others = [b for b in bindings if b is not trigger and b.get("name") != "$return"]
         if others:
-            log.warning("%s: bindings %s are not emulated by the local host", name,
-                        [b["type"] for b in others])
+            log.warning(
+                "%s: bindings %s are not emulated by the local host", name, [b["type"] for b in others]
+            )
         params = inspect.signature(user_function).parameters
-        return cls(name=name, user_function=user_function, trigger=trigger, arg=trigger["name"],
-                   wants_context="context" in params and trigger["name"] != "context",
-                   is_async=inspect.iscoroutinefunction(user_function))
+        return cls(
+            name=name,
+            user_function=user_function,
+            trigger=trigger,
+            arg=trigger["name"],
+            wants_context="context" in params and trigger["name"] != "context",
+            is_async=inspect.iscoroutinefunction(user_function),
+        )
 
 
 def index(app: Any) -> list[Function]:
@@ -94,8 +102,9 @@ class Invoker:
     def start(self) -> None:
         # One event loop for async functions, as the worker has.
         self._loop = asyncio.new_event_loop()
-        self._loop_thread = threading.Thread(target=self._loop.run_forever, name="functions-loop",
-                                             daemon=True)
+        self._loop_thread = threading.Thread(
+            target=self._loop.run_forever, name="functions-loop", daemon=True
+        )
         self._loop_thread.start()
 
     def stop(self) -> None:

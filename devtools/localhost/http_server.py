@@ -8,12 +8,14 @@ Service's CORS layer does), and HEAD answered with the headers of the function's
 Content-Length included, and no body. HEAD is routed like any other method: a function must list
 it, because the host does not send HEAD to GET-only functions (Azure/azure-functions-host#11625).
 """
+
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
@@ -50,9 +52,11 @@ class Cors:
         asked = filter(None, (h.strip() for h in requested_headers.split(",")))
         headers = dict.fromkeys([*_PREFLIGHT_HEADERS, *asked])
         methods = dict.fromkeys([*_PREFLIGHT_METHODS, requested_method.upper()])
-        return [("Access-Control-Allow-Methods", ", ".join(methods)),
-                ("Access-Control-Allow-Headers", ", ".join(headers)),
-                ("Access-Control-Max-Age", "3600")]
+        return [
+            ("Access-Control-Allow-Methods", ", ".join(methods)),
+            ("Access-Control-Allow-Headers", ", ".join(headers)),
+            ("Access-Control-Max-Age", "3600"),
+        ]
 
 
 class _Server(ThreadingHTTPServer):
@@ -128,7 +132,8 @@ def _handler_for(routes: RouteTable, invoke: Invoke, cors: Cors) -> type[BaseHTT
             route, values, allowed = routes.find(self.command, split.path)
             if route is None and allowed:
                 status, payload, headers = json_error(
-                    405, "method_not_allowed", f"{self.command} is not allowed on {split.path}")
+                    405, "method_not_allowed", f"{self.command} is not allowed on {split.path}"
+                )
                 return status, payload, headers + [("Allow", ", ".join(sorted(allowed)))]
             if route is None:
                 return json_error(404, "not_found", f"No function matches {self.command} {split.path}")
@@ -146,8 +151,9 @@ def _handler_for(routes: RouteTable, invoke: Invoke, cors: Cors) -> type[BaseHTT
             for key, value in parse_qsl(split.query, keep_blank_values=True):
                 params.setdefault(key, value)  # a repeated parameter keeps its first value
             url = f"http://{self.headers.get('Host') or '127.0.0.1'}{self.path}"
-            return func.HttpRequest(self.command, url, headers=headers, params=params,
-                                    route_params=values, body=body)
+            return func.HttpRequest(
+                self.command, url, headers=headers, params=params, route_params=values, body=body
+            )
 
         def _send(self, status: int, body: bytes, headers: Headers) -> None:
             self.send_response(status)

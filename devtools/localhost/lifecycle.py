@@ -6,14 +6,16 @@ there, as on the platform), then starts the function event loop, the HTTP server
 queue trigger and one scheduler per timer trigger. `stop()` undoes all of it, settings included,
 so tests can run several hosts one after another in one process.
 """
+
 from __future__ import annotations
 
 import collections
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from http.server import ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from devtools.localhost.config import load_host_json
 from devtools.localhost.functions import Function, Invoker, index
@@ -43,10 +45,18 @@ class LocalHost:
     the host cannot route as Azure does raises `ValueError` here, before anything starts.
     """
 
-    def __init__(self, app: Any, *, env: Mapping[str, str] | None = None,
-                 host_json: str | os.PathLike | None = "host.json", port: int = 0,
-                 cors_origins: Iterable[str] = (), timers: bool = True, queues: bool = True,
-                 queue_poll_interval: float = 0.1):
+    def __init__(
+        self,
+        app: Any,
+        *,
+        env: Mapping[str, str] | None = None,
+        host_json: str | os.PathLike | None = "host.json",
+        port: int = 0,
+        cors_origins: Iterable[str] = (),
+        timers: bool = True,
+        queues: bool = True,
+        queue_poll_interval: float = 0.1,
+    ):
         self.functions = {f.name: f for f in index(app)}
         config = load_host_json(host_json)
         self.route_prefix, self.queue_options = config.route_prefix, config.queues
@@ -78,7 +88,7 @@ class LocalHost:
             raise RuntimeError("the host is not started")
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def start(self) -> "LocalHost":
+    def start(self) -> LocalHost:
         self._saved_env = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)
         self._stopping.clear()
@@ -91,8 +101,9 @@ class LocalHost:
             if self.timers:
                 for timer in self._timers.values():
                     # Resolved and parsed before its thread starts: a bad schedule fails start().
-                    self._spawn(f"timer-{timer.function.name}", timer.run_schedule,
-                                timer.schedule(), self._stopping)
+                    self._spawn(
+                        f"timer-{timer.function.name}", timer.run_schedule, timer.schedule(), self._stopping
+                    )
         except BaseException:
             self.stop()
             raise
@@ -112,15 +123,16 @@ class LocalHost:
         self._threads, self._pollers, self._server = [], [], None
         self._restore_env()
 
-    def __enter__(self) -> "LocalHost":
+    def __enter__(self) -> LocalHost:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
     def _start_poller(self, function: Function) -> None:
-        poller = QueuePoller(function, self.queue_options, self._invoker, self._stopping,
-                             self.queue_poll_interval)
+        poller = QueuePoller(
+            function, self.queue_options, self._invoker, self._stopping, self.queue_poll_interval
+        )
         self._pollers.append(poller)
         self._spawn(f"queue-{function.name}", poller.run)
         self._spawn(f"queue-{function.name}-renew", poller.renew_leases)
@@ -174,5 +186,7 @@ class LocalHost:
     def describe_triggers(self) -> list[str]:
         """One line per queue and timer function that this host runs: type, queue or schedule."""
         functions = [*self._queue_functions, *(t.function for t in self._timers.values())]
-        return [f"{f.trigger_type:<12} {f.trigger.get('queueName') or f.trigger.get('schedule')}  "
-                f"({f.name})" for f in functions]
+        return [
+            f"{f.trigger_type:<12} {f.trigger.get('queueName') or f.trigger.get('schedule')}  ({f.name})"
+            for f in functions
+        ]

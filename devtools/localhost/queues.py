@@ -8,6 +8,7 @@ maxDequeueCount. A message that is not valid base64 goes to poison without runni
 dequeued more than maxDequeueCount times (e.g. after a crash) is poisoned without running.
 Messages stay invisible while their function runs: the lease is renewed at half-life.
 """
+
 from __future__ import annotations
 
 import base64
@@ -16,8 +17,9 @@ import datetime as dt
 import logging
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 from azure.functions.queue import QueueMessage  # the worker's concrete class, not the ABC
@@ -38,8 +40,7 @@ def _connection_string(function: Function) -> str:
     name = function.trigger.get("connection") or "AzureWebJobsStorage"
     value = os.environ.get(name) or os.environ.get(f"AzureWebJobs{name}")
     if not value:
-        raise RuntimeError(f"{function.name}: app setting {name!r} (a storage connection "
-                           "string) is not set")
+        raise RuntimeError(f"{function.name}: app setting {name!r} (a storage connection string) is not set")
     return value
 
 
@@ -54,9 +55,14 @@ class QueuePoller:
     """Polls one queue for one function. Run `run()` and `renew_leases()` on their own threads
     until `stopping` is set, then `close()`."""
 
-    def __init__(self, function: Function, options: QueueOptions,
-                 invoke: Callable[[Function, Any], Any], stopping: threading.Event,
-                 poll_interval: float):
+    def __init__(
+        self,
+        function: Function,
+        options: QueueOptions,
+        invoke: Callable[[Function, Any], Any],
+        stopping: threading.Event,
+        poll_interval: float,
+    ):
         self.function, self.options, self.invoke = function, options, invoke
         self.stopping, self.poll_interval = stopping, poll_interval
         conn = _connection_string(function)
@@ -65,8 +71,9 @@ class QueuePoller:
         self.client = QueueClient.from_connection_string(conn, self.queue_name)
         self.poison = QueueClient.from_connection_string(conn, f"{self.queue_name}-poison")
         _create_queue(self.client)
-        self.executor = ThreadPoolExecutor(options.batch_size + options.new_batch_threshold,
-                                           thread_name_prefix=f"queue-{function.name}")
+        self.executor = ThreadPoolExecutor(
+            options.batch_size + options.new_batch_threshold, thread_name_prefix=f"queue-{function.name}"
+        )
         self.in_flight: dict[str, Any] = {}  # message id -> the SDK message (its pop receipt renews)
         self.lock = threading.Condition()
 
@@ -96,9 +103,13 @@ class QueuePoller:
 
     def _receive(self) -> list[Any]:
         try:
-            return list(self.client.receive_messages(
-                messages_per_page=self.options.batch_size, max_messages=self.options.batch_size,
-                visibility_timeout=int(LEASE_SECONDS)))
+            return list(
+                self.client.receive_messages(
+                    messages_per_page=self.options.batch_size,
+                    max_messages=self.options.batch_size,
+                    visibility_timeout=int(LEASE_SECONDS),
+                )
+            )
         except Exception as exc:
             log.warning("%s: receiving from %s failed: %r", self.function.name, self.queue_name, exc)
             return []
@@ -113,8 +124,13 @@ class QueuePoller:
             try:
                 body = self._decode(message.content)
             except ValueError:
-                log.warning("%s: message %s is not valid %s; moving it to %s-poison", self.function.name,
-                            message.id, self.options.encoding, self.queue_name)
+                log.warning(
+                    "%s: message %s is not valid %s; moving it to %s-poison",
+                    self.function.name,
+                    message.id,
+                    self.options.encoding,
+                    self.queue_name,
+                )
                 return self._to_poison(message)
             try:
                 self.invoke(self.function, self._trigger_value(message, body))
@@ -131,17 +147,26 @@ class QueuePoller:
     @staticmethod
     def _trigger_value(message: Any, body: bytes) -> QueueMessage:
         return QueueMessage(
-            id=message.id, body=body, dequeue_count=message.dequeue_count,
-            expiration_time=message.expires_on, insertion_time=message.inserted_on,
-            time_next_visible=message.next_visible_on, pop_receipt=message.pop_receipt)
+            id=message.id,
+            body=body,
+            dequeue_count=message.dequeue_count,
+            expiration_time=message.expires_on,
+            insertion_time=message.inserted_on,
+            time_next_visible=message.next_visible_on,
+            pop_receipt=message.pop_receipt,
+        )
 
     def _after_failure(self, message: Any) -> None:
         # The last allowed attempt failed: poison. Otherwise retry after visibilityTimeout.
         if message.dequeue_count >= self.options.max_dequeue_count:
             return self._to_poison(message)
         retry_in = int(self.options.visibility_timeout)
-        self._settle(message, lambda: self.client.update_message(
-            message.id, self._receipt(message), visibility_timeout=retry_in))
+        self._settle(
+            message,
+            lambda: self.client.update_message(
+                message.id, self._receipt(message), visibility_timeout=retry_in
+            ),
+        )
 
     def _decode(self, content: str | None) -> bytes:
         if self.options.encoding == "none":
@@ -155,8 +180,13 @@ class QueuePoller:
         # The raw text, so the poison copy keeps the original encoding byte for byte.
         _create_queue(self.poison)
         self.poison.send_message(message.content)
-        log.warning("%s: message %s moved to %s-poison after %s dequeues", self.function.name,
-                    message.id, self.queue_name, message.dequeue_count)
+        log.warning(
+            "%s: message %s moved to %s-poison after %s dequeues",
+            self.function.name,
+            message.id,
+            self.queue_name,
+            message.dequeue_count,
+        )
         self._settle(message, lambda: self.client.delete_message(message.id, self._receipt(message)))
 
     def _receipt(self, message: Any) -> str:
@@ -177,14 +207,15 @@ class QueuePoller:
         while not self.stopping.wait(LEASE_SECONDS / 4):
             with self.lock:
                 for message in list(self.in_flight.values()):
-                    left = (message.next_visible_on - dt.datetime.now(dt.timezone.utc)).total_seconds()
+                    left = (message.next_visible_on - dt.datetime.now(dt.UTC)).total_seconds()
                     if left <= LEASE_SECONDS / 2:
                         self._renew(message)
 
     def _renew(self, message: Any) -> None:
         try:
-            updated = self.client.update_message(message.id, message.pop_receipt,
-                                                 visibility_timeout=int(LEASE_SECONDS))
+            updated = self.client.update_message(
+                message.id, message.pop_receipt, visibility_timeout=int(LEASE_SECONDS)
+            )
             message.pop_receipt = updated.pop_receipt
             message.next_visible_on = updated.next_visible_on
         except Exception as exc:

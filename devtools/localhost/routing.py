@@ -14,11 +14,13 @@ rest, so a `{*path}` with `routePrefix: ""` serves `/`). Constraints (`{id:int}`
 are refused when the host is built rather than ignored: ignoring one would match requests the
 platform sends elsewhere, and a full ASP.NET constraint engine is more than this app needs.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 # A whole-segment parameter: `{name}`, `{name?}` or `{*name}`.
@@ -39,7 +41,7 @@ class Segment:
     catch_all: bool = False
 
     @classmethod
-    def parse(cls, text: str, template: str) -> "Segment":
+    def parse(cls, text: str, template: str) -> Segment:
         if "{" not in text and "}" not in text:
             if not text:
                 raise RouteTemplateError(f"route {template!r} has an empty segment ('//')")
@@ -60,24 +62,27 @@ def _why_unsupported(text: str) -> str:
     unsupported = "a constraint" if ":" in body else "a default value" if "=" in body else None
     if unsupported is None:
         return f"bad route parameter {text}"
-    return (f"parameter {text} has {unsupported}; the local host routes only plain {{name}}, "
-            "{name?} and {*name} parameters and would not match requests as Azure does")
+    return (
+        f"parameter {text} has {unsupported}; the local host routes only plain {{name}}, "
+        "{name?} and {*name} parameters and would not match requests as Azure does"
+    )
 
 
 class Route:
     """An HTTP function's template and methods. `target` is what the server invokes."""
 
-    def __init__(self, name: str, template: str, methods: Iterable[str] | None = None,
-                 target: Any = None):
+    def __init__(self, name: str, template: str, methods: Iterable[str] | None = None, target: Any = None):
         self.name = name  # the function name: it decides the order routes are tried in
         self.template = template.strip("/")
         self.methods = frozenset(m.upper() for m in methods) if methods else None  # None: any
         self.target = target
-        self.segments = tuple(Segment.parse(s, self.template) for s in self.template.split("/")) \
-            if self.template else ()
+        self.segments = (
+            tuple(Segment.parse(s, self.template) for s in self.template.split("/")) if self.template else ()
+        )
         if any(s.catch_all for s in self.segments[:-1]):
-            raise RouteTemplateError(f"route {self.template!r}: a catch-all parameter must be the "
-                                     "last segment")
+            raise RouteTemplateError(
+                f"route {self.template!r}: a catch-all parameter must be the last segment"
+            )
 
     def match(self, parts: list[str]) -> dict[str, str] | None:
         """Route values when the (decoded) path segments match this template, else None."""
@@ -137,7 +142,7 @@ class RouteTable:
             prefix = f"/{self.prefix}".lower()
             if not (path.lower() == prefix or path.lower().startswith(prefix + "/")):
                 return None
-            path = path[len(prefix):]
+            path = path[len(prefix) :]
         rest = path.strip("/")
         return [unquote(p) for p in rest.split("/")] if rest else []
 
@@ -146,5 +151,7 @@ class RouteTable:
 
     def describe(self) -> list[str]:
         """One line per route, in matching order: methods, URL template and function name."""
-        return [f"{','.join(sorted(r.methods)) if r.methods else 'ANY':<12} "
-                f"{self.url_template(r)}  ({r.name})" for r in self.routes]
+        return [
+            f"{','.join(sorted(r.methods)) if r.methods else 'ANY':<12} {self.url_template(r)}  ({r.name})"
+            for r in self.routes
+        ]

@@ -6,11 +6,13 @@ catch-up run (not one per missed occurrence) after an invocation overran later o
 that never overlap (the same lock covers `LocalHost.run_timer`), and the ScheduleStatus JSON
 (Last, Next, LastUpdated). Schedule arithmetic is in `devtools.ncrontab`.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from azure.functions.timer import TimerRequest  # the worker's concrete class, not the ABC
 
@@ -30,7 +32,7 @@ def next_fire(schedule: str, after: dt.datetime) -> dt.datetime:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class TimerTrigger:

@@ -1,5 +1,6 @@
 """Guards behind the benchmark's speed: concurrency must not change the manifest, and the
 number of Panoptes requests must stay ceil(N/100) plus a constant. No timings here."""
+
 import math
 
 import pytest
@@ -22,8 +23,9 @@ def manifest(standin, concurrency, set_id=SET, expected_count=None, on_first=Non
     client = PanoptesClient(standin.url, timeout=10, retries=3, backoff=0.01)
     encoder = ManifestEncoder(PROJECT, set_id)
     chunks, pages = [], []
-    for page in client.iter_subject_pages(None, set_id, concurrency, on_first=on_first,
-                                          expected_count=expected_count):
+    for page in client.iter_subject_pages(
+        None, set_id, concurrency, on_first=on_first, expected_count=expected_count
+    ):
         pages.append(page.page)
         chunks.append(encoder.encode_page(page.subjects))
     chunks.append(encoder.finish())
@@ -74,7 +76,8 @@ def test_the_size_hint_changes_no_byte(panoptes, hint):
     panoptes.reset_counts()
     asked_before_page_1 = []
     on_first = lambda page: asked_before_page_1.extend(  # noqa: E731
-        int(r.query["page"]) for r in panoptes.requests)
+        int(r.query["page"]) for r in panoptes.requests
+    )
     data, counts, pages = manifest(panoptes, 8, expected_count=hint, on_first=on_first)
     assert data == sequential and pages == list(range(1, 12)) and counts.subjects == n
     requests = panoptes.count("/api/subjects")
@@ -98,8 +101,11 @@ def test_requests_are_one_per_hundred_subjects(panoptes, n, concurrency):
     assert panoptes.count("/api/subjects") == math.ceil(n / 100)
 
 
-@pytest.mark.parametrize("settings_overrides", [{"PANOPTES_PAGE_CONCURRENCY": "1"},
-                                                {"PANOPTES_PAGE_CONCURRENCY": "8"}], indirect=False)
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"PANOPTES_PAGE_CONCURRENCY": "1"}, {"PANOPTES_PAGE_CONCURRENCY": "8"}],
+    indirect=False,
+)
 def test_whole_worker_request_count_and_bytes(stack, settings_overrides):
     """Through the HTTP start and the queue worker: ceil(N/100) subject pages plus a few calls."""
     n = 1_050
@@ -120,8 +126,10 @@ def test_whole_worker_request_count_and_bytes(stack, settings_overrides):
         reference.add_synthetic_subject_set("9001", "1234", "Guard set", n, frames=2)
         client = PanoptesClient(reference.url)
         encoder = ManifestEncoder("1234", "9001")
-        expected = b"".join(encoder.encode_page(p.subjects)
-                            for p in client.iter_subject_pages(None, "9001", 1)) + encoder.finish()
+        expected = (
+            b"".join(encoder.encode_page(p.subjects) for p in client.iter_subject_pages(None, "9001", 1))
+            + encoder.finish()
+        )
     blob = stack.services.container.get_blob_client(export.manifest_blob)
     assert blob.download_blob().readall() == expected
 
@@ -139,8 +147,7 @@ def test_a_page_count_the_subject_count_does_not_support_is_not_followed():
         def subjects_page(self, token, subject_set_id, page):
             self.asked.append(page)
             subjects = [{"id": str(page * 1000 + i), "locations": []} for i in range(100 if page <= 2 else 0)]
-            return SubjectPage(subjects, page, page_count=10_000, count=150,
-                               next_page=page + 1)
+            return SubjectPage(subjects, page, page_count=10_000, count=150, next_page=page + 1)
 
     client = Lying()
     pages = list(client.iter_subject_pages(None, "1", concurrency=4))

@@ -1,6 +1,7 @@
 """A v2-model app for host.json `routePrefix: ""`, shaped like the function app: API routes
 written as `api/...`, static files under a catch-all, and the site's own catch-all (whose function
 name sorts last) serving the page at `/` and answering every other path."""
+
 import json
 
 import azure.functions as func
@@ -26,8 +27,11 @@ def static_file(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="{*path}", methods=["GET", "HEAD", "POST"])
 def site(req: func.HttpRequest) -> func.HttpResponse:
     if "path" not in req.route_params:  # the root: the page itself
-        return func.HttpResponse("<!doctype html><title>Home</title>", mimetype="text/html",
-                                 headers={"Cache-Control": "no-cache", "X-Method": req.method})
+        return func.HttpResponse(
+            "<!doctype html><title>Home</title>",
+            mimetype="text/html",
+            headers={"Cache-Control": "no-cache", "X-Method": req.method},
+        )
     return _json({"fn": "zz_site", "route": dict(req.route_params)}, status=404)
 
 

@@ -1,6 +1,7 @@
 """A small v2-model app for the local host's tests (routePrefix "api"): overlapping HTTP routes,
 a catch-all, a queue trigger and a timer. Templates use only what the local host routes: literal
 segments, {name}, {name?} and {*name}."""
+
 import asyncio
 import json
 import os
@@ -49,9 +50,18 @@ def docs_readme(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route="echo/{word?}", methods=["POST"])
 def echo(req: func.HttpRequest) -> func.HttpResponse:
-    return _json({"fn": "echo", "route": dict(req.route_params), "params": dict(req.params),
-                  "body": req.get_body().decode(), "method": req.method, "url": req.url,
-                  "content_type": req.headers.get("content-type")}, status=201)
+    return _json(
+        {
+            "fn": "echo",
+            "route": dict(req.route_params),
+            "params": dict(req.params),
+            "body": req.get_body().decode(),
+            "method": req.method,
+            "url": req.url,
+            "content_type": req.headers.get("content-type"),
+        },
+        status=201,
+    )
 
 
 @bp.route(route="boom")
@@ -83,8 +93,14 @@ def work(msg: func.QueueMessage) -> None:
 def tick(timer: func.TimerRequest) -> None:
     overlapped = not _timer_running.acquire(blocking=False)
     try:
-        TIMER_CALLS.append({"past_due": timer.past_due, "status": timer.schedule_status,
-                            "at": time.monotonic(), "overlapped": overlapped})
+        TIMER_CALLS.append(
+            {
+                "past_due": timer.past_due,
+                "status": timer.schedule_status,
+                "at": time.monotonic(),
+                "overlapped": overlapped,
+            }
+        )
         time.sleep(float(os.environ.get("SAMPLE_TIMER_SECONDS", "0.05")))
     finally:
         if not overlapped:

@@ -1,5 +1,6 @@
 """The local Functions host against Azurite (the session `azurite` fixture): HTTP routing, HEAD and
 CORS (under routePrefix "api" and ""), queue and timer triggers, the command line."""
+
 import base64
 import http.client
 import json
@@ -28,31 +29,49 @@ NEVER = "0 0 0 1 1 *"  # a valid schedule that won't fire during the tests
 def host_json(tmp_path_factory):
     # Like the real host.json, but fast to retry: 1 s visibility timeout, 3 dequeues.
     path = tmp_path_factory.mktemp("host") / "host.json"
-    path.write_text(json.dumps({"version": "2.0", "extensions": {
-        "http": {"routePrefix": "api"},
-        "queues": {"messageEncoding": "base64", "batchSize": 4, "newBatchThreshold": 2,
-                   "maxPollingInterval": "00:00:01", "visibilityTimeout": "00:00:01",
-                   "maxDequeueCount": 3}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "version": "2.0",
+                "extensions": {
+                    "http": {"routePrefix": "api"},
+                    "queues": {
+                        "messageEncoding": "base64",
+                        "batchSize": 4,
+                        "newBatchThreshold": 2,
+                        "maxPollingInterval": "00:00:01",
+                        "visibilityTimeout": "00:00:01",
+                        "maxDequeueCount": 3,
+                    },
+                },
+            }
+        )
+    )
     return path
 
 
 def _env(azurite, queue="http-tests", schedule=NEVER):
-    return {"AzureWebJobsStorage": azurite.connection_string, "SAMPLE_QUEUE": queue,
-            "SAMPLE_SCHEDULE": schedule}
+    return {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "SAMPLE_QUEUE": queue,
+        "SAMPLE_SCHEDULE": schedule,
+    }
 
 
 @pytest.fixture(scope="module")
 def http_host(azurite, host_json):
-    with LocalHost(sample_app.app, env=_env(azurite), host_json=host_json,
-                   cors_origins=[ORIGIN], timers=False) as host:
+    with LocalHost(
+        sample_app.app, env=_env(azurite), host_json=host_json, cors_origins=[ORIGIN], timers=False
+    ) as host:
         yield host
 
 
 @pytest.fixture()
 def queue_host(azurite, host_json):
     queue = f"q{uuid.uuid4().hex[:16]}"
-    with LocalHost(sample_app.app, env=_env(azurite, queue), host_json=host_json,
-                   timers=False, queue_poll_interval=0.05) as host:
+    with LocalHost(
+        sample_app.app, env=_env(azurite, queue), host_json=host_json, timers=False, queue_poll_interval=0.05
+    ) as host:
         yield host, queue
 
 
@@ -72,6 +91,7 @@ def _calls(message_id):
 
 
 # --- HTTP ------------------------------------------------------------------------------------
+
 
 def _get(host, path, **kw):
     return requests.get(host.url + path, timeout=10, **kw)
@@ -101,12 +121,22 @@ def test_catch_all_takes_the_rest_of_the_path_or_nothing(http_host):
 
 
 def test_request_and_response_are_passed_through(http_host):
-    r = requests.post(http_host.url + "/api/echo/hi?x=1&y=", data=b"payload", timeout=10,
-                      headers={"Content-Type": "text/plain"})
+    r = requests.post(
+        http_host.url + "/api/echo/hi?x=1&y=",
+        data=b"payload",
+        timeout=10,
+        headers={"Content-Type": "text/plain"},
+    )
     assert r.status_code == 201 and r.headers["Content-Type"] == "application/json"
-    assert r.json() == {"fn": "echo", "route": {"word": "hi"}, "params": {"x": "1", "y": ""},
-                        "body": "payload", "method": "POST", "content_type": "text/plain",
-                        "url": f"{http_host.url}/api/echo/hi?x=1&y="}
+    assert r.json() == {
+        "fn": "echo",
+        "route": {"word": "hi"},
+        "params": {"x": "1", "y": ""},
+        "body": "payload",
+        "method": "POST",
+        "content_type": "text/plain",
+        "url": f"{http_host.url}/api/echo/hi?x=1&y=",
+    }
     assert requests.post(http_host.url + "/api/echo", timeout=10).json()["route"] == {}  # optional
 
 
@@ -156,7 +186,8 @@ def _without_date(headers):
 
 def test_head_gets_the_headers_of_get_and_no_body(http_host):
     (status, headers, body), (get_status, get_headers, get_body) = _head_then_get(
-        http_host, "/api/files/readme")
+        http_host, "/api/files/readme"
+    )
     assert (status, body) == (200, b"") and (get_status, get_body) == (200, b"read me")
     assert _without_date(headers) == _without_date(get_headers)
     assert headers["Content-Length"] == "7" and headers["X-Doc"] == "readme"
@@ -171,9 +202,15 @@ def test_cors_for_listed_origin(http_host):
     assert r.headers["Access-Control-Allow-Origin"] == ORIGIN and r.headers["Vary"] == "Origin"
     not_found = _get(http_host, "/api/nope", headers={"Origin": ORIGIN})
     assert not_found.headers["Access-Control-Allow-Origin"] == ORIGIN  # errors are readable too
-    pre = requests.options(http_host.url + "/api/items/5", timeout=10, headers={
-        "Origin": ORIGIN, "Access-Control-Request-Method": "PUT",
-        "Access-Control-Request-Headers": "authorization,x-trace"})
+    pre = requests.options(
+        http_host.url + "/api/items/5",
+        timeout=10,
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "authorization,x-trace",
+        },
+    )
     assert pre.status_code == 204 and pre.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "PUT" in pre.headers["Access-Control-Allow-Methods"]
     allowed = {h.strip().lower() for h in pre.headers["Access-Control-Allow-Headers"].split(",")}
@@ -184,12 +221,16 @@ def test_cors_refused_for_other_origins(http_host):
     evil = "http://evil.example"
     r = _get(http_host, "/api/items/5", headers={"Origin": evil})
     assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r.headers
-    pre = requests.options(http_host.url + "/api/items/5", timeout=10, headers={
-        "Origin": evil, "Access-Control-Request-Method": "GET"})
+    pre = requests.options(
+        http_host.url + "/api/items/5",
+        timeout=10,
+        headers={"Origin": evil, "Access-Control-Request-Method": "GET"},
+    )
     assert pre.status_code == 405 and "Access-Control-Allow-Origin" not in pre.headers
 
 
 # --- routePrefix "" --------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def root_host(tmp_path_factory):
@@ -207,15 +248,19 @@ def test_empty_prefix_serves_the_page_at_the_root_through_the_catch_all(root_hos
         assert r.headers["Content-Type"] == "text/html; charset=utf-8"
 
 
-@pytest.mark.parametrize("path, status, expected", [
-    ("/api/items/5", 200, {"fn": "api_item", "route": {"id": "5"}}),
-    ("/API/Items/5", 200, {"fn": "api_item", "route": {"id": "5"}}),
-    ("/api/items", 404, {"fn": "zz_site", "route": {"path": "api/items"}}),
-    ("/api/items/5/extra", 404, {"fn": "zz_site", "route": {"path": "api/items/5/extra"}}),
-    ("/subject-assistant/12/", 404, {"fn": "zz_site", "route": {"path": "subject-assistant/12"}}),
-])
-def test_empty_prefix_routes_api_paths_and_leaves_the_rest_to_the_catch_all(root_host, path, status,
-                                                                              expected):
+@pytest.mark.parametrize(
+    "path, status, expected",
+    [
+        ("/api/items/5", 200, {"fn": "api_item", "route": {"id": "5"}}),
+        ("/API/Items/5", 200, {"fn": "api_item", "route": {"id": "5"}}),
+        ("/api/items", 404, {"fn": "zz_site", "route": {"path": "api/items"}}),
+        ("/api/items/5/extra", 404, {"fn": "zz_site", "route": {"path": "api/items/5/extra"}}),
+        ("/subject-assistant/12/", 404, {"fn": "zz_site", "route": {"path": "subject-assistant/12"}}),
+    ],
+)
+def test_empty_prefix_routes_api_paths_and_leaves_the_rest_to_the_catch_all(
+    root_host, path, status, expected
+):
     r = _get(root_host, path)
     assert r.status_code == status and r.json() == expected
 
@@ -242,16 +287,19 @@ def test_empty_prefix_head_of_the_page(root_host):
 def test_empty_prefix_cors_and_routes(root_host):
     r = _get(root_host, "/api/items/5", headers={"Origin": ORIGIN})
     assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
-    pre = requests.options(root_host.url + "/", timeout=10, headers={
-        "Origin": ORIGIN, "Access-Control-Request-Method": "POST"})
+    pre = requests.options(
+        root_host.url + "/", timeout=10, headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"}
+    )
     assert pre.status_code == 204 and pre.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert root_host.describe_routes() == [
         "GET          /api/items/{id}  (api_item)",
         "GET,HEAD     /static/{*file}  (static_file)",
-        "GET,HEAD,POST /{*path}  (zz_site)"]
+        "GET,HEAD,POST /{*path}  (zz_site)",
+    ]
 
 
 # --- queue triggers --------------------------------------------------------------------------
+
 
 def test_base64_messages_are_decoded_and_deleted_on_success(azurite, queue_host):
     host, queue = queue_host
@@ -298,6 +346,7 @@ def test_long_invocation_keeps_its_message_invisible(azurite, host_json, monkeyp
 
 # --- timers ----------------------------------------------------------------------------------
 
+
 def test_run_timer_invokes_once_now(http_host):
     before = len(sample_app.TIMER_CALLS)
     http_host.run_timer("tick")
@@ -340,13 +389,27 @@ def test_unresolved_schedule_setting_fails_start(azurite, host_json, monkeypatch
 
 # --- command line ----------------------------------------------------------------------------
 
+
 def test_cli_runs_the_app_in_a_subprocess(azurite, host_json):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devtools.host", "--port", str(port), "--app", "tests.devhost.sample_app",
-         "--host-json", str(host_json)],
-        cwd=ROOT, env={**os.environ, **_env(azurite)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
+        [
+            sys.executable,
+            "-m",
+            "devtools.host",
+            "--port",
+            str(port),
+            "--app",
+            "tests.devhost.sample_app",
+            "--host-json",
+            str(host_json),
+        ],
+        cwd=ROOT,
+        env={**os.environ, **_env(azurite)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline, response = time.monotonic() + 20, None
         while response is None and time.monotonic() < deadline and proc.poll() is None:

@@ -1,4 +1,5 @@
 """Every auth failure answers the contract's error and creates nothing (no rows, no messages)."""
+
 import pytest
 
 
@@ -20,11 +21,14 @@ def test_missing_or_rejected_token_is_401(stack, token):
     assert_nothing_created(stack)
 
 
-@pytest.mark.parametrize("header", ["Basic abc", "Bearer", "Bearer  ", "bearer a b", "Token demo-owner-token",
-                                    "Bearer " + "x" * 5000])
+@pytest.mark.parametrize(
+    "header",
+    ["Basic abc", "Bearer", "Bearer  ", "bearer a b", "Token demo-owner-token", "Bearer " + "x" * 5000],
+)
 def test_malformed_authorization_is_401(stack, header):
-    response = stack.call("POST", "/api/projects/1234/subject-sets/5678/exports", token=None,
-                          headers={"Authorization": header})
+    response = stack.call(
+        "POST", "/api/projects/1234/subject-sets/5678/exports", token=None, headers={"Authorization": header}
+    )
     assert error_of(response) == (401, "unauthenticated")
     assert_nothing_created(stack)
 
@@ -53,9 +57,18 @@ def test_panoptes_down_is_502(stack):
     assert_nothing_created(stack)
 
 
-@pytest.mark.parametrize("project,subject_set", [("0", "5678"), ("-1", "5678"), ("abc", "5678"),
-                                                 ("1234", "9223372036854775808"), ("1234", "1e3"),
-                                                 ("01234", "5678"), ("1234", "%C2%B9")])
+@pytest.mark.parametrize(
+    "project,subject_set",
+    [
+        ("0", "5678"),
+        ("-1", "5678"),
+        ("abc", "5678"),
+        ("1234", "9223372036854775808"),
+        ("1234", "1e3"),
+        ("01234", "5678"),
+        ("1234", "%C2%B9"),
+    ],
+)
 def test_invalid_ids_are_400_before_anything_else(stack, project, subject_set):
     stack.panoptes.faults.add(r".*", "status", status=500)  # would be 502 if Panoptes were asked
     response = stack.start_export(project=project, subject_set=subject_set, token=None)
@@ -68,8 +81,10 @@ def test_export_of_other_project_is_invisible(stack):
     export_id = stack.start_export().json()["id"]
     stack.settle()
     assert error_of(stack.get(export_id, token="demo-outsider-token")) == (404, "export_not_found")
-    assert error_of(stack.call("POST", f"/api/exports/{export_id}/cancel", "demo-outsider-token")) == \
-        (404, "export_not_found")
+    assert error_of(stack.call("POST", f"/api/exports/{export_id}/cancel", "demo-outsider-token")) == (
+        404,
+        "export_not_found",
+    )
     assert error_of(stack.get("1234-5678-0000000000000deadbeef")) == (404, "export_not_found")
     assert error_of(stack.get("nonsense")) == (404, "export_not_found")
     assert error_of(stack.get(export_id, token=None)) == (401, "unauthenticated")
@@ -79,7 +94,10 @@ def test_export_of_other_project_is_invisible(stack):
 def test_unknown_routes_and_methods_are_json(stack):
     assert error_of(stack.call("GET", "/api/nope")) == (404, "not_found")
     assert error_of(stack.call("DELETE", "/api/exports/abc")) == (405, "method_not_allowed")
-    assert error_of(stack.call("GET", "/api/projects/1234/subject-sets/5678/exports")) == (405, "method_not_allowed")
+    assert error_of(stack.call("GET", "/api/projects/1234/subject-sets/5678/exports")) == (
+        405,
+        "method_not_allowed",
+    )
 
 
 def test_health_is_anonymous_and_reveals_nothing(stack):
@@ -89,9 +107,16 @@ def test_health_is_anonymous_and_reveals_nothing(stack):
 
 def test_cors_for_the_subject_assistant_only(stack):
     origin = "https://subject-assistant.zooniverse.org"
-    preflight = stack.call("OPTIONS", "/api/projects/1234/subject-sets/5678/exports", token=None,
-                           headers={"Origin": origin, "Access-Control-Request-Method": "POST",
-                                    "Access-Control-Request-Headers": "authorization"})
+    preflight = stack.call(
+        "OPTIONS",
+        "/api/projects/1234/subject-sets/5678/exports",
+        token=None,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
     assert preflight.headers.get("Access-Control-Allow-Origin") == origin
     other = stack.call("GET", "/api/health", token=None, headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in other.headers

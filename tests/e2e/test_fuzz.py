@@ -4,6 +4,7 @@ content types and headers as documented, response schemas, negative data rejecte
 ignored, ...), then stateful runs that walk real export life cycles along the document's links
 (start → get → cancel). Bounded here; `make fuzz` runs it longer with fresh seeds
 (FUZZ_EXAMPLES, FUZZ_SEED)."""
+
 import os
 import subprocess
 import sys
@@ -30,9 +31,20 @@ def schemathesis(stack, *args, config=None):
     command = [sys.executable, "-m", "schemathesis.cli"]
     if config:
         command += ["--config-file", str(config)]
-    command += ["run", f"{stack.host.url}/api/openapi.json", "-H",
-                f"Authorization: Bearer {stack.sample.owner_token}", "--checks", "all",
-                "--max-examples", EXAMPLES, "--no-color", "--request-timeout", "30", *args]
+    command += [
+        "run",
+        f"{stack.host.url}/api/openapi.json",
+        "-H",
+        f"Authorization: Bearer {stack.sample.owner_token}",
+        "--checks",
+        "all",
+        "--max-examples",
+        EXAMPLES,
+        "--no-color",
+        "--request-timeout",
+        "30",
+        *args,
+    ]
     if SEED:
         command += ["--seed", SEED]
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
@@ -52,8 +64,9 @@ def test_every_operation_with_positive_and_negative_data(stack):
 @pytest.mark.parametrize("settings_overrides", [{"AUTH_CACHE_SECONDS": "60"}])
 def test_stateful_export_life_cycles(stack, tmp_path):
     config = tmp_path / "lifecycle.toml"
-    config.write_text(LIFECYCLE.format(project=stack.sample.project_id,
-                                       subject_set=stack.sample.subject_set_id))
+    config.write_text(
+        LIFECYCLE.format(project=stack.sample.project_id, subject_set=stack.sample.subject_set_id)
+    )
     out = schemathesis(stack, "--phases", "stateful", config=config)
     covered = [line for line in out.splitlines() if "API Links" in line]
     assert covered and covered[0].split("API Links:")[1].strip().startswith("4 covered"), covered

@@ -1,5 +1,6 @@
 """Cancel and `problem` as the deployed MegaDetector service really does them (emulated from
 zooniverse/CameraTraps `zooniverse-deployment`; see standins/ml_service.py)."""
+
 import pytest
 
 from exports import model
@@ -38,8 +39,11 @@ def test_a_cancelled_export_stays_cancelled_while_the_service_overwrites_its_can
         assert stack.ml.status_calls[task] == status_call  # no longer polled at all
     # Walk the service on by itself (its own monitor), and check our export never moves.
     import requests
-    after = [requests.get(f"{stack.ml.url}/task/{task}", timeout=5).json()["Status"]["request_status"]
-             for _ in range(2)]
+
+    after = [
+        requests.get(f"{stack.ml.url}/task/{task}", timeout=5).json()["Status"]["request_status"]
+        for _ in range(2)
+    ]
     assert after == ["running", "completed"]
     final = stack.get(export["id"]).json()
     assert final["status"] == "cancelled" and final["subject_assistant_url"].endswith(task)
@@ -96,7 +100,9 @@ def test_a_permanent_problem_fails_after_the_set_number_of_ticks(stack):
     assert "Error occurred while submitting the Batch job: quota exceeded" in failed["error"]["message"]
 
 
-@pytest.mark.parametrize("settings_overrides", [{"ML_PROBLEM_TICKS": "1", "ML_TASK_DEADLINE_DAYS": "0.00002"}])
+@pytest.mark.parametrize(
+    "settings_overrides", [{"ML_PROBLEM_TICKS": "1", "ML_TASK_DEADLINE_DAYS": "0.00002"}]
+)
 def test_the_max_cycles_problem_still_completes(stack):
     """After 4 weeks of checks the service writes `problem` and aggregates anyway: the export
     waits for it (the problem's message changed, so no ml_failed; the status keeps changing,

@@ -1,4 +1,5 @@
 """Issue 2 end to end: POST → queue → manifest in Azurite → ML submission, with faults."""
+
 import json
 import time
 
@@ -29,9 +30,12 @@ def test_export_reaches_submitted_with_the_exact_manifest(stack):
     task_id = export["ml_task_id"]
     assert export["subject_assistant_url"] == "https://subject-assistant.zooniverse.org/#/tasks/" + task_id
     data, counts = expected_manifest()
-    assert export["manifest"] == {"subjects": counts.subjects, "images": counts.images,
-                                  "skipped_frames": counts.skipped_frames,
-                                  "blob": export["manifest"]["blob"]}
+    assert export["manifest"] == {
+        "subjects": counts.subjects,
+        "images": counts.images,
+        "skipped_frames": counts.skipped_frames,
+        "blob": export["manifest"]["blob"],
+    }
     assert export["progress"] == {"subjects_done": 25, "subjects_total": 25}
 
     # The manifest blob in Azurite, and what the ML service downloaded through the SAS URL.
@@ -109,8 +113,13 @@ def test_panoptes_down_for_too_long_fails_clearly(stack):
 
 
 def test_ml_busy_then_recovery(stack):
-    fault = stack.ml.faults.add(r"request_detections", "status", status=503,
-                                body={"error": "Too many active jobs, please try again later"}, times=3)
+    fault = stack.ml.faults.add(
+        r"request_detections",
+        "status",
+        status=503,
+        body={"error": "Too many active jobs, please try again later"},
+        times=3,
+    )
     body = stack.start_export().json()
     stack.settle(60)
     export = stack.export(body["id"])
@@ -162,6 +171,7 @@ def test_poison_message_fails_the_export(stack, monkeypatch):
 
     def crash(self):
         raise RuntimeError("simulated bug")
+
     monkeypatch.setattr(worker.ExportRun, "_build_manifest", crash)
     body = stack.start_export().json()
     deadline = time.time() + 60
@@ -181,7 +191,9 @@ def test_progress_is_visible_while_building(stack):
     deadline = time.time() + 30
     while time.time() < deadline:
         export = stack.get(body["id"]).json()
-        seen.append((export["status"], export["progress"]["subjects_done"], export["progress"]["subjects_total"]))
+        seen.append(
+            (export["status"], export["progress"]["subjects_done"], export["progress"]["subjects_total"])
+        )
         if export["status"] != "queued" and export["status"] != "building":
             break
         time.sleep(0.1)

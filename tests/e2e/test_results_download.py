@@ -2,13 +2,14 @@
 service and hostile input). Only https links on allowed hosts, or on the ML service's own origin,
 are followed and shown; downloads are streamed, bounded in bytes and total time, never inflated;
 and one slow download never holds back the other exports of a tick."""
+
 import threading
 import time
 
 import pytest
 
-from standins.server import Response, StandInServer
 from standins.sample_data import sample_subjects
+from standins.server import Response, StandInServer
 
 BOUNDS = {"RESULTS_MAX_MEGABYTES": "1", "RESULTS_DOWNLOAD_SECONDS": "3"}
 
@@ -30,11 +31,17 @@ def running_export(stack, subject_set="5678"):
 
 
 @pytest.mark.parametrize("settings_overrides", [BOUNDS])
-@pytest.mark.parametrize("url", [
-    "file:///etc/passwd", "javascript:alert(document.cookie)", "https://evil.example/detections.json",
-    "https://x.blob.core.windows.net.evil.example/detections.json", "ftp://127.0.0.1/detections.json",
-    "OTHER_HOST",  # plain http to another local host (a different origin than the ML service)
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "javascript:alert(document.cookie)",
+        "https://evil.example/detections.json",
+        "https://x.blob.core.windows.net.evil.example/detections.json",
+        "ftp://127.0.0.1/detections.json",
+        "OTHER_HOST",  # plain http to another local host (a different origin than the ML service)
+    ],
+)
 def test_a_results_link_off_the_allowlist_is_neither_fetched_nor_returned(stack, url, caplog):
     with Counting() as other:
         url = f"http://127.0.0.1:{other.port}/detections.json?sv=1&sig=SECRET" if url == "OTHER_HOST" else url
@@ -53,12 +60,15 @@ def test_a_results_link_off_the_allowlist_is_neither_fetched_nor_returned(stack,
 
 
 @pytest.mark.parametrize("settings_overrides", [BOUNDS])
-@pytest.mark.parametrize("mode,reason", [
-    ("gzip_bomb", "could not be downloaded (compressed answer"),
-    ("oversized", "larger than the 1 MB"),
-    ("drip", "did not download within 3 s"),
-    ("not_json", "could not be read"),
-])
+@pytest.mark.parametrize(
+    "mode,reason",
+    [
+        ("gzip_bomb", "could not be downloaded (compressed answer"),
+        ("oversized", "larger than the 1 MB"),
+        ("drip", "did not download within 3 s"),
+        ("not_json", "could not be read"),
+    ],
+)
 def test_hostile_results_are_read_only_within_their_bounds(stack, mode, reason):
     export = running_export(stack)
     task = export["ml_task_id"]
@@ -99,8 +109,10 @@ def test_a_slow_download_does_not_hold_back_the_ticks_other_exports(stack):
 def test_the_summary_counts_what_the_service_reports(stack):
     """images_submitted is the service's num_images (after its own filtering), so the same image
     URL listed twice in the manifest is not counted as missing."""
-    twice = [{"id": "950", "locations": [{"image/jpeg": "https://x.example/same.jpg"}]},
-             {"id": "951", "locations": [{"image/jpeg": "https://x.example/same.jpg"}]}]
+    twice = [
+        {"id": "950", "locations": [{"image/jpeg": "https://x.example/same.jpg"}]},
+        {"id": "951", "locations": [{"image/jpeg": "https://x.example/same.jpg"}]},
+    ]
     stack.panoptes.add_subject_set("5681", "1234", "Same image twice", twice)
     export = running_export(stack, "5681")
     stack.tick(), stack.tick()

@@ -1,5 +1,6 @@
 """A real-sized detections file is summarised in one streaming pass with memory that does not
 grow with the file (the 1,000,000-image figures are in `make bench`)."""
+
 import json
 import subprocess
 import sys
@@ -40,8 +41,9 @@ def test_a_few_hundred_thousand_images_in_bounded_memory(stack):
     stack.ml.set_status(task, "completed")
     url = stack.ml.task(task)["message"]["output_file_urls"]["detections"]
 
-    child = subprocess.run([sys.executable, "-c", CHILD, url, "0.2"], cwd=ROOT, capture_output=True,
-                           text=True, timeout=300)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, url, "0.2"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert child.returncode == 0, child.stderr
     report = json.loads(child.stdout)
     above_idle_mb = (report["peak_kb"] - report["idle_kb"]) / 1024

@@ -1,4 +1,5 @@
 """Issue 3 end to end: the poller follows every export to a final state; listing; cancel."""
+
 import dataclasses
 import datetime as dt
 import time
@@ -36,7 +37,8 @@ def test_submitted_running_completed_with_summary(stack):
     assert summary["images_returned"] == len(images)
     assert summary["images_failed"] == sum("failure" in i for i in images)
     assert summary["images_likely_empty"] == sum(
-        1 for i in images if "failure" not in i and i["max_detection_conf"] < 0.2)
+        1 for i in images if "failure" not in i and i["max_detection_conf"] < 0.2
+    )
     assert summary["images_missing"] == 0
     assert done["subject_assistant_url"].endswith("/#/tasks/" + export["ml_task_id"])
     # Completed exports leave the active index: the next tick does not look at them.
@@ -65,12 +67,18 @@ def test_unreadable_results_leave_completed_with_summary_unavailable(stack):
     assert done["results_summary"]["available"] is False and done["results_summary"]["reason"]
 
 
-@pytest.mark.parametrize("steps,status,code", [
-    ([("failed", "Image list could not be read.")], "failed", "ml_failed"),
-    (["running", ("completed", "Zero images found in container or in provided list of images.")], "failed",
-     "ml_no_results"),
-    (["canceled"], "cancelled", None),
-])
+@pytest.mark.parametrize(
+    "steps,status,code",
+    [
+        ([("failed", "Image list could not be read.")], "failed", "ml_failed"),
+        (
+            ["running", ("completed", "Zero images found in container or in provided list of images.")],
+            "failed",
+            "ml_no_results",
+        ),
+        (["canceled"], "cancelled", None),
+    ],
+)
 def test_final_outcomes(stack, steps, status, code):
     export = submitted_export(stack)
     stack.ml.set_plan(export["ml_task_id"], steps)
@@ -85,12 +93,17 @@ def test_final_outcomes(stack, steps, status, code):
 
 def test_problem_keeps_polling_then_completes(stack):
     export = submitted_export(stack)
-    stack.ml.set_plan(export["ml_task_id"], [("problem", "please contact us"), ("problem", "please contact us"),
-                                             "running", "completed"])
+    stack.ml.set_plan(
+        export["ml_task_id"],
+        [("problem", "please contact us"), ("problem", "please contact us"), "running", "completed"],
+    )
     stack.tick()
     result = stack.get(export["id"]).json()
-    assert (result["status"], result["ml_status"], result["ml_message"]) == ("running", "problem",
-                                                                             "please contact us")
+    assert (result["status"], result["ml_status"], result["ml_message"]) == (
+        "running",
+        "problem",
+        "please contact us",
+    )
     for _ in range(3):
         stack.tick()
     assert stack.get(export["id"]).json()["status"] == "completed"
@@ -99,7 +112,9 @@ def test_problem_keeps_polling_then_completes(stack):
 @pytest.mark.parametrize("settings_overrides", [{"ML_NOT_FOUND_TICKS": "3"}])
 def test_transient_404_then_persistent_404(stack):
     export = submitted_export(stack)
-    fault = stack.ml.faults.add(r"/task/", "status", status=404, body={"error": "Task is not found."}, times=2)
+    fault = stack.ml.faults.add(
+        r"/task/", "status", status=404, body={"error": "Task is not found."}, times=2
+    )
     stack.tick(), stack.tick()
     assert stack.get(export["id"]).json()["status"] == "submitted"
     stack.tick()
@@ -142,16 +157,24 @@ def test_stuck_queued_export_is_requeued_once_then_failed(stack):
     services = stack.services
     now = services.clock() - dt.timedelta(minutes=5)
     lost_id = model.new_export_id("1234", "5678", now)
-    lost = model.new_export(lost_id, "1234", "5678", "42", now, dt.timedelta(hours=1),
-                            services.cipher.encrypt("demo-owner-token", bound_to=lost_id))
+    lost = model.new_export(
+        lost_id,
+        "1234",
+        "5678",
+        "42",
+        now,
+        dt.timedelta(hours=1),
+        services.cipher.encrypt("demo-owner-token", bound_to=lost_id),
+    )
     services.store.create(lost)  # a record whose queue message was lost
     stack.tick()
     stack.settle()
     assert stack.export(lost.id).requeued
     assert stack.get(lost.id).json()["status"] == "submitted"
 
-    again = model.new_export(model.new_export_id("1234", "5679", now), "1234", "5679", "42", now,
-                             dt.timedelta(hours=1))
+    again = model.new_export(
+        model.new_export_id("1234", "5679", now), "1234", "5679", "42", now, dt.timedelta(hours=1)
+    )
     services.store.create(dataclasses.replace(again, requeued=True))
     stack.tick()
     result = stack.get(again.id).json()
@@ -195,8 +218,9 @@ def cancel(stack, export_id):
 def test_cancel_queued(stack):
     services = stack.services
     now = services.clock()
-    queued = model.new_export(model.new_export_id("1234", "5678", now), "1234", "5678", "42", now,
-                              dt.timedelta(hours=1))
+    queued = model.new_export(
+        model.new_export_id("1234", "5678", now), "1234", "5678", "42", now, dt.timedelta(hours=1)
+    )
     services.store.create(queued)
     response = cancel(stack, queued.id)
     assert response.status_code == 200 and response.json()["status"] == "cancelled"

@@ -10,6 +10,7 @@ parsed by rewriting their `param x = ...` lines as variables (pycep has no bicep
 grammar). What cannot be checked here: that Azure accepts the template (`az bicep build`
 / `lint` and a what-if deployment run in CI, see .github/workflows/ci.yml and docs/DEPLOY.md).
 """
+
 from __future__ import annotations
 
 import functools
@@ -26,9 +27,9 @@ from typing import Any, NamedTuple
 import pytest
 from pycep import BicepParser
 
-from shared import names
 from devtools.docs import ALL_SETTINGS as SETTINGS
 from exports.settings import ExportSettings as Settings
+from shared import names
 from shared.settings import STORAGE_IDENTITY_SUFFIXES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +74,7 @@ FORBIDDEN_APP_SETTINGS = {
 # Parsing and resolving
 # --------------------------------------------------------------------------------------
 
+
 def bicep_files() -> list[Path]:
     return sorted(INFRA.rglob("*.bicep"))
 
@@ -86,17 +88,17 @@ def rel(path: Path) -> str:
     return path.relative_to(INFRA).as_posix()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parser() -> BicepParser:
     return BicepParser()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def parse(path: Path) -> dict[str, Any]:
     return _parser().parse(file_path=path)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def parse_bicepparam(path: Path) -> tuple[str, dict[str, Any]]:
     """(the `using` target, {param: parsed value}) of a .bicepparam file."""
     using = None
@@ -119,6 +121,7 @@ def main_doc() -> dict[str, Any]:
 
 # Modules ------------------------------------------------------------------------------
 
+
 def module_target(caller: Path, module: dict[str, Any]) -> Path:
     """The file a `module` declaration of `caller` deploys."""
     assert module["type"] == "local", f"{rel(caller)}: module {module['detail']['path']} is not a local file"
@@ -139,7 +142,7 @@ class ModuleCall(NamedTuple):
         return self.config.get("params", {})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def module_calls() -> tuple[ModuleCall, ...]:
     """Every module call of the template: main.bicep's, then its modules' (breadth first)."""
     calls: list[ModuleCall] = []
@@ -152,7 +155,9 @@ def module_calls() -> tuple[ModuleCall, ...]:
         seen.append(path)
         for symbol, module in parse(path).get("modules", {}).items():
             target = module_target(path, module)
-            assert target.is_file(), f"{rel(path)}: module {symbol} calls a missing file {module['detail']['path']}"
+            assert target.is_file(), (
+                f"{rel(path)}: module {symbol} calls a missing file {module['detail']['path']}"
+            )
             calls.append(ModuleCall(path, symbol, target))
             todo.append(target)
     return tuple(calls)
@@ -179,11 +184,14 @@ def module_dependencies(call: ModuleCall) -> set[str]:
     direct |= {m for m in siblings if f'"operand_1": "{m}"' in text or "${" + m + "." in text}
     found = set(direct)
     for symbol in direct:
-        found |= module_dependencies(ModuleCall(call.caller, symbol, module_target(call.caller, siblings[symbol])))
+        found |= module_dependencies(
+            ModuleCall(call.caller, symbol, module_target(call.caller, siblings[symbol]))
+        )
     return found
 
 
 # Resources ----------------------------------------------------------------------------
+
 
 class Found(NamedTuple):
     path: Path  # the file that declares the resource
@@ -201,13 +209,20 @@ class Found(NamedTuple):
 
 def resources(doc: dict[str, Any], rtype: str) -> dict[str, dict[str, Any]]:
     """The resources of type rtype a file creates (not its `existing` look-ups)."""
-    return {sym: res for sym, res in doc.get("resources", {}).items()
-            if res["type"] == rtype and not res.get("existing")}
+    return {
+        sym: res
+        for sym, res in doc.get("resources", {}).items()
+        if res["type"] == rtype and not res.get("existing")
+    }
 
 
 def find_resources(rtype: str) -> list[Found]:
     """Every resource of type rtype the template creates, in main.bicep or any module."""
-    return [Found(path, sym, res) for path in template_files() for sym, res in resources(parse(path), rtype).items()]
+    return [
+        Found(path, sym, res)
+        for path in template_files()
+        for sym, res in resources(parse(path), rtype).items()
+    ]
 
 
 def all_resources(rtype: str) -> dict[str, dict[str, Any]]:
@@ -244,7 +259,8 @@ def trace(expr: Any, path: Path, depth: int = 0) -> tuple[Path, Any]:
             if expr in call.args:
                 return trace(call.args[expr], call.caller, depth + 1)
             assert params[expr]["default"] is not None, (
-                f"{rel(call.caller)}: module {call.symbol} does not pass its required parameter {expr}")
+                f"{rel(call.caller)}: module {call.symbol} does not pass its required parameter {expr}"
+            )
             return trace(params[expr]["default"], path, depth + 1)
         if expr in variables:
             return trace(variables[expr]["value"], path, depth + 1)
@@ -316,7 +332,8 @@ def real_resource(path: Path, symbol: str) -> Found:
     name = trace(res["config"]["name"], path)
     found = [f for f in find_resources(res["type"]) if trace(f.config["name"], f.path) == name]
     assert len(found) == 1, (
-        f"{rel(path)}: existing {symbol} must name one resource the template creates, names {[f.key for f in found]}")
+        f"{rel(path)}: existing {symbol} must name one resource the template creates, names {[f.key for f in found]}"
+    )
     return found[0]
 
 
@@ -344,8 +361,11 @@ def referenced(expr: Any) -> set[str]:
 
 
 def secure_parameters(doc: dict[str, Any]) -> set[str]:
-    return {name for name, p in doc.get("parameters", {}).items()
-            if any(d["type"] == "secure" for d in p["decorators"])}
+    return {
+        name
+        for name, p in doc.get("parameters", {}).items()
+        if any(d["type"] == "secure" for d in p["decorators"])
+    }
 
 
 def strip_comments(text: str) -> str:
@@ -378,13 +398,16 @@ def identity_storage_names() -> set[str]:
 
 def the_one(found: dict[str, Any] | list[Any], what: str) -> Any:
     items = list(found.values()) if isinstance(found, dict) else list(found)
-    assert len(items) == 1, f"expected exactly one {what}, found {sorted(found) if isinstance(found, dict) else [f.key for f in items]}"
+    assert len(items) == 1, (
+        f"expected exactly one {what}, found {sorted(found) if isinstance(found, dict) else [f.key for f in items]}"
+    )
     return items[0]
 
 
 # --------------------------------------------------------------------------------------
 # Parsing
 # --------------------------------------------------------------------------------------
+
 
 def test_every_bicep_file_parses():
     files = bicep_files()
@@ -415,7 +438,8 @@ def test_module_calls_match_the_modules_parameters():
         deployment_names = [call.config.get("name") for call in calls]
         assert all(deployment_names), f"{rel(caller)}: every module call needs a deployment name"
         assert len(set(map(json.dumps, deployment_names))) == len(deployment_names), (
-            f"{rel(caller)}: module deployment names repeat: {deployment_names}")
+            f"{rel(caller)}: module deployment names repeat: {deployment_names}"
+        )
         for call in calls:
             where = f"{rel(caller)}: module {call.symbol} ({rel(call.target)})"
             assert "scope" not in call.config, f"{where} must deploy to the resource group of main.bicep"
@@ -436,7 +460,8 @@ def test_secure_values_reach_modules_only_as_secure_parameters():
             if identifiers(arg) & caller_secure:
                 assert name in target_secure, (
                     f"{rel(call.caller)}: module {call.symbol} passes a secure value to {name}, "
-                    f"which is not @secure() in {rel(call.target)}")
+                    f"which is not @secure() in {rel(call.target)}"
+                )
 
 
 def test_modules_that_use_another_modules_resource_deploy_after_it():
@@ -451,10 +476,12 @@ def test_modules_that_use_another_modules_resource_deploy_after_it():
                 continue
             consumer, producer = call_of(path), call_of(real.path)
             assert consumer.caller == producer.caller, (
-                f"{rel(path)}: {symbol} is created by {rel(real.path)}, which another file calls")
+                f"{rel(path)}: {symbol} is created by {rel(real.path)}, which another file calls"
+            )
             assert producer.symbol in module_dependencies(consumer), (
                 f"{rel(consumer.caller)}: module {consumer.symbol} uses {real.key} "
-                f"but does not depend on module {producer.symbol}")
+                f"but does not depend on module {producer.symbol}"
+            )
 
 
 def test_every_parameter_is_used():
@@ -482,6 +509,7 @@ def test_only_plain_resources_no_registry_modules():
 # App settings: every setting the code reads is set
 # --------------------------------------------------------------------------------------
 
+
 def test_every_setting_the_code_reads_is_an_app_setting():
     expected = contract_setting_names() | identity_storage_names()
     missing = expected - set(app_settings())
@@ -501,7 +529,8 @@ def test_optional_settings_default_to_the_codes_defaults():
         path, expr = settings[setting.name]
         value = resolve(expr, path)
         assert value == setting.default, (
-            f"{setting.name}: infra default {value!r} != code default {setting.default!r}")
+            f"{setting.name}: infra default {value!r} != code default {setting.default!r}"
+        )
 
 
 def test_required_settings_come_from_parameters_without_defaults():
@@ -511,10 +540,13 @@ def test_required_settings_come_from_parameters_without_defaults():
         if setting.default is not None:
             continue
         path, ref = settings[setting.name]
-        assert isinstance(ref, str) and ref in parse(path)["parameters"], f"{setting.name} must be set from a parameter"
+        assert isinstance(ref, str) and ref in parse(path)["parameters"], (
+            f"{setting.name} must be set from a parameter"
+        )
         where, top = trace(ref, path)
         assert where == MAIN and isinstance(top, str) and top in params, (
-            f"{setting.name} must be set from a main.bicep parameter")
+            f"{setting.name} must be set from a main.bicep parameter"
+        )
         assert params[top]["default"] is None, f"{setting.name}: parameter {top} must be required"
 
 
@@ -524,14 +556,22 @@ def test_secret_settings_come_from_secure_parameters():
     assert {s.name for s in secrets} >= {"TOKEN_ENCRYPTION_KEY", "TOKEN_ENCRYPTION_KEY_PREVIOUS"}
     for setting in secrets:
         path, ref = settings[setting.name]
-        assert isinstance(ref, str) and ref in parse(path)["parameters"], f"{setting.name} must come from a parameter"
+        assert isinstance(ref, str) and ref in parse(path)["parameters"], (
+            f"{setting.name} must come from a parameter"
+        )
         chain = parameter_chain(ref, path)
-        assert chain[-1][0] == MAIN, f"{setting.name} must come from a main.bicep parameter, stops at {chain[-1]}"
+        assert chain[-1][0] == MAIN, (
+            f"{setting.name} must come from a main.bicep parameter, stops at {chain[-1]}"
+        )
         for where, name in chain:  # every parameter it passes through, main.bicep's last
             param = parse(where)["parameters"][name]
             decorators = {d["type"] for d in param["decorators"]}
-            assert "secure" in decorators, f"parameter {name} of {rel(where)} ({setting.name}) must be @secure()"
-            assert param["default"] in (None, ""), f"parameter {name} of {rel(where)} must not have a real default"
+            assert "secure" in decorators, (
+                f"parameter {name} of {rel(where)} ({setting.name}) must be @secure()"
+            )
+            assert param["default"] in (None, ""), (
+                f"parameter {name} of {rel(where)} must not have a real default"
+            )
 
 
 def test_identity_based_storage_settings():
@@ -552,7 +592,8 @@ def test_identity_based_storage_settings():
     for service in ("blob", "queue", "table"):
         key, prop = resource_property(f"{prefix}{service}ServiceUri")
         assert key in accounts and prop == ["properties", "primaryEndpoints", service], (
-            f"{prefix}{service}ServiceUri must be the storage account's {service} endpoint")
+            f"{prefix}{service}ServiceUri must be the storage account's {service} endpoint"
+        )
     key, prop = resource_property(prefix + "clientId")
     assert prop == ["properties", "clientId"]
     assert key in identities, "AzureWebJobsStorage__clientId must be the user-assigned identity's client id"
@@ -565,7 +606,9 @@ def test_application_insights_uses_entra_auth():
     assert isinstance(auth, str)
     match = re.fullmatch(r"ClientId=\$\{(\w+)\.properties\.clientId\};Authorization=AAD", auth)
     assert match, auth
-    assert real_resource(path, match.group(1)).key in all_resources(IDENTITY), "ClientId must be the app's identity"
+    assert real_resource(path, match.group(1)).key in all_resources(IDENTITY), (
+        "ClientId must be the app's identity"
+    )
     for res in all_resources(INSIGHTS).values():
         props = res["config"]["properties"]
         assert props["DisableLocalAuth"] is True
@@ -576,16 +619,26 @@ def test_application_insights_uses_entra_auth():
 # No keys, no shared-key access
 # --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", bicep_files() + bicepparam_files(), ids=rel)
 def test_no_account_keys_anywhere(path: Path):
     text = strip_comments(path.read_text())
-    for word in ("listKeys", "listAccountSas", "listServiceSas", "listConnectionStrings", "AccountKey",
-                 "SharedAccessKey", "StorageAccountConnectionString", "InstrumentationKey"):
+    for word in (
+        "listKeys",
+        "listAccountSas",
+        "listServiceSas",
+        "listConnectionStrings",
+        "AccountKey",
+        "SharedAccessKey",
+        "StorageAccountConnectionString",
+        "InstrumentationKey",
+    ):
         assert word.lower() not in text.lower(), f"{path.name} mentions {word}"
     # The only connection string allowed is Application Insights' (no storage key in it).
     for match in re.finditer(r"[\w.]*connectionstring\w*", text, flags=re.I):
         assert match.group(0).endswith(".properties.ConnectionString"), (
-            f"{path.name}: unexpected connection string {match.group(0)!r}")
+            f"{path.name}: unexpected connection string {match.group(0)!r}"
+        )
         assert "appInsights" in match.group(0) or "applicationInsights" in match.group(0)
 
 
@@ -611,6 +664,7 @@ def test_containers_are_private():
 # --------------------------------------------------------------------------------------
 # Hosting
 # --------------------------------------------------------------------------------------
+
 
 def test_flex_consumption_plan():
     plan = the_one(all_resources(PLAN), "plan")["config"]
@@ -652,7 +706,9 @@ def deploys_after(later: Found, earlier: Found) -> bool:
     reference to it; across files, because the module of `later` depends on the module of
     `earlier` (see module_dependencies)."""
     if later.path == earlier.path:
-        return earlier.symbol in later.config.get("dependsOn", []) or earlier.symbol in identifiers(later.config)
+        return earlier.symbol in later.config.get("dependsOn", []) or earlier.symbol in identifiers(
+            later.config
+        )
     if later.path == MAIN or earlier.path == MAIN:
         return False
     consumer, producer = call_of(later.path), call_of(earlier.path)
@@ -687,7 +743,9 @@ def test_cors_is_explicit_without_credentials_or_wildcard():
     assert "*" not in origins
     # ALLOWED_ORIGINS (read by the code) is the same list.
     path, allowed = located_app_settings()["ALLOWED_ORIGINS"]
-    assert trace(allowed["function"]["parameters"]["input_array"], path) == trace(cors["allowedOrigins"], found.path)
+    assert trace(allowed["function"]["parameters"]["input_array"], path) == trace(
+        cors["allowedOrigins"], found.path
+    )
     for path in bicepparam_files():
         _, values = parse_bicepparam(path)
         if "allowedOrigins" in values:
@@ -698,6 +756,7 @@ def test_cors_is_explicit_without_credentials_or_wildcard():
 # Roles
 # --------------------------------------------------------------------------------------
 
+
 def role_assignments() -> dict[str, dict[str, Any]]:
     found = {}
     for assignment in find_resources(ROLE_ASSIGNMENT):
@@ -705,7 +764,8 @@ def role_assignments() -> dict[str, dict[str, Any]]:
         role = config["properties"]["roleDefinitionId"]
         function = role["function"] if isinstance(role, dict) and "function" in role else None
         assert function and function["type"] == "subscription_resource_id", (
-            f"{assignment.key}: roleDefinitionId must be subscriptionResourceId(...)")
+            f"{assignment.key}: roleDefinitionId must be subscriptionResourceId(...)"
+        )
         guid = resolve(function["parameters"]["resource_name_1"], assignment.path)
         found[assignment.key] = {"role": guid, "config": config, "path": assignment.path}
     return found
@@ -714,17 +774,25 @@ def role_assignments() -> dict[str, dict[str, Any]]:
 def test_exactly_the_data_plane_roles_are_assigned():
     assignments = role_assignments()
     roles = [a["role"] for a in assignments.values()]
-    assert sorted(roles) == sorted([ROLE_BLOB_DATA_OWNER, ROLE_QUEUE_DATA_CONTRIBUTOR,
-                                    ROLE_TABLE_DATA_CONTRIBUTOR, ROLE_MONITORING_METRICS_PUBLISHER])
+    assert sorted(roles) == sorted(
+        [
+            ROLE_BLOB_DATA_OWNER,
+            ROLE_QUEUE_DATA_CONTRIBUTOR,
+            ROLE_TABLE_DATA_CONTRIBUTOR,
+            ROLE_MONITORING_METRICS_PUBLISHER,
+        ]
+    )
     for key, a in assignments.items():
         config, path = a["config"], a["path"]
         assert config["properties"]["principalType"] == "ServicePrincipal", key
         assert config["name"]["function"]["type"] == "guid", f"{key}: name must be guid(...)"
         where, principal_id = trace(config["properties"]["principalId"], path)
         principal = accessor_path(principal_id)
-        assert principal and principal[0] in parse(where).get("resources", {}) and (
-            real_resource(where, principal[0]).key in all_resources(IDENTITY)), (
-            f"{key}: principal must be the user-assigned identity")
+        assert (
+            principal
+            and principal[0] in parse(where).get("resources", {})
+            and (real_resource(where, principal[0]).key in all_resources(IDENTITY))
+        ), f"{key}: principal must be the user-assigned identity"
         scope_type = real_resource(path, config["scope"]).resource["type"]
         expected_scope = INSIGHTS if a["role"] == ROLE_MONITORING_METRICS_PUBLISHER else STORAGE_ACCOUNT
         assert scope_type == expected_scope, f"{key}: scope {scope_type}, expected {expected_scope}"
@@ -740,6 +808,7 @@ def test_no_broad_roles_anywhere(path: Path):
 # --------------------------------------------------------------------------------------
 # Names shared with the code
 # --------------------------------------------------------------------------------------
+
 
 def resolved_names(rtype: str) -> set[str]:
     return {resolve(found.config["name"], found.path) for found in find_resources(rtype)}
@@ -783,6 +852,7 @@ def test_lifecycle_rule_deletes_old_manifests_only():
 # Outputs
 # --------------------------------------------------------------------------------------
 
+
 def test_outputs_name_the_app_and_leak_no_secret():
     for path in bicep_files():
         doc = parse(path)
@@ -796,12 +866,15 @@ def test_outputs_name_the_app_and_leak_no_secret():
     # Followed into the modules: what each output finally is exposes no secure parameter.
     for name, output in outputs.items():
         where, value = trace(output["value"], MAIN)
-        assert not identifiers(value) & secure_parameters(parse(where)), f"output {name} exposes a secure parameter"
+        assert not identifiers(value) & secure_parameters(parse(where)), (
+            f"output {name} exposes a secure parameter"
+        )
 
 
 # --------------------------------------------------------------------------------------
 # Parameter files
 # --------------------------------------------------------------------------------------
+
 
 def test_parameter_files_exist_for_staging_and_production():
     assert {p.name for p in bicepparam_files()} >= {"main.staging.bicepparam", "main.production.bicepparam"}
@@ -821,7 +894,8 @@ def test_parameter_file_sets_every_required_parameter(path: Path):
         if any(d["type"] == "secure" for d in params[name]["decorators"]):
             function = value.get("function", {}) if isinstance(value, dict) else {}
             assert function.get("type") == "readEnvironmentVariable", (
-                f"{path.name}: secure parameter {name} must come from readEnvironmentVariable(...)")
+                f"{path.name}: secure parameter {name} must come from readEnvironmentVariable(...)"
+            )
 
 
 def test_staging_uses_panoptes_staging_and_production_the_default():
@@ -835,6 +909,7 @@ def test_staging_uses_panoptes_staging_and_production_the_default():
 # --------------------------------------------------------------------------------------
 # local.settings.sample.json and docs
 # --------------------------------------------------------------------------------------
+
 
 def test_local_settings_sample_holds_every_setting_and_is_valid():
     sample = json.loads((ROOT / "local.settings.sample.json").read_text())
@@ -865,6 +940,7 @@ def test_deploy_doc_explains_every_parameter():
 # checkov (its own venv: it pins pycep-parser 0.5.x; `make test` installs it and sets CHECKOV)
 # --------------------------------------------------------------------------------------
 
+
 def _checkov_command() -> list[str] | None:
     if importlib.util.find_spec("checkov") is not None:
         return [sys.executable, "-m", "checkov.main"]
@@ -883,20 +959,33 @@ def test_checkov_finds_nothing_unjustified(tmp_path: Path):
         pytest.skip("checkov is not importable (set CHECKOV=/path/to/checkov to run it from another venv)")
     env = dict(os.environ, BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false")
     result = subprocess.run(
-        command + ["-d", str(INFRA), "--framework", "bicep", "--skip-download", "--output", "json",
-                   "--compact"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+        command
+        + ["-d", str(INFRA), "--framework", "bicep", "--skip-download", "--output", "json", "--compact"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert result.stdout.strip(), result.stderr[-2000:]
     report = json.loads(result.stdout)
     reports = report if isinstance(report, list) else [report]
     # checkov reads every file of the template (main.bicep and the modules): each
     # `// checkov:skip=ID` comment, in whichever file, is applied to a resource it checks.
-    written = sorted((rel(path), check_id) for path in bicep_files()
-                     for check_id in re.findall(r"//\s*checkov:skip=(\w+)", path.read_text()))
-    applied = sorted((Path(c["file_abs_path"]).resolve().relative_to(INFRA).as_posix(), c["check_id"])
-                     for rep in reports for c in rep["results"].get("skipped_checks", []))
+    written = sorted(
+        (rel(path), check_id)
+        for path in bicep_files()
+        for check_id in re.findall(r"//\s*checkov:skip=(\w+)", path.read_text())
+    )
+    applied = sorted(
+        (Path(c["file_abs_path"]).resolve().relative_to(INFRA).as_posix(), c["check_id"])
+        for rep in reports
+        for c in rep["results"].get("skipped_checks", [])
+    )
     assert written, "no checkov:skip comments found"
-    assert applied == written, f"checkov:skip comments not applied by checkov: {sorted(set(written) - set(applied))}"
+    assert applied == written, (
+        f"checkov:skip comments not applied by checkov: {sorted(set(written) - set(applied))}"
+    )
     for rep in reports:
         summary = rep["summary"]
         assert summary["parsing_errors"] == 0, "checkov could not parse infra/"
@@ -905,4 +994,6 @@ def test_checkov_finds_nothing_unjustified(tmp_path: Path):
         assert not failed, f"checkov findings (fix, or justify with // checkov:skip=ID: reason): {failed}"
         for skipped in results.get("skipped_checks", []):
             comment = skipped.get("check_result", {}).get("suppress_comment", "")
-            assert comment and comment != "No comment provided", f"{skipped['check_id']} skipped without reason"
+            assert comment and comment != "No comment provided", (
+                f"{skipped['check_id']} skipped without reason"
+            )

@@ -1,6 +1,7 @@
 """BlockBlobWriter against Azurite: blocks staged in the background commit to exactly the bytes
 written, in order; a staging error reaches the caller and commits nothing; at most two blocks
 wait at once (memory stays bounded)."""
+
 from __future__ import annotations
 
 import threading
@@ -64,11 +65,9 @@ def test_background_blocks_commit_the_bytes_in_order(container, monkeypatch):
 def test_staging_error_reaches_the_caller_and_commits_nothing(container, monkeypatch):
     monkeypatch.setattr(blob_writer, "BLOCK_SIZE", 1000)
     blob = container.get_blob_client("broken.json")
-    with pytest.raises(ConnectionError):
-        with BlockBlobWriter(SlowStaging(blob, fail_at=3)) as writer:
-            for _ in range(50):
-                writer.write(b"x" * 700)
-            writer.commit()
+    with pytest.raises(ConnectionError), BlockBlobWriter(SlowStaging(blob, fail_at=3)) as writer:
+        for _ in range(50):
+            writer.write(b"x" * 700)
+        writer.commit()
     with pytest.raises(ResourceNotFoundError):
         blob.get_blob_properties()
-

@@ -1,5 +1,6 @@
 """The handlers in-process, as the code reads: each called with a `Services` wired to Azurite and
 the stand-ins, no HTTP host in between (tests/e2e prove the wiring through the local host)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -38,11 +39,13 @@ def services(azurite, ml):
         yield wired
 
 
-def request(method: str, path: str, token: str | None = OWNER, body: bytes = b"",
-            **route_params: str) -> func.HttpRequest:
+def request(
+    method: str, path: str, token: str | None = OWNER, body: bytes = b"", **route_params: str
+) -> func.HttpRequest:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return func.HttpRequest(method, f"http://localhost{path}", headers=headers, body=body,
-                            route_params=route_params)
+    return func.HttpRequest(
+        method, f"http://localhost{path}", headers=headers, body=body, route_params=route_params
+    )
 
 
 def call(services, handler, method="GET", token=OWNER, body=b"", **route_params):
@@ -84,7 +87,9 @@ def test_start_build_submit_poll_complete(services, ml):
 def test_access_rules_in_the_handlers(services):
     _, export = start(services)
     assert call(services, api.get_export, token=OUTSIDER, export_id=export["id"]) == (
-        404, {"error": {"code": "export_not_found", "message": api.EXPORT_NOT_FOUND.message}})
+        404,
+        {"error": {"code": "export_not_found", "message": api.EXPORT_NOT_FOUND.message}},
+    )
     assert call(services, api.get_export, token=None, export_id=export["id"])[0] == 401
     assert start(services, OUTSIDER)[1]["error"]["code"] == "forbidden"
     assert start(services, subject_set="7777")[1]["error"]["code"] == "subject_set_not_found"
@@ -106,11 +111,21 @@ def test_cancel_before_the_worker_and_a_late_message(services, ml):
 
 
 def test_bodies_are_checked_before_anything_is_done(services):
-    status, body = call(services, api.start_export, "POST", body=b"x" * (64 * 1024 + 1),
-                        project_id="1234", subject_set_id="5678")
+    status, body = call(
+        services,
+        api.start_export,
+        "POST",
+        body=b"x" * (64 * 1024 + 1),
+        project_id="1234",
+        subject_set_id="5678",
+    )
     assert (status, body["error"]["code"]) == (413, "body_too_large") and "64 KiB" in body["error"]["message"]
-    assert call(services, api.start_export, "POST", body=b"[1]", project_id="1234",
-                subject_set_id="5678")[1]["error"]["code"] == "invalid_body"
+    assert (
+        call(services, api.start_export, "POST", body=b"[1]", project_id="1234", subject_set_id="5678")[1][
+            "error"
+        ]["code"]
+        == "invalid_body"
+    )
     assert services.store.active_export_ids() == []
 
 
@@ -119,8 +134,14 @@ def test_the_worker_run_in_process_refuses_a_token_sealed_for_another_export(ser
     [message] = services.queue.receive_messages(max_messages=1)
     sealed = ExportMessage.parse(message.content).token
     services.queue.delete_message(message)
-    other = model.new_export(model.new_export_id("1234", "5679", services.clock()), "1234", "5679",
-                             "42", services.clock(), dt.timedelta(hours=1))
+    other = model.new_export(
+        model.new_export_id("1234", "5679", services.clock()),
+        "1234",
+        "5679",
+        "42",
+        services.clock(),
+        dt.timedelta(hours=1),
+    )
     services.store.create(other)
     worker.process_export_message(ExportMessage(other.id, sealed).encode(), services)
     assert services.store.get(other.id).export.error_code == "internal_error"

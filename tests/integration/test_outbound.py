@@ -1,5 +1,6 @@
 """shared/outbound.py against a real HTTP server on 127.0.0.1: what one pool shared by every
 user must (not) do, and how a missing answer is classified for at-most-once submission."""
+
 from __future__ import annotations
 
 import gzip

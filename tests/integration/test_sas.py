@@ -1,5 +1,6 @@
 """The manifest SAS grants read of that one blob only (checked with plain HTTP against Azurite),
 and the identity path signs a user-delegation SAS that never outlives its key."""
+
 import base64
 import datetime as dt
 import uuid
@@ -42,8 +43,10 @@ def test_sas_reads_that_blob_only(clients):
 
 def test_expired_sas_is_refused(clients, azurite):
     _, container = clients
-    two_hours_ago = StorageClients(StorageSettings(connection_string=azurite.connection_string),
-                                   now=lambda: dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2))
+    two_hours_ago = StorageClients(
+        StorageSettings(connection_string=azurite.connection_string),
+        now=lambda: dt.datetime.now(dt.UTC) - dt.timedelta(hours=2),
+    )
     url = two_hours_ago.read_sas_url(container, "a.json", dt.timedelta(minutes=30))
     assert requests.get(url, timeout=10).status_code == 403
 
@@ -53,6 +56,7 @@ class FakeCredential:
 
     def get_token(self, *scopes, **kwargs):
         from azure.core.credentials import AccessToken
+
         return AccessToken("fake", 4102444800)
 
 
@@ -68,10 +72,13 @@ def fake_key(start, expiry):
 
 def test_user_delegation_sas_with_identity():
     """Azurite cannot issue delegation keys: the key service is mocked at the SDK boundary."""
-    now = [dt.datetime(2026, 11, 22, 13, 0, tzinfo=dt.timezone.utc)]
-    settings = StorageSettings(blob_uri="https://acct.blob.core.windows.net",
-                               queue_uri="https://acct.queue.core.windows.net",
-                               table_uri="https://acct.table.core.windows.net", client_id="cid")
+    now = [dt.datetime(2026, 11, 22, 13, 0, tzinfo=dt.UTC)]
+    settings = StorageSettings(
+        blob_uri="https://acct.blob.core.windows.net",
+        queue_uri="https://acct.queue.core.windows.net",
+        table_uri="https://acct.table.core.windows.net",
+        client_id="cid",
+    )
     calls = []
 
     def get_key(self, key_start_time, key_expiry_time, **kwargs):
@@ -85,7 +92,7 @@ def test_user_delegation_sas_with_identity():
         assert url.startswith("https://acct.blob.core.windows.net/manifests/x.json?")
         assert query["sp"] == ["r"] and query["sr"] == ["b"] and query["spr"] == ["https"]
         assert "skoid" in query and "sig" in query  # signed by the delegation key, not an account key
-        expiry = dt.datetime.strptime(query["se"][0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+        expiry = dt.datetime.strptime(query["se"][0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
         assert expiry <= calls[0][1] and expiry - now[0] <= dt.timedelta(days=7)
         # The key is cached while it outlives a new SAS...
         now[0] += dt.timedelta(days=1)
@@ -96,4 +103,4 @@ def test_user_delegation_sas_with_identity():
         url = storage.read_sas_url("manifests", "z.json", dt.timedelta(hours=72))
         assert len(calls) == 2
         expiry = parse_qs(urlsplit(url).query)["se"][0]
-        assert dt.datetime.strptime(expiry, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc) <= calls[1][1]
+        assert dt.datetime.strptime(expiry, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC) <= calls[1][1]

@@ -1,5 +1,6 @@
 """ExportStore against Azurite: ETag concurrency, one row per active export and its move when it
 ends, range queries."""
+
 import concurrent.futures
 import dataclasses
 import datetime as dt
@@ -11,7 +12,7 @@ from azure.data.tables import TableServiceClient
 from exports import model
 from exports.store import SET_INDEX_PREFIXES, ConcurrentUpdate, ExportStore
 
-T0 = dt.datetime(2026, 11, 22, 13, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 22, 13, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -24,8 +25,9 @@ def store(azurite):
 
 
 def new(project="12", subject_set="34", at=T0):
-    return model.new_export(model.new_export_id(project, subject_set, at), project, subject_set, "9", at,
-                            dt.timedelta(hours=1))
+    return model.new_export(
+        model.new_export_id(project, subject_set, at), project, subject_set, "9", at, dt.timedelta(hours=1)
+    )
 
 
 def rows(store):
@@ -63,6 +65,7 @@ def test_stale_etag_loses_and_fresh_read_wins(store):
 def test_concurrent_creates_for_one_subject_set_make_one_export(store):
     def attempt(i):
         return store.create(new(at=T0 + dt.timedelta(milliseconds=i)))
+
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         results = list(pool.map(attempt, range(16)))
     created = [v.export.id for v, was_created in results if was_created]
@@ -139,18 +142,21 @@ def test_poller_writes_are_checked_against_the_active_rows(store):
     first, _ = store.create(new("12", "34"))
     second, _ = store.create(new("12", "35"))
     third, _ = store.create(new("12", "36"))
-    worker_view = store.update(model.claim_for_build(first.export, "w", T0, dt.timedelta(minutes=2)),
-                               first)
+    worker_view = store.update(model.claim_for_build(first.export, "w", T0, dt.timedelta(minutes=2)), first)
     active = {v.export.id: v for v in store.active_exports(page_size=2)}  # two round trips
     assert active[first.export.id].export == worker_view.export
     assert all(v.active_row for v in active.values()) and len(active) == 3
 
     # The worker writes again after the poller's read: the poller's write for it must lose.
     store.update(model.renew_lease(worker_view.export, "w", T0, dt.timedelta(minutes=3)), worker_view)
-    poller_changes = [(active[first.export.id], model.cancel(active[first.export.id].export, T0)),
-                      (active[second.export.id], model.cancel(active[second.export.id].export, T0)),
-                      (active[third.export.id], dataclasses.replace(active[third.export.id].export,
-                                                                    ml_message="still here"))]
+    poller_changes = [
+        (active[first.export.id], model.cancel(active[first.export.id].export, T0)),
+        (active[second.export.id], model.cancel(active[second.export.id].export, T0)),
+        (
+            active[third.export.id],
+            dataclasses.replace(active[third.export.id].export, ml_message="still here"),
+        ),
+    ]
     assert store.update_many(poller_changes) == 2
     assert store.get(first.export.id).export.status == "building"
     assert store.get(second.export.id).export.status == "cancelled"
@@ -181,8 +187,9 @@ def test_long_and_non_ascii_messages_fit_in_one_row(store):
     """The export is one JSON property (64 KiB of UTF-16 at most): long texts are cut to a size
     that always fits, whatever the characters (astral ones take two UTF-16 units)."""
     created, _ = store.create(new())
-    noisy = dataclasses.replace(created.export, ml_message="🦓" * 20_000,
-                                error_message="é" * 20_000, summary={"note": "ü" * 100})
+    noisy = dataclasses.replace(
+        created.export, ml_message="🦓" * 20_000, error_message="é" * 20_000, summary={"note": "ü" * 100}
+    )
     stored = store.get(store.update(noisy, created).export.id).export
     assert stored.ml_message == "🦓" * 8_000 and stored.error_message == "é" * 8_000
     assert stored.summary == {"note": "ü" * 100}

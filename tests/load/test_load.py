@@ -1,5 +1,6 @@
 """Load through the local host: 200 concurrent POSTs for 50 subject sets, then 2,000 status
 GETs while the worker builds and submits. Run alone with `pytest -m load -s` to see figures."""
+
 from __future__ import annotations
 
 import collections
@@ -27,9 +28,18 @@ def test_200_posts_for_50_sets_then_2000_status_gets(stack):
     """Breaks if concurrent POSTs for one subject set create two exports (active index not
     atomic), if any export is submitted twice or not at all, or if any request errors."""
     for i, set_id in enumerate(SETS):
-        stack.panoptes.add_subject_set(set_id, "1234", f"Load {i}", [
-            {"id": str(800000 + 10 * i + k), "locations": [{"image/jpeg": f"https://x.example/{i}/{k}.jpg"}]}
-            for k in range(3)])
+        stack.panoptes.add_subject_set(
+            set_id,
+            "1234",
+            f"Load {i}",
+            [
+                {
+                    "id": str(800000 + 10 * i + k),
+                    "locations": [{"image/jpeg": f"https://x.example/{i}/{k}.jpg"}],
+                }
+                for k in range(3)
+            ],
+        )
     url = stack.host.url
     local = threading.local()
 
@@ -41,8 +51,11 @@ def test_200_posts_for_50_sets_then_2000_status_gets(stack):
     def post(n):
         set_id = SETS[n % len(SETS)]
         started = time.perf_counter()
-        r = session().post(f"{url}/api/projects/1234/subject-sets/{set_id}/exports",
-                           headers={"Authorization": "Bearer demo-owner-token"}, timeout=60)
+        r = session().post(
+            f"{url}/api/projects/1234/subject-sets/{set_id}/exports",
+            headers={"Authorization": "Bearer demo-owner-token"},
+            timeout=60,
+        )
         return set_id, r.status_code, r.json().get("id"), time.perf_counter() - started
 
     with concurrent.futures.ThreadPoolExecutor(32) as pool:
@@ -57,8 +70,11 @@ def test_200_posts_for_50_sets_then_2000_status_gets(stack):
 
     def get(n):
         started = time.perf_counter()
-        r = session().get(f"{url}/api/exports/{export_ids[n % 50]}",
-                          headers={"Authorization": "Bearer demo-owner-token"}, timeout=60)
+        r = session().get(
+            f"{url}/api/exports/{export_ids[n % 50]}",
+            headers={"Authorization": "Bearer demo-owner-token"},
+            timeout=60,
+        )
         return r.status_code, time.perf_counter() - started
 
     started = time.perf_counter()
@@ -76,7 +92,9 @@ def test_200_posts_for_50_sets_then_2000_status_gets(stack):
     assert stack.host.errors == []
     post_latency = [t for *_, t in posts]
     get_latency = [t for _, t in gets]
-    print(f"\nload: POST x200 p50 {statistics.median(post_latency) * 1000:.0f} ms, "
-          f"p99 {percentile(post_latency, 99) * 1000:.0f} ms; GET x2000 in {elapsed:.1f}s "
-          f"({2000 / elapsed:.0f}/s) p50 {statistics.median(get_latency) * 1000:.0f} ms, "
-          f"p99 {percentile(get_latency, 99) * 1000:.0f} ms; exports 50, ML jobs {stack.ml.accepted_count}")
+    print(
+        f"\nload: POST x200 p50 {statistics.median(post_latency) * 1000:.0f} ms, "
+        f"p99 {percentile(post_latency, 99) * 1000:.0f} ms; GET x2000 in {elapsed:.1f}s "
+        f"({2000 / elapsed:.0f}/s) p50 {statistics.median(get_latency) * 1000:.0f} ms, "
+        f"p99 {percentile(get_latency, 99) * 1000:.0f} ms; exports 50, ML jobs {stack.ml.accepted_count}"
+    )

@@ -3,10 +3,10 @@
 Users (tests.harness sample): 42 owner and 43 collaborator of project 1234 (A); 44 owner of
 private project 9999 (B, subject set 7777). Nobody has a role on both.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
-import itertools
 import random
 
 import pytest
@@ -50,18 +50,30 @@ def test_a_role_on_one_project_gives_nothing_on_another(stack):
     # Read and cancel the other project's real export, and ids guessed from it.
     b_id = b_export["id"]
     suffix = b_id.split("-", 2)[2]
-    guesses = [b_id, f"{A}-{B_SET}-{suffix}", f"{A}-{A_SET}-{suffix}", f"{B}-{A_SET}-{suffix}",
-               b_id.upper(), b_id + "0", b_id[:-1], f"{B}-{B_SET}-" + "0" * 21]
+    guesses = [
+        b_id,
+        f"{A}-{B_SET}-{suffix}",
+        f"{A}-{A_SET}-{suffix}",
+        f"{B}-{A_SET}-{suffix}",
+        b_id.upper(),
+        b_id + "0",
+        b_id[:-1],
+        f"{B}-{B_SET}-" + "0" * 21,
+    ]
     rng = random.Random(7)
     guesses += [f"{B}-{B_SET}-{suffix[:13]}{rng.getrandbits(32):08x}" for _ in range(10)]
     for guess in guesses:
         assert error_code(stack.get(guess, OWNER_A)) == (404, "export_not_found"), guess
-        assert error_code(stack.call("POST", f"/api/exports/{guess}/cancel", OWNER_A)) == \
-            (404, "export_not_found"), guess
+        assert error_code(stack.call("POST", f"/api/exports/{guess}/cancel", OWNER_A)) == (
+            404,
+            "export_not_found",
+        ), guess
     for guess in (a_export["id"], f"{B}-{A_SET}-" + a_export["id"].split("-", 2)[2]):
         assert error_code(stack.get(guess, OWNER_B)) == (404, "export_not_found")
-        assert error_code(stack.call("POST", f"/api/exports/{guess}/cancel", OWNER_B)) == \
-            (404, "export_not_found")
+        assert error_code(stack.call("POST", f"/api/exports/{guess}/cancel", OWNER_B)) == (
+            404,
+            "export_not_found",
+        )
     # Nothing changed: B's export untouched, no extra exports, no cancel sent to the ML service.
     after = stack.export(b_id)
     assert (after.status, after.updated_at) == (before.status, before.updated_at)
@@ -94,10 +106,18 @@ def test_concurrent_users_never_see_each_others_identity(stack):
     user's identity or roles to the other: `requested_by` would name the wrong user, or a
     user would be allowed on the other's project (or refused on their own)."""
     for i in range(6):
-        stack.panoptes.add_subject_set(str(8100 + i), A, f"A{i}", [{"id": str(700000 + i), "locations": [
-            {"image/jpeg": f"https://x.example/a{i}.jpg"}]}])
-        stack.panoptes.add_subject_set(str(8200 + i), B, f"B{i}", [{"id": str(710000 + i), "locations": [
-            {"image/jpeg": f"https://x.example/b{i}.jpg"}]}])
+        stack.panoptes.add_subject_set(
+            str(8100 + i),
+            A,
+            f"A{i}",
+            [{"id": str(700000 + i), "locations": [{"image/jpeg": f"https://x.example/a{i}.jpg"}]}],
+        )
+        stack.panoptes.add_subject_set(
+            str(8200 + i),
+            B,
+            f"B{i}",
+            [{"id": str(710000 + i), "locations": [{"image/jpeg": f"https://x.example/b{i}.jpg"}]}],
+        )
     users = {OWNER_A: ("42", A, "81"), OWNER_B: ("44", B, "82")}
 
     def one(n):
@@ -117,13 +137,19 @@ def test_concurrent_users_never_see_each_others_identity(stack):
                 if s["latest_export"]:
                     assert s["latest_export"]["requested_by"] == user
         elif kind == 2:
-            assert error_code(stack.call("GET", f"/api/projects/{other}/exports", token)) == (403, "forbidden")
+            assert error_code(stack.call("GET", f"/api/projects/{other}/exports", token)) == (
+                403,
+                "forbidden",
+            )
         elif kind == 3:
-            assert error_code(stack.start_export(other, f"{'82' if prefix == '81' else '81'}00", token)) == \
-                (403, "forbidden")
+            assert error_code(stack.start_export(other, f"{'82' if prefix == '81' else '81'}00", token)) == (
+                403,
+                "forbidden",
+            )
         else:
-            assert error_code(stack.start_export(project, f"{'82' if prefix == '81' else '81'}00", token)) == \
-                (404, "subject_set_not_found")
+            assert error_code(
+                stack.start_export(project, f"{'82' if prefix == '81' else '81'}00", token)
+            ) == (404, "subject_set_not_found")
         return n
 
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
@@ -131,6 +157,7 @@ def test_concurrent_users_never_see_each_others_identity(stack):
     assert len(done) == 400
     stack.settle(60)
     from exports.store import export_from_row
+
     for export in map(export_from_row, stack.table_rows()):
         expected_user = "42" if export.project_id == A else "44"
         assert export.requested_by == expected_user, export.id
@@ -166,8 +193,10 @@ def test_only_owners_and_collaborators_see_or_cancel_an_export(stack, role):
     stack.tick(), stack.tick()
     assert stack.get(export["id"]).json()["status"] == "completed"
     before = stack.export(export["id"])
-    for response in (stack.get(export["id"], "role-token"),
-                     stack.call("POST", f"/api/exports/{export['id']}/cancel", "role-token")):
+    for response in (
+        stack.get(export["id"], "role-token"),
+        stack.call("POST", f"/api/exports/{export['id']}/cancel", "role-token"),
+    ):
         assert error_code(response) == (404, "export_not_found")
         assert stack.ml.root_url not in response.text and "results_url" not in response.text
     assert error_code(stack.call("GET", f"/api/projects/{A}/exports", "role-token")) == (403, "forbidden")
@@ -179,6 +208,7 @@ def test_access_checks_never_wait_long_on_panoptes(stack):
     """A Retry-After of minutes (or many retries) must not hold a request: past AUTH_RETRY_SECONDS
     of waiting in total the caller gets 502 panoptes_unavailable."""
     import time
+
     stack.panoptes.faults.add(r"/api/me", "status", status=429, retry_after=120)
     started = time.monotonic()
     assert error_code(stack.get("1234-5678-0000000000000abcdef01")) == (502, "panoptes_unavailable")
@@ -223,10 +253,10 @@ def test_a_queued_token_older_than_its_time_to_live_is_token_expired(stack):
     """TRANSIENT_RETRY_HOURS=0: the sealed token lives one hour. A message sealed two hours ago
     fails the export as token_expired (sign in and export again)."""
     import time
+
     services = stack.services
     export, _ = create_export_record(services, token=None)
-    sealed = services.cipher.encrypt("demo-owner-token", bound_to=export.id,
-                                     now=time.time() - 7200)
+    sealed = services.cipher.encrypt("demo-owner-token", bound_to=export.id, now=time.time() - 7200)
     services.queue.send_message(ExportMessage(export.id, sealed).encode())
     failed = wait_final(stack, export.id)
     assert (failed.status, failed.error_code) == ("failed", "token_expired")

@@ -4,11 +4,11 @@ Every test ends with `assert_invariants`: exports final or correctly active, at 
 job per export, no manifest blob that no export record names. What each test guards (and what
 would break it) is said in its docstring.
 """
+
 from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -21,21 +21,34 @@ import pytest
 import function_app
 from devtools.azurite import start_azurite
 from devtools.host import LocalHost
+from devtools.local_env import offline_settings
 from exports import worker
 from exports.manifest import build_manifest
 from exports.services import get_services, reset_services
 from standins.ml_service import MlServiceStandIn
 from standins.panoptes import PanoptesStandIn
 from standins.sample_data import load_sample, sample_subjects
-from devtools.local_env import offline_settings
-from tests.harness import FAST, ROOT, TOKEN_KEY, Stack, clear_storage, host_json
-from tests.harness import (FIGURES, assert_invariants, create_export_record, ml_jobs_per_export,
-                               poison_messages, wait_final, wait_for)
+from tests.harness import (
+    FAST,
+    FIGURES,
+    ROOT,
+    TOKEN_KEY,
+    Stack,
+    assert_invariants,
+    clear_storage,
+    create_export_record,
+    host_json,
+    ml_jobs_per_export,
+    poison_messages,
+    wait_final,
+    wait_for,
+)
 
 
 # -- Panoptes faults ---------------------------------------------------------------------------
-@pytest.mark.parametrize("settings_overrides", [{"PANOPTES_PAGE_CONCURRENCY": "1",
-                                                 "PANOPTES_TIMEOUT_SECONDS": "1"}])
+@pytest.mark.parametrize(
+    "settings_overrides", [{"PANOPTES_PAGE_CONCURRENCY": "1", "PANOPTES_TIMEOUT_SECONDS": "1"}]
+)
 def test_panoptes_random_5xx_and_timeouts_still_give_the_exact_manifest(stack):
     """30% of subject pages fail (5xx, dropped connection, or slower than the client timeout),
     seeded; pages are read one at a time so the seeded plan replays identically. Breaks if a retried page is lost, duplicated or reordered in the manifest, or if a
@@ -50,8 +63,11 @@ def test_panoptes_random_5xx_and_timeouts_still_give_the_exact_manifest(stack):
         stack.panoptes.faults.add(r"/api/subjects\?.*page=", "slow", delay=1.3, probability=0.05),
     ]
     body = stack.start_export(subject_set="6100").json()
-    export = wait_for(lambda: (e := stack.export(body["id"])).status != "queued" and e.status != "building" and e,
-                      90, message="export to leave building")
+    export = wait_for(
+        lambda: (e := stack.export(body["id"])).status != "queued" and e.status != "building" and e,
+        90,
+        message="export to leave building",
+    )
     stack.settle(30)
     injected = sum(f.hits for f in faults)
     FIGURES["faults_injected"] += injected
@@ -69,12 +85,19 @@ def test_ml_503_bursts_across_concurrent_exports(stack):
     Breaks if a 503/500 is treated as 'maybe accepted' (export failed ml_submission_unknown),
     or if the fence is not cleared so the retry never submits, or if a retry submits twice."""
     for i in range(3):
-        stack.panoptes.add_subject_set(str(6200 + i), "1234", f"Set {i}",
-                                       sample_subjects(first_id=400000 + 100 * i, count=5))
-    busy = stack.ml.faults.add(r"request_detections", "status", status=503, times=7,
-                               body={"error": "Too many active jobs, please try again later"})
-    broken = stack.ml.faults.add(r"request_detections", "status", status=500, times=2,
-                                 body={"error": "internal"})
+        stack.panoptes.add_subject_set(
+            str(6200 + i), "1234", f"Set {i}", sample_subjects(first_id=400000 + 100 * i, count=5)
+        )
+    busy = stack.ml.faults.add(
+        r"request_detections",
+        "status",
+        status=503,
+        times=7,
+        body={"error": "Too many active jobs, please try again later"},
+    )
+    broken = stack.ml.faults.add(
+        r"request_detections", "status", status=500, times=2, body={"error": "internal"}
+    )
     ids = [stack.start_export(subject_set=str(6200 + i)).json()["id"] for i in range(3)]
     stack.settle(60)
     FIGURES["faults_injected"] += busy.hits + broken.hits
@@ -156,12 +179,15 @@ KILL_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("settings_overrides", [{"BUILD_LEASE_SECONDS": "2"}])
-@pytest.mark.parametrize("point,status,code,jobs", [
-    ("after_upload", "submitted", None, 1),
-    ("before_submit", "submitted", None, 1),
-    ("fence_set_not_sent", "failed", "ml_submission_unknown", 0),
-    ("after_submit", "failed", "ml_submission_unknown", 1),
-])
+@pytest.mark.parametrize(
+    "point,status,code,jobs",
+    [
+        ("after_upload", "submitted", None, 1),
+        ("before_submit", "submitted", None, 1),
+        ("fence_set_not_sent", "failed", "ml_submission_unknown", 0),
+        ("after_submit", "failed", "ml_submission_unknown", 1),
+    ],
+)
 def test_worker_killed_then_message_redelivered(stack, tmp_path, point, status, code, jobs):
     """A worker process is SIGKILLed at `point`; the same message is then redelivered (after the
     dead worker's lease lapses). Killed before the fence → exactly one job. Killed once the
@@ -173,8 +199,13 @@ def test_worker_killed_then_message_redelivered(stack, tmp_path, point, status, 
     script = tmp_path / "kill_worker.py"
     script.write_text(KILL_SCRIPT)
     env = {**os.environ, **stack.env}
-    run = subprocess.run([sys.executable, str(script), point, body, str(ROOT)], env=env,
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, str(script), point, body, str(ROOT)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == -signal.SIGKILL, (run.returncode, run.stdout, run.stderr[-2000:])
     FIGURES["faults_injected"] += 1
     dead = stack.export(export.id)
@@ -220,7 +251,7 @@ def test_same_message_delivered_concurrently(stack):
         try:
             barrier.wait()
             worker.process_export_message(body, services)
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+        except Exception as exc:
             errors.append(repr(exc))
 
     threads = [threading.Thread(target=deliver, args=(body,)) for _, body in messages for _ in range(4)]

@@ -1,5 +1,6 @@
 """Secrets never leak (queues incl. poison, table, blobs, logs), and TOKEN_ENCRYPTION_KEY
 rotates without losing queued exports (SECURITY.md describes the procedure)."""
+
 from __future__ import annotations
 
 import base64
@@ -15,8 +16,7 @@ from devtools.host import LocalHost
 from exports.messages import ExportMessage
 from exports.services import reset_services
 from shared.crypto import TokenCipher, derive_key
-from tests.harness import TOKEN_KEY, host_json
-from tests.harness import FIGURES, create_export_record, wait_final, wait_for
+from tests.harness import FIGURES, TOKEN_KEY, create_export_record, host_json, wait_final, wait_for
 
 TOKENS = ("demo-owner-token", "demo-collaborator-token", "demo-outsider-token")
 KEY_BYTES = base64.urlsafe_b64decode(TOKEN_KEY)
@@ -44,20 +44,30 @@ def sent_messages(monkeypatch):
 def secrets_of(stack) -> dict[str, str]:
     derived = derive_key(KEY_BYTES).decode()
     storage_key = stack.env["AzureWebJobsStorage"].split("AccountKey=")[1].split(";")[0]
-    return {**{f"token {t}": t for t in TOKENS}, "TOKEN_ENCRYPTION_KEY": TOKEN_KEY,
-            "derived token key": derived, "storage account key": storage_key}
+    return {
+        **{f"token {t}": t for t in TOKENS},
+        "TOKEN_ENCRYPTION_KEY": TOKEN_KEY,
+        "derived token key": derived,
+        "storage account key": storage_key,
+    }
 
 
 def find_leaks(secrets: dict[str, str], places: dict[str, list[str]]) -> list[tuple[str, str]]:
     """(place, secret name) for each secret found in a place's texts."""
-    return [(place, name) for place, texts in places.items() for name, secret in secrets.items()
-            if any(secret in text for text in texts)]
+    return [
+        (place, name)
+        for place, texts in places.items()
+        for name, secret in secrets.items()
+        if any(secret in text for text in texts)
+    ]
 
 
 def storage_texts(stack) -> dict[str, list[str]]:
     services = stack.services
-    blobs = [services.container.get_blob_client(b.name).download_blob().readall().decode()
-             for b in services.container.list_blobs()]
+    blobs = [
+        services.container.get_blob_client(b.name).download_blob().readall().decode()
+        for b in services.container.list_blobs()
+    ]
     return {"table": [repr(dict(row)) for row in stack.table_rows()], "blob": blobs}
 
 
@@ -70,8 +80,10 @@ def test_the_scan_finds_a_planted_token(stack, sent_messages, caplog):
     with caplog.at_level(logging.INFO):
         logging.getLogger("exports").info("careless line with demo-collaborator-token")
     places = {"queue": sent_messages, "log": [caplog.text]}
-    assert find_leaks(secrets, places) == [("queue", "token demo-owner-token"),
-                                           ("log", "token demo-collaborator-token")]
+    assert find_leaks(secrets, places) == [
+        ("queue", "token demo-owner-token"),
+        ("log", "token demo-collaborator-token"),
+    ]
     assert find_leaks(secrets, {"queue": sent_messages[1:]}) == []  # sealed: nothing readable
     stack.services.queue.clear_messages()
 
@@ -93,25 +105,33 @@ def test_no_secret_in_queues_table_blobs_or_logs(stack, caplog, monkeypatch, sen
     stack.tick(), stack.tick()
     assert stack.export(done["id"]).status == "completed"
     # 2) token expired in the queue (collaborator token)
-    stack.panoptes.add_subject_set("8300", "1234", "Expired", [{"id": "1", "locations": [{"image/jpeg": "https://x/1.jpg"}]}])
-    expired, body = create_export_record(stack.services, subject_set_id="8300", user_id="43",
-                                         token="demo-collaborator-token")
+    stack.panoptes.add_subject_set(
+        "8300", "1234", "Expired", [{"id": "1", "locations": [{"image/jpeg": "https://x/1.jpg"}]}]
+    )
+    expired, body = create_export_record(
+        stack.services, subject_set_id="8300", user_id="43", token="demo-collaborator-token"
+    )
     stack.panoptes.expire_token("demo-collaborator-token")
     stack.services.queue.send_message(body)
     assert wait_final(stack, expired.id).error_code == "token_expired"
     # 3) a worker bug: the message goes to the poison queue
-    stack.panoptes.add_subject_set("8301", "1234", "Crash", [{"id": "2", "locations": [{"image/jpeg": "https://x/2.jpg"}]}])
+    stack.panoptes.add_subject_set(
+        "8301", "1234", "Crash", [{"id": "2", "locations": [{"image/jpeg": "https://x/2.jpg"}]}]
+    )
     original = worker.ExportRun._build_manifest
 
     def crash(self):
         if self.export.subject_set_id == "8301":
             raise RuntimeError(f"simulated bug while reading subject set {self.export.subject_set_id}")
         return original(self)
+
     monkeypatch.setattr(worker.ExportRun, "_build_manifest", crash)
     poisoned = stack.start_export(subject_set="8301").json()
     assert wait_final(stack, poisoned["id"], 60).error_code == "internal_error"
     # 4) cancelled while queued
-    stack.panoptes.add_subject_set("8302", "1234", "Cancel", [{"id": "3", "locations": [{"image/jpeg": "https://x/3.jpg"}]}])
+    stack.panoptes.add_subject_set(
+        "8302", "1234", "Cancel", [{"id": "3", "locations": [{"image/jpeg": "https://x/3.jpg"}]}]
+    )
     stack.panoptes.latency = 0.3
     cancelled = stack.start_export(subject_set="8302").json()
     stack.call("POST", f"/api/exports/{cancelled['id']}/cancel")
@@ -174,8 +194,11 @@ def test_key_rotation_keeps_queued_exports(stack, tmp_path, previous):
         ciphertext = ExportMessage.parse(queued[0].content).token
         assert old_cipher.decrypt(ciphertext, body["id"]) == "demo-owner-token"  # still under the old key
         outage.remove()
-        export = wait_for(lambda: (e := stack.export(body["id"])).status in ("submitted", "failed") and e, 30,
-                          message="the export to move on")
+        export = wait_for(
+            lambda: (e := stack.export(body["id"])).status in ("submitted", "failed") and e,
+            30,
+            message="the export to move on",
+        )
         if previous:
             assert export.status == "submitted", export
             assert stack.ml.accepted_count == 1

@@ -1,5 +1,6 @@
 """The MegaDetector batch API v4 emulator: validation, async manifest
 download, status progression, detections file, cancel rules and faults."""
+
 import json
 import re
 import threading
@@ -19,8 +20,9 @@ ISO_Z = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
 
 
 def META(sid, frame):  # Hamlet's meta string
-    return json.dumps({"project_id": "1234", "subject_set_id": "5678",
-                       "subject_id": str(sid), "frame_id": str(frame)})
+    return json.dumps(
+        {"project_id": "1234", "subject_set_id": "5678", "subject_id": str(sid), "frame_id": str(frame)}
+    )
 
 
 MANIFEST = [
@@ -39,7 +41,10 @@ class BlobHost(StandInServer):
         self.blobs = {}
 
     def put(self, name, data, content_type="application/json"):
-        self.blobs["/" + name] = (data if isinstance(data, bytes) else json.dumps(data).encode(), content_type)
+        self.blobs["/" + name] = (
+            data if isinstance(data, bytes) else json.dumps(data).encode(),
+            content_type,
+        )
         return f"{self.url}/{name}?sv=2021-08-06&sp=r&sig=abc"
 
     def handle(self, req):
@@ -62,8 +67,13 @@ def ml():
 
 
 def submit(ml, sas=None, timeout=5, **overrides):
-    body = {"images_requested_json_sas": sas, "use_url": "true",
-            "request_name": "zooniverse-subject-assistant", "caller": "zooniverse", **overrides}
+    body = {
+        "images_requested_json_sas": sas,
+        "use_url": "true",
+        "request_name": "zooniverse-subject-assistant",
+        "caller": "zooniverse",
+        **overrides,
+    }
     body = {k: v for k, v in body.items() if v is not None}
     return requests.post(ml.url + "/request_detections", json=body, timeout=timeout)
 
@@ -129,11 +139,16 @@ def test_validation_errors(ml):
     base = ml.url + "/request_detections"
     r = requests.post(base, data="{not json", headers={"Content-Type": "application/json"}, timeout=5)
     assert r.status_code == 415 and "error" in r.json()
-    assert requests.post(base, data="{}", headers={"Content-Type": "text/plain"}, timeout=5).status_code == 415
+    assert (
+        requests.post(base, data="{}", headers={"Content-Type": "text/plain"}, timeout=5).status_code == 415
+    )
     r = submit(ml, "https://x/m.json", caller="someone-else")
     assert r.status_code == 401 and "allowlist" in r.json()["error"]
     r = submit(ml, None)
-    assert r.status_code == 400 and r.json()["error"] == "images_requested_json_sas is required since use_url is true."
+    assert (
+        r.status_code == 400
+        and r.json()["error"] == "images_requested_json_sas is required since use_url is true."
+    )
     assert submit(ml, "ftp://x/m.json").json()["error"] == "images_requested_json_sas needs to be an URL."
     r = submit(ml, "https://x/m.json", request_name="a" * 93)
     assert r.status_code == 400 and "92" in r.json()["error"]
@@ -161,7 +176,9 @@ def test_unknown_task_and_dashes(ml, blobs):
     assert r.status_code == 404 and r.json() == {"error": "Task is not found."}
     request_id = submit(ml, blobs.put("m.json", MANIFEST)).json()["request_id"]
     ml.wait_for_downloads(5)
-    dashed = "-".join([request_id[:8], request_id[8:12], request_id[12:16], request_id[16:20], request_id[20:]])
+    dashed = "-".join(
+        [request_id[:8], request_id[8:12], request_id[12:16], request_id[16:20], request_id[20:]]
+    )
     body = poll(ml, dashed)
     assert body["TaskId"] == request_id and body["Status"]["request_status"] == "running"
 
@@ -172,21 +189,33 @@ def test_problem_then_completed_and_custom_plans(ml, blobs):
     ml.wait_for_downloads(5)
     ml.set_plan(request_id, ["running", "problem", "problem", "completed"])
     statuses = [poll(ml, request_id)["Status"] for _ in range(5)]
-    assert [s["request_status"] for s in statuses] == ["running", "problem", "problem", "completed", "completed"]
+    assert [s["request_status"] for s in statuses] == [
+        "running",
+        "problem",
+        "problem",
+        "completed",
+        "completed",
+    ]
     assert "please contact us" in statuses[1]["message"]
 
     ml.default_plan = ["created", ("failed", "Error occurred while preparing the Batch job: boom")]
     failed_id = submit(ml, sas).json()["request_id"]
     ml.wait_for_downloads(5)
-    assert poll(ml, failed_id)["Status"] == {**poll(ml, failed_id)["Status"], "request_status": "failed",
-                                              "message": "Error occurred while preparing the Batch job: boom"}
+    assert poll(ml, failed_id)["Status"] == {
+        **poll(ml, failed_id)["Status"],
+        "request_status": "failed",
+        "message": "Error occurred while preparing the Batch job: boom",
+    }
 
 
 def test_status_stays_created_until_manifest_is_in(ml, blobs):
     blobs.faults.add(r"slow\.json", "slow", delay=0.5)
     request_id = submit(ml, blobs.put("slow.json", MANIFEST)).json()["request_id"]
     first = poll(ml, request_id)["Status"]
-    assert first["request_status"] == "created" and first["message"] == "Request received. Listing images next..."
+    assert (
+        first["request_status"] == "created"
+        and first["message"] == "Request received. Listing images next..."
+    )
     assert ml.wait_for_downloads(5)
     assert poll(ml, request_id)["Status"]["request_status"] == "running"
 
@@ -194,7 +223,9 @@ def test_status_stays_created_until_manifest_is_in(ml, blobs):
 def test_manifest_failures(ml, blobs):
     missing = submit(ml, blobs.url + "/nope.json?sig=x").json()["request_id"]
     bad_json = submit(ml, blobs.put("bad.json", b"[oops")).json()["request_id"]
-    mixed = submit(ml, blobs.put("mixed.json", ["https://x/a.jpg", ["https://x/b.jpg", "{}"]])).json()["request_id"]
+    mixed = submit(ml, blobs.put("mixed.json", ["https://x/a.jpg", ["https://x/b.jpg", "{}"]])).json()[
+        "request_id"
+    ]
     videos = submit(ml, blobs.put("videos.json", [["https://x/a.mp4", "{}"]])).json()["request_id"]
     empty = submit(ml, blobs.put("empty.json", [])).json()["request_id"]
     assert ml.wait_for_downloads(5)
@@ -203,9 +234,14 @@ def test_manifest_failures(ml, blobs):
         assert status["request_status"] == "failed"
         assert status["message"].startswith("Error occurred while preparing the Batch job:")
     assert ml.submissions[0].download_status == 404
-    assert poll(ml, videos)["Status"] == {**poll(ml, videos)["Status"], "request_status": "completed",
-                                          "message": ("Zero images found in container or in provided list of "
-                                                      "images after filtering with the provided parameters.")}
+    assert poll(ml, videos)["Status"] == {
+        **poll(ml, videos)["Status"],
+        "request_status": "completed",
+        "message": (
+            "Zero images found in container or in provided list of "
+            "images after filtering with the provided parameters."
+        ),
+    }
     assert poll(ml, empty)["Status"]["message"] == "0 images found in provided list of images."
 
 
@@ -232,14 +268,19 @@ def test_cancel_rules(ml, blobs):
     cancel = ml.url + "/cancel_request"
     r = requests.post(cancel, json={"caller": "zooniverse", "request_id": request_id}, timeout=5)
     assert r.status_code == 400 and r.json() == {"error": "Task has created and cannot be canceled"}
-    assert requests.post(cancel, json={"caller": "nope", "request_id": request_id}, timeout=5).status_code == 401
+    assert (
+        requests.post(cancel, json={"caller": "nope", "request_id": request_id}, timeout=5).status_code == 401
+    )
     assert requests.post(cancel, json={"caller": "zooniverse"}, timeout=5).status_code == 400
     r = requests.post(cancel, json={"caller": "zooniverse", "request_id": "f" * 32}, timeout=5)
     assert r.status_code == 404 and r.json() == {"error": "Task is not found."}
     poll(ml, request_id)  # -> running
     r = requests.post(cancel, json={"caller": "zooniverse", "request_id": request_id}, timeout=5)
     assert r.status_code == 200 and r.text.startswith("Canceling signal has been sent.")
-    assert ml.task(request_id) == {"request_status": "canceled", "message": "Request has been canceled by the user."}
+    assert ml.task(request_id) == {
+        "request_status": "canceled",
+        "message": "Request has been canceled by the user.",
+    }
     r = requests.post(cancel, json={"caller": "zooniverse", "request_id": request_id}, timeout=5)
     assert r.status_code == 400 and r.json()["error"] == "Task has canceled and cannot be canceled"
     assert ml.cancel_calls == 6
@@ -279,16 +320,20 @@ def rows(n):
 
 def started(ml, blobs, manifest=None, **overrides):
     """A task whose manifest is in (status `created`)."""
-    r = submit(ml, blobs.put(f"m{len(blobs.blobs)}.json", manifest if manifest is not None else MANIFEST),
-               **overrides)
+    r = submit(
+        ml,
+        blobs.put(f"m{len(blobs.blobs)}.json", manifest if manifest is not None else MANIFEST),
+        **overrides,
+    )
     assert r.status_code == 200, r.text
     assert ml.wait_for_downloads(5)
     return r.json()["request_id"]
 
 
 def cancel(ml, request_id):
-    return requests.post(ml.url + "/cancel_request", json={"caller": "zooniverse", "request_id": request_id},
-                         timeout=5)
+    return requests.post(
+        ml.url + "/cancel_request", json={"caller": "zooniverse", "request_id": request_id}, timeout=5
+    )
 
 
 def results_of(ml, status):
@@ -301,8 +346,16 @@ def test_model_versions_follow_the_zooniverse_config(ml, blobs):
     assert requests.get(ml.url + "/supported_model_versions", timeout=5).json() == ["2", "3", "4.1", "5a"]
     r = submit(ml, "https://x/m.json", model_version="4")
     assert r.status_code == 400 and r.json() == {"error": "model_version 4 is not supported."}
-    r = requests.post(ml.url + "/request_detections", timeout=5, json={  # str(None) is checked too
-        "caller": "zooniverse", "use_url": True, "images_requested_json_sas": "https://x/m.json", "model_version": None})
+    r = requests.post(
+        ml.url + "/request_detections",
+        timeout=5,
+        json={  # str(None) is checked too
+            "caller": "zooniverse",
+            "use_url": True,
+            "images_requested_json_sas": "https://x/m.json",
+            "model_version": None,
+        },
+    )
     assert r.status_code == 400 and r.json() == {"error": "model_version None is not supported."}
 
     ml.legacy_models_fail = False
@@ -326,8 +379,10 @@ def test_numeric_model_version_is_a_permanent_submission_problem(ml, blobs):
     # str(3) passes the view's check; MD_VERSIONS_TO_REL_PATH[3] then raises KeyError(3).
     request_id = started(ml, blobs, model_version=3)
     status = poll(ml, request_id)["Status"]
-    assert status == {"request_status": "problem",
-                      "message": "Please contact us. Error occurred while submitting the Batch job: 3"}
+    assert status == {
+        "request_status": "problem",
+        "message": "Please contact us. Error occurred while submitting the Batch job: 3",
+    }
     r = cancel(ml, request_id)  # no Batch job was ever created: terminate fails
     assert r.status_code == 500 and r.json()["error"].startswith("Error when canceling the request: ")
     assert poll(ml, request_id)["Status"]["request_status"] == "problem"
@@ -355,8 +410,10 @@ def test_failure_shapes_follow_score_v5(ml, blobs):
 # -- 4. num_images / num_tasks -------------------------------------------------------------
 def test_num_images_appears_once_running_and_stays(ml, blobs):
     request_id = started(ml, blobs)
-    assert ml.stored_status(request_id) == {"request_status": "created",
-                                            "message": "3 images listed; submitting the job..."}
+    assert ml.stored_status(request_id) == {
+        "request_status": "created",
+        "message": "3 images listed; submitting the job...",
+    }
     ml.set_plan(request_id, ["running", "running", "problem", "completed"])
     for expected in ("running", "running", "problem", "completed"):
         status = poll(ml, request_id)["Status"]
@@ -381,9 +438,11 @@ def test_cancel_is_overwritten_by_the_monitor(ml, blobs):
     assert cancel(ml, request_id).status_code == 200
     assert ml.task(request_id)["request_status"] == "canceled"
     check = poll(ml, request_id)["Status"]
-    assert check == {"request_status": "running", "num_images": 3,
-                     "message": "Check number 1, 0 out of 1 shards have completed successfully, "
-                                "1 shards have failed."}
+    assert check == {
+        "request_status": "running",
+        "num_images": 3,
+        "message": "Check number 1, 0 out of 1 shards have completed successfully, 1 shards have failed.",
+    }
     done = poll(ml, request_id)["Status"]
     assert done["request_status"] == "completed" and done["message"]["num_failed_shards"] == 1
     answer = results_of(ml, done)
@@ -402,8 +461,9 @@ def test_cancel_keeps_the_shards_done_before_it(ml, blobs):
     ml.configure(request_id, shard_size=4, shards_done_at_cancel=2)
     poll(ml, request_id)
     cancel(ml, request_id)
-    assert poll(ml, request_id)["Status"]["message"] == ("Check number 1, 2 out of 3 shards have completed "
-                                                         "successfully, 1 shards have failed.")
+    assert poll(ml, request_id)["Status"]["message"] == (
+        "Check number 1, 2 out of 3 shards have completed successfully, 1 shards have failed."
+    )
     done = poll(ml, request_id)["Status"]
     assert done["message"]["num_failed_shards"] == 1
     assert [i["file"] for i in results_of(ml, done).json()["images"]] == [r[0] for r in manifest[:8]]
@@ -446,8 +506,10 @@ def test_submission_problem_never_moves(ml, blobs):
     ml.set_plan(request_id, ["running", "completed"])
     answers = [poll(ml, request_id) for _ in range(4)]
     assert {json.dumps(a, sort_keys=True) for a in answers} == {json.dumps(answers[0], sort_keys=True)}
-    assert answers[0]["Status"] == {"request_status": "problem", "message": "Please contact us. Error occurred "
-                                    "while submitting the Batch job: pool is gone"}
+    assert answers[0]["Status"] == {
+        "request_status": "problem",
+        "message": "Please contact us. Error occurred while submitting the Batch job: pool is gone",
+    }
     assert "num_tasks" not in ml.stored_status(request_id) and not ml.can_restart_monitoring(request_id)
     assert cancel(ml, request_id).status_code == 200  # the Batch job exists; no monitor to overwrite
     assert [poll(ml, request_id)["Status"]["request_status"] for _ in range(2)] == ["canceled"] * 2
@@ -469,12 +531,21 @@ def test_max_monitor_cycles_then_aggregated(ml, blobs):
     ml.configure(request_id, shard_size=4)
     ml.script_max_cycles(request_id, running_checks=2)
     statuses = [poll(ml, request_id)["Status"] for _ in range(5)]
-    assert [s["request_status"] for s in statuses] == ["running", "running", "problem", "completed", "completed"]
-    assert statuses[0]["message"] == ("Check number 4031, 2 out of 3 shards have completed successfully, "
-                                      "0 shards have failed.")
+    assert [s["request_status"] for s in statuses] == [
+        "running",
+        "running",
+        "problem",
+        "completed",
+        "completed",
+    ]
+    assert statuses[0]["message"] == (
+        "Check number 4031, 2 out of 3 shards have completed successfully, 0 shards have failed."
+    )
     assert statuses[1]["message"].startswith("Check number 4032, ")
-    assert statuses[2]["message"] == ("Job unfinished after 4033 x 10 minutes, please contact us to retrieve "
-                                      "the results. Number of succeeded shards: 2")
+    assert statuses[2]["message"] == (
+        "Job unfinished after 4033 x 10 minutes, please contact us to retrieve "
+        "the results. Number of succeeded shards: 2"
+    )
     assert statuses[3]["message"]["num_failed_shards"] == 0
     assert [i["file"] for i in results_of(ml, statuses[3]).json()["images"]] == [r[0] for r in manifest[:8]]
 
@@ -525,16 +596,22 @@ def test_a_million_images_are_never_built_in_memory(ml, blobs):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-                    max_leaves=20))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+        max_leaves=20,
+    )
+)
 def test_encode_image_is_json_dumps_indent_1(value):
     expected = json.dumps({"images": [value]}, ensure_ascii=False, indent=1)
     assert '{\n "images": [\n' + ml_results.encode_image(value) + "\n ]\n}" == expected
 
 
 # -- 9. hostile results --------------------------------------------------------------------------
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "javascript:alert(1)", "http://other-host/detections.json"])
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "javascript:alert(1)", "http://other-host/detections.json"]
+)
 def test_results_url_is_reported_verbatim(ml, blobs, url):
     request_id, done = completed_task(ml, blobs, results_url=url)
     assert done["message"] == {"num_failed_shards": 0, "output_file_urls": {"detections": url}}
@@ -560,7 +637,9 @@ def test_gzip_bomb(ml, blobs):
 
 
 def test_drip(ml, blobs):
-    request_id, done = completed_task(ml, blobs, results_mode="drip", drip_interval=0.05, drip_max_seconds=0.5)
+    request_id, done = completed_task(
+        ml, blobs, results_mode="drip", drip_interval=0.05, drip_max_seconds=0.5
+    )
     began = time.monotonic()
     with requests.get(results_of_url(done), stream=True, timeout=5) as answer:
         assert answer.headers["Content-Length"] == "10"
@@ -627,8 +706,10 @@ def test_results_before_completion_and_unknown_mode(ml, blobs):
 def test_validation_matches_the_real_view(ml):
     base = ml.url + "/request_detections"
     r = requests.post(base, data="{not json", headers={"Content-Type": "application/json"}, timeout=5)
-    assert r.json() == {"error": "Error occurred reading POST request body: 400 Bad Request: The browser (or "
-                                 "proxy) sent a request that this server could not understand.."}
+    assert r.json() == {
+        "error": "Error occurred reading POST request body: 400 Bad Request: The browser (or "
+        "proxy) sent a request that this server could not understand.."
+    }
     r = requests.post(base, data="{}", headers={"Content-Type": "text/plain"}, timeout=5)
     assert r.json() == {"error": "Body needs to have a JSON mimetype (e.g., application/json)."}
     for crashing in ("[1, 2]", "null"):  # post_body.get(...) raises in the real view
@@ -638,7 +719,10 @@ def test_validation_matches_the_real_view(ml):
     assert submit(ml, "https://x/m.json", request_name=5).status_code == 500  # len(5)
     # Order: caller before URL, URL before model_version, model_version before request_name.
     assert submit(ml, "ftp://x", caller="nope").status_code == 401
-    assert submit(ml, "ftp://x", model_version="9").json()["error"] == "images_requested_json_sas needs to be an URL."
+    assert (
+        submit(ml, "ftp://x", model_version="9").json()["error"]
+        == "images_requested_json_sas needs to be an URL."
+    )
     r = submit(ml, "https://x/m.json", model_version="9", request_name="bad name")
     assert r.json()["error"] == "model_version 9 is not supported."
     r = submit(ml, "https://x/m.json", use_url="no", input_container_sas="")
@@ -667,8 +751,12 @@ def test_listing_quirks_of_create_batch_job(ml, blobs, monkeypatch):
 
     monkeypatch.setattr(ml_service, "MAX_NUMBER_IMAGES_ACCEPTED_PER_JOB", 2)
     too_many = started(ml, blobs, MANIFEST)
-    assert ml.task(too_many) == {"request_status": "failed", "message": (
-        "The number of images (3) requested for processing exceeds the maximum accepted 2 in one call")}
+    assert ml.task(too_many) == {
+        "request_status": "failed",
+        "message": (
+            "The number of images (3) requested for processing exceeds the maximum accepted 2 in one call"
+        ),
+    }
 
 
 def test_flask_routes(ml):
@@ -676,7 +764,10 @@ def test_flask_routes(ml):
     assert r.status_code == 405 and "POST" in r.headers["Allow"]
     r = requests.get(ml.url + "/nowhere", timeout=5)
     assert r.status_code == 404 and r.headers["Content-Type"].startswith("text/html")
-    assert requests.get(ml.url + "/", timeout=5).text == "Camera traps batch processing API. Instance: zooniverse"
+    assert (
+        requests.get(ml.url + "/", timeout=5).text
+        == "Camera traps batch processing API. Instance: zooniverse"
+    )
     assert requests.get(ml.url + "/all_jobs", timeout=5).json() == []
 
 
@@ -687,21 +778,26 @@ class Streamer(StandInServer):
         self.length = None
 
     def handle(self, req):
-        return Response(200, (bytes([65 + i]) * 1000 for i in range(5)), content_length=self.length,
-                        content_type="text/plain")
+        return Response(
+            200,
+            (bytes([65 + i]) * 1000 for i in range(5)),
+            content_length=self.length,
+            content_type="text/plain",
+        )
 
 
 def test_server_streams_iterables():
     with Streamer() as server:
         r = requests.get(server.url, timeout=5)
-        assert r.headers["Transfer-Encoding"] == "chunked" and r.content == b"".join(bytes([65 + i]) * 1000
-                                                                                    for i in range(5))
+        assert r.headers["Transfer-Encoding"] == "chunked" and r.content == b"".join(
+            bytes([65 + i]) * 1000 for i in range(5)
+        )
         server.length = 5000
         r = requests.get(server.url, timeout=5)
         assert r.headers["Content-Length"] == "5000" and len(r.content) == 5000
         server.length = 6000  # the body falls short: the client must see a cut, not a hang
         with pytest.raises(requests.exceptions.RequestException):
-            requests.get(server.url, timeout=5).content
+            _ = requests.get(server.url, timeout=5).content
 
 
 def test_cancel_during_the_max_cycles_problem_goes_straight_to_completed(ml, blobs):

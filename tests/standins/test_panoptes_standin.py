@@ -1,5 +1,6 @@
 """The Panoptes stand-in: wire shapes, paging, auth, privacy, faults, and
 compatibility with panoptes-client 1.7.1 (Hamlet's access pattern)."""
+
 import json
 import time
 
@@ -14,8 +15,13 @@ API_CT = "application/vnd.api+json; version=1; charset=utf-8"
 
 
 def subjects(n, first=100, frames=1):
-    return [{"id": str(first + i), "locations": [{"image/jpeg": f"https://img.example/{first + i}-{f}.jpeg"}
-                                                 for f in range(frames)]} for i in range(n)]
+    return [
+        {
+            "id": str(first + i),
+            "locations": [{"image/jpeg": f"https://img.example/{first + i}-{f}.jpeg"} for f in range(frames)],
+        }
+        for i in range(n)
+    ]
 
 
 @pytest.fixture
@@ -40,6 +46,7 @@ def get(p, path, token=None, **params):
 @pytest.fixture
 def client(panoptes, monkeypatch):
     from panoptes_client import Panoptes
+
     for var in ("PANOPTES_USERNAME", "PANOPTES_PASSWORD", "PANOPTES_CLIENT_SECRET", "PANOPTES_ENDPOINT"):
         monkeypatch.delenv(var, raising=False)
     client = Panoptes.connect(endpoint=panoptes.url)
@@ -49,6 +56,7 @@ def client(panoptes, monkeypatch):
 
 def test_panoptes_client_reads_subject_set_like_hamlet(panoptes, client):
     from panoptes_client import SubjectSet
+
     panoptes.reset_counts()
     got = list(SubjectSet.find(10).subjects)
     assert [s.id for s in got] == [str(100 + i) for i in range(45)]
@@ -62,7 +70,9 @@ def test_panoptes_client_reads_subject_set_like_hamlet(panoptes, client):
 
 def test_panoptes_client_with_token_sees_private_set(panoptes, client):
     from datetime import datetime, timedelta
+
     from panoptes_client import SubjectSet
+
     client.bearer_token, client.bearer_expires = "owner-token", datetime.now() + timedelta(hours=2)
     client.logged_in = True
     assert [s.id for s in SubjectSet.find(20).subjects] == ["900", "901", "902"]
@@ -74,9 +84,18 @@ def test_subjects_paging_default_cap_and_out_of_range(panoptes):
     body = r.json()
     meta = body["meta"]["subjects"]
     assert len(body["subjects"]) == 20 and meta["page_size"] == 20
-    assert meta == {**meta, "page": 1, "count": 45, "page_count": 3, "previous_page": None, "next_page": 2,
-                    "previous_href": None, "next_href": "/subjects?page=2&subject_set_id=10",
-                    "first_href": "/subjects?subject_set_id=10", "last_href": "/subjects?page=3&subject_set_id=10"}
+    assert meta == {
+        **meta,
+        "page": 1,
+        "count": 45,
+        "page_count": 3,
+        "previous_page": None,
+        "next_page": 2,
+        "previous_href": None,
+        "next_href": "/subjects?page=2&subject_set_id=10",
+        "first_href": "/subjects?subject_set_id=10",
+        "last_href": "/subjects?page=3&subject_set_id=10",
+    }
     first = body["subjects"][0]
     assert first["id"] == "100" and first["links"]["project"] == "1" and first["locations"]
 
@@ -92,8 +111,13 @@ def test_subjects_paging_default_cap_and_out_of_range(panoptes):
 
 def test_single_resources_and_404(panoptes):
     s = get(panoptes, "/subject_sets/10").json()["subject_sets"][0]
-    assert s == {**s, "id": "10", "display_name": "Forty five", "set_member_subjects_count": 45,
-                 "links": {"project": "1", "workflows": []}}
+    assert s == {
+        **s,
+        "id": "10",
+        "display_name": "Forty five",
+        "set_member_subjects_count": 45,
+        "links": {"project": "1", "workflows": []},
+    }
     assert get(panoptes, "/subjects/101").json()["subjects"][0]["id"] == "101"
     assert [x["id"] for x in get(panoptes, "/subjects", id="101").json()["subjects"]] == ["101"]
     assert get(panoptes, "/projects/1").json()["projects"][0]["display_name"] == "Public"
@@ -160,11 +184,14 @@ def test_synthetic_set_serves_deep_page_lazily(panoptes):
     assert ids[0] == str(5_000_000 + 99_900) and ids[-1] == str(5_000_000 + 99_999) and len(ids) == 100
     loc = r["subjects"][0]["locations"]
     assert len(loc) == 3 and loc[0]["image/jpeg"].startswith(
-        "https://panoptes-uploads.zooniverse.org/production/subject_location/")
+        "https://panoptes-uploads.zooniverse.org/production/subject_location/"
+    )
     assert r["meta"]["subjects"]["count"] == 100_000 and r["meta"]["subjects"]["next_page"] is None
     assert get(panoptes, "/subject_sets/30").json()["subject_sets"][0]["set_member_subjects_count"] == 100_000
-    assert get(panoptes, "/subjects/5000042").json()["subjects"][0]["locations"] == get(
-        panoptes, "/subjects", subject_set_id="30", page=3).json()["subjects"][2]["locations"]
+    assert (
+        get(panoptes, "/subjects/5000042").json()["subjects"][0]["locations"]
+        == get(panoptes, "/subjects", subject_set_id="30", page=3).json()["subjects"][2]["locations"]
+    )
     assert panoptes._sets["30"].subjects is None  # nothing stored per subject
 
 
@@ -203,9 +230,11 @@ def test_fault_timeout_slow_drop_and_latency(panoptes):
 def test_fault_probability_is_reproducible():
     def pattern(seed):
         import random
+
         plan = FaultPlan(random.Random(seed))
         plan.add("x", "drop", probability=0.3)
         return [plan.match("GET", "/x") is not None for _ in range(50)]
+
     assert pattern(7) == pattern(7) and 5 < sum(pattern(7)) < 30
     plan = FaultPlan()
     plan.add("x", "status", status=503, method="POST")
@@ -227,17 +256,28 @@ def test_sample_data():
     with PanoptesStandIn() as p:
         info = load_sample(p)
         assert info.subject_count == 25 and info.skipped_frames == 1
-        all_subjects = get(p, "/subjects", subject_set_id=info.subject_set_id, page_size=100).json()["subjects"]
+        all_subjects = get(p, "/subjects", subject_set_id=info.subject_set_id, page_size=100).json()[
+            "subjects"
+        ]
         assert len(all_subjects) == 25
         assert sum(len(s["locations"]) for s in all_subjects) == info.image_count + info.skipped_frames
         assert any("video/mp4" in loc for s in all_subjects for loc in s["locations"])
-        assert get(p, f"/subject_sets/{info.empty_set_id}").json()["subject_sets"][0]["set_member_subjects_count"] == 0
+        assert (
+            get(p, f"/subject_sets/{info.empty_set_id}").json()["subject_sets"][0][
+                "set_member_subjects_count"
+            ]
+            == 0
+        )
         other = get(p, f"/subject_sets/{info.other_set_id}", token=info.outsider_token).json()
         assert other["subject_sets"][0]["links"]["project"] == info.other_project_id
         roles = get(p, "/project_roles", project_id=info.project_id, user_id=info.collaborator_id).json()
         assert roles["project_roles"][0]["roles"] == ["collaborator"]
-        assert get(p, "/project_roles", project_id=info.project_id,
-                   user_id=info.outsider_id).json()["project_roles"] == []
+        assert (
+            get(p, "/project_roles", project_id=info.project_id, user_id=info.outsider_id).json()[
+                "project_roles"
+            ]
+            == []
+        )
         assert get(p, "/me", token=info.owner_token).json()["users"][0]["id"] == info.owner_id
 
 

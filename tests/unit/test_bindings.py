@@ -1,4 +1,5 @@
 """The binding metadata the real Functions host indexes: what we test locally is what Azure runs."""
+
 import json
 import pathlib
 
@@ -9,8 +10,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 # get_functions() validates as it builds, and a second call sees every name twice: call it once.
-_FUNCTIONS = {f.get_function_name(): json.loads(f.get_function_json())["bindings"]
-              for f in function_app.app.get_functions()}
+_FUNCTIONS = {
+    f.get_function_name(): json.loads(f.get_function_json())["bindings"]
+    for f in function_app.app.get_functions()
+}
 
 
 def functions():
@@ -48,15 +51,23 @@ def test_http_routes_methods_and_auth_levels():
 def test_catch_all_sorts_after_every_other_http_function():
     """The host tries routes by function name, so the catch-all must come last or it would
     answer 404 for real routes in Azure."""
-    http = sorted(name.lower() for name, bindings in functions().items()
-                  if any(b["type"] == "httpTrigger" for b in bindings))
+    http = sorted(
+        name.lower()
+        for name, bindings in functions().items()
+        if any(b["type"] == "httpTrigger" for b in bindings)
+    )
     assert http[-1] == "zz_unmatched_route"
 
 
 def test_queue_triggers():
     worker = trigger("build_and_submit_export")
-    assert worker == {"direction": "IN", "type": "queueTrigger", "name": "msg",
-                      "queueName": EXPORT_QUEUE, "connection": STORAGE_CONNECTION}
+    assert worker == {
+        "direction": "IN",
+        "type": "queueTrigger",
+        "name": "msg",
+        "queueName": EXPORT_QUEUE,
+        "connection": STORAGE_CONNECTION,
+    }
     poison = trigger("fail_poisoned_export")
     assert poison["queueName"] == EXPORT_POISON_QUEUE == EXPORT_QUEUE + "-poison"
     assert poison["connection"] == "AzureWebJobsStorage"
@@ -70,11 +81,23 @@ def test_timer_reads_its_schedule_from_the_setting():
 
 
 def test_every_function_is_registered_once():
-    assert sorted(functions()) == sorted(["start_export", "list_project_exports", "list_projects",
-                                          "get_export", "cancel_export", "health", "openapi_document",
-                                          "page_project", "page_static",
-                                          "zz_unmatched_route", "build_and_submit_export",
-                                          "fail_poisoned_export", "poll_ml_tasks"])
+    assert sorted(functions()) == sorted(
+        [
+            "start_export",
+            "list_project_exports",
+            "list_projects",
+            "get_export",
+            "cancel_export",
+            "health",
+            "openapi_document",
+            "page_project",
+            "page_static",
+            "zz_unmatched_route",
+            "build_and_submit_export",
+            "fail_poisoned_export",
+            "poll_ml_tasks",
+        ]
+    )
 
 
 def test_no_route_is_reserved_by_the_host_or_overlaps_another():
@@ -82,12 +105,23 @@ def test_no_route_is_reserved_by_the_host_or_overlaps_another():
     (Azure/azure-functions-host#1781); and since it tries routes by function name, not by
     specificity, two routes that could match the same path would misroute in Azure."""
     import re
-    routes = {name: trigger(name)["route"] for name, bindings in functions().items()
-              if bindings[0]["type"] == "httpTrigger" and name != "zz_unmatched_route"}
+
+    routes = {
+        name: trigger(name)["route"]
+        for name, bindings in functions().items()
+        if bindings[0]["type"] == "httpTrigger" and name != "zz_unmatched_route"
+    }
     for name, route in routes.items():
         assert not re.match(r"(?i)(admin|runtime)(/|$)", route), name
-    shapes = {name: [("*" if p.startswith("{*") else "{}" if p.startswith("{") else p.lower())
-                     for p in route.split("/")] if route else [] for name, route in routes.items()}
+    shapes = {
+        name: [
+            ("*" if p.startswith("{*") else "{}" if p.startswith("{") else p.lower())
+            for p in route.split("/")
+        ]
+        if route
+        else []
+        for name, route in routes.items()
+    }
     for a, sa in shapes.items():
         for b, sb in shapes.items():
             if a < b:

@@ -1,4 +1,5 @@
 """The README documents every setting the code reads, with the code's default."""
+
 import pathlib
 import re
 

@@ -4,19 +4,33 @@ import pytest
 
 from exports import model
 
-T0 = dt.datetime(2026, 11, 22, 13, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 22, 13, 0, tzinfo=dt.UTC)
 LEASE = dt.timedelta(minutes=2)
 
 
 def queued():
-    return model.new_export(model.new_export_id("12", "34", T0), "12", "34", "9", T0,
-                            dt.timedelta(hours=1), "ciphertext")
+    return model.new_export(
+        model.new_export_id("12", "34", T0), "12", "34", "9", T0, dt.timedelta(hours=1), "ciphertext"
+    )
 
 
-@pytest.mark.parametrize("value,ok", [("1", True), ("9223372036854775807", True),
-                                      ("9223372036854775808", False), ("0", False), ("-1", False),
-                                      ("01", False), ("1.0", False), ("١٢", False), ("", False),
-                                      (None, False), ("1 ", False), ("99999999999999999999", False)])
+@pytest.mark.parametrize(
+    "value,ok",
+    [
+        ("1", True),
+        ("9223372036854775807", True),
+        ("9223372036854775808", False),
+        ("0", False),
+        ("-1", False),
+        ("01", False),
+        ("1.0", False),
+        ("١٢", False),
+        ("", False),
+        (None, False),
+        ("1 ", False),
+        ("99999999999999999999", False),
+    ],
+)
 def test_panoptes_ids(value, ok):
     assert (model.parse_panoptes_id(value) is not None) is ok
 
@@ -77,15 +91,45 @@ def test_stuck_detection_respects_leases_and_delayed_retries():
 
 def test_resource_has_every_contract_key():
     resource = model.to_resource(queued(), "https://sa/#/tasks/")
-    assert set(resource) >= {"id", "project_id", "subject_set_id", "status", "created_at", "updated_at",
-                             "requested_by", "progress", "manifest", "ml_task_id", "ml_status", "ml_message",
-                             "results_url", "subject_assistant_url", "error"}
+    assert set(resource) >= {
+        "id",
+        "project_id",
+        "subject_set_id",
+        "status",
+        "created_at",
+        "updated_at",
+        "requested_by",
+        "progress",
+        "manifest",
+        "ml_task_id",
+        "ml_status",
+        "ml_message",
+        "results_url",
+        "subject_assistant_url",
+        "error",
+    }
     assert resource["created_at"] == "2026-11-22T13:00:00Z"
     assert "token" not in str(resource).lower().replace("subjects_total", "")
     failed = model.to_resource(model.fail(queued(), "subject_set_empty", "none", T0), "x")
     assert failed["error"] == {"code": "subject_set_empty", "message": "none"}
-    done = model.record_submission(model.start_submission(model.record_manifest(
-        model.claim_for_build(queued(), "w", T0, LEASE), "w", T0, subjects=1, images=1, skipped=0,
-        blob="b"), "w", T0), "f940ecd58c7746b1bde89bd6ba5a5202", T0)
-    assert model.to_resource(done, "https://sa/#/tasks/")["subject_assistant_url"] == \
-        "https://sa/#/tasks/f940ecd58c7746b1bde89bd6ba5a5202"
+    done = model.record_submission(
+        model.start_submission(
+            model.record_manifest(
+                model.claim_for_build(queued(), "w", T0, LEASE),
+                "w",
+                T0,
+                subjects=1,
+                images=1,
+                skipped=0,
+                blob="b",
+            ),
+            "w",
+            T0,
+        ),
+        "f940ecd58c7746b1bde89bd6ba5a5202",
+        T0,
+    )
+    assert (
+        model.to_resource(done, "https://sa/#/tasks/")["subject_assistant_url"]
+        == "https://sa/#/tasks/f940ecd58c7746b1bde89bd6ba5a5202"
+    )

@@ -1,5 +1,6 @@
 """GET /api/openapi.json describes exactly the routes the app registers, validates as OpenAPI
 3.1, and its examples (real answers, recorded by `make docs`) match their own schemas."""
+
 import pathlib
 import re
 
@@ -21,8 +22,9 @@ def test_the_document_is_valid_openapi_3_1():
 
 
 def test_routes_and_operations_match_both_ways():
-    registered = {("/" + r.template, m.lower()) for r in ROUTES if r.template.startswith("api/")
-                  for m in r.methods}
+    registered = {
+        ("/" + r.template, m.lower()) for r in ROUTES if r.template.startswith("api/") for m in r.methods
+    }
     documented = {(path, method) for path, item in DOC["paths"].items() for method in item}
     assert registered == documented
     assert all(key in {(r.template, m) for r in ROUTES for m in r.methods} for key in openapi.OPERATIONS)
@@ -34,7 +36,9 @@ def test_every_error_code_the_code_raises_is_documented_with_its_status():
         for status, code in re.findall(r'ApiError\(\s*(\d{3}),\s*"([a-z_]+)"', path.read_text()):
             raised.add((code, int(status)))
     assert raised == {(c, s) for c, s in openapi.ERROR_STATUS.items()} | {
-        ("not_found", 404), ("method_not_allowed", 405)}  # the catch-all's, for unknown routes
+        ("not_found", 404),
+        ("method_not_allowed", 405),
+    }  # the catch-all's, for unknown routes
     assert set(openapi.ERROR_MEANING) == set(openapi.ERROR_STATUS)
 
 
@@ -42,10 +46,16 @@ def _schema_of(media):
     return {**media["schema"], "components": DOC["components"]}
 
 
-@pytest.mark.parametrize("path,method,status", [
-    (path, method, status) for path, item in DOC["paths"].items() for method, op in item.items()
-    for status, response in op["responses"].items()
-    if "example" in response.get("content", {}).get("application/json", {})])
+@pytest.mark.parametrize(
+    "path,method,status",
+    [
+        (path, method, status)
+        for path, item in DOC["paths"].items()
+        for method, op in item.items()
+        for status, response in op["responses"].items()
+        if "example" in response.get("content", {}).get("application/json", {})
+    ],
+)
 def test_examples_match_their_schemas(path, method, status):
     media = DOC["paths"][path][method]["responses"][status]["content"]["application/json"]
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **_schema_of(media)}
@@ -53,11 +63,22 @@ def test_examples_match_their_schemas(path, method, status):
 
 
 def test_every_operation_has_real_examples():
-    with_examples = {op["operationId"] for item in DOC["paths"].values() for op in item.values()
-                     if any("example" in r.get("content", {}).get("application/json", {})
-                            for r in op["responses"].values())}
-    assert with_examples >= {"startExport", "listProjectExports", "listProjects", "getExport",
-                             "cancelExport", "health"}
+    with_examples = {
+        op["operationId"]
+        for item in DOC["paths"].values()
+        for op in item.values()
+        if any(
+            "example" in r.get("content", {}).get("application/json", {}) for r in op["responses"].values()
+        )
+    }
+    assert with_examples >= {
+        "startExport",
+        "listProjectExports",
+        "listProjects",
+        "getExport",
+        "cancelExport",
+        "health",
+    }
 
 
 def test_ids_are_bounded_and_the_token_is_a_bearer_scheme():
@@ -65,5 +86,8 @@ def test_ids_are_bounded_and_the_token_is_a_bearer_scheme():
     ids = {p["name"]: p["schema"] for p in start["parameters"]}
     assert ids["project_id"] == {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
     assert DOC["components"]["securitySchemes"]["panoptesToken"] == {
-        **DOC["components"]["securitySchemes"]["panoptesToken"], "type": "http", "scheme": "bearer"}
+        **DOC["components"]["securitySchemes"]["panoptesToken"],
+        "type": "http",
+        "scheme": "bearer",
+    }
     assert DOC["paths"]["/api/health"]["get"]["security"] == []

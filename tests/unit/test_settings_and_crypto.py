@@ -9,9 +9,12 @@ from shared.crypto import TokenCipher, TokenDecryptionError, TokenExpired
 from shared.settings import SettingsError
 
 KEY = Fernet.generate_key().decode()
-BASE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true",
-        "SUBJECT_ASSISTANT_ML_SERVICE_URL": "https://ml.example.org/v4/camera-trap/detection-batch/",
-        "SUBJECT_ASSISTANT_ML_SERVICE_CALLER_ID": "zooniverse", "TOKEN_ENCRYPTION_KEY": KEY}
+BASE = {
+    "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+    "SUBJECT_ASSISTANT_ML_SERVICE_URL": "https://ml.example.org/v4/camera-trap/detection-batch/",
+    "SUBJECT_ASSISTANT_ML_SERVICE_CALLER_ID": "zooniverse",
+    "TOKEN_ENCRYPTION_KEY": KEY,
+}
 
 
 def test_defaults():
@@ -28,21 +31,31 @@ def test_defaults():
     assert KEY not in repr(s) and repr(base64.urlsafe_b64decode(KEY)) not in repr(s)
 
 
-@pytest.mark.parametrize("name,value", [
-    ("SUBJECT_ASSISTANT_ML_SERVICE_URL", None), ("SUBJECT_ASSISTANT_ML_SERVICE_URL", "ftp://x"),
-    ("SUBJECT_ASSISTANT_ML_SERVICE_CALLER_ID", None), ("TOKEN_ENCRYPTION_KEY", None),
-    ("TOKEN_ENCRYPTION_KEY", "short"), ("ML_POLL_SCHEDULE", "*/5 * * * *"), ("ALLOWED_ORIGINS", "*"),
-    ("SUBJECT_ASSISTANT_AZURE_CONTAINER_NAME", "Bad_Name"), ("MANIFEST_SAS_HOURS", "200"),
-    ("PANOPTES_PAGE_CONCURRENCY", "lots"), ("AzureWebJobsStorage", None),
-    # A passphrase is not a key: it must be URL-safe base64 of at least 32 random bytes.
-    ("TOKEN_ENCRYPTION_KEY", "local-dev-only passphrase that is long enough!!"),
-    ("TOKEN_ENCRYPTION_KEY", base64.urlsafe_b64encode(b"x" * 31).decode()),
-    ("TOKEN_ENCRYPTION_KEY_PREVIOUS", "not base64 at all, but long enough to pass a length check"),
-    # Tokens and SAS URLs never travel over plain http, except to loopback stand-ins.
-    ("PANOPTES_URL", "http://www.zooniverse.org"),
-    ("SUBJECT_ASSISTANT_ML_SERVICE_URL", "http://10.0.0.7/v4/camera-trap/detection-batch"),
-    ("RESULTS_ALLOWED_HOSTS", "https://evil.example/"), ("ML_SERVICE_ALLOW_HTTP", "yes"),
-])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("SUBJECT_ASSISTANT_ML_SERVICE_URL", None),
+        ("SUBJECT_ASSISTANT_ML_SERVICE_URL", "ftp://x"),
+        ("SUBJECT_ASSISTANT_ML_SERVICE_CALLER_ID", None),
+        ("TOKEN_ENCRYPTION_KEY", None),
+        ("TOKEN_ENCRYPTION_KEY", "short"),
+        ("ML_POLL_SCHEDULE", "*/5 * * * *"),
+        ("ALLOWED_ORIGINS", "*"),
+        ("SUBJECT_ASSISTANT_AZURE_CONTAINER_NAME", "Bad_Name"),
+        ("MANIFEST_SAS_HOURS", "200"),
+        ("PANOPTES_PAGE_CONCURRENCY", "lots"),
+        ("AzureWebJobsStorage", None),
+        # A passphrase is not a key: it must be URL-safe base64 of at least 32 random bytes.
+        ("TOKEN_ENCRYPTION_KEY", "local-dev-only passphrase that is long enough!!"),
+        ("TOKEN_ENCRYPTION_KEY", base64.urlsafe_b64encode(b"x" * 31).decode()),
+        ("TOKEN_ENCRYPTION_KEY_PREVIOUS", "not base64 at all, but long enough to pass a length check"),
+        # Tokens and SAS URLs never travel over plain http, except to loopback stand-ins.
+        ("PANOPTES_URL", "http://www.zooniverse.org"),
+        ("SUBJECT_ASSISTANT_ML_SERVICE_URL", "http://10.0.0.7/v4/camera-trap/detection-batch"),
+        ("RESULTS_ALLOWED_HOSTS", "https://evil.example/"),
+        ("ML_SERVICE_ALLOW_HTTP", "yes"),
+    ],
+)
 def test_missing_or_malformed_settings_are_named(name, value):
     env = dict(BASE)
     if value is None:
@@ -55,8 +68,13 @@ def test_missing_or_malformed_settings_are_named(name, value):
 
 
 def test_plain_http_is_allowed_on_loopback_and_to_a_private_ml_host_only_by_opt_in():
-    local = Settings.from_env({**BASE, "PANOPTES_URL": "http://127.0.0.1:8080",
-                               "SUBJECT_ASSISTANT_ML_SERVICE_URL": "http://localhost:5000/v4"})
+    local = Settings.from_env(
+        {
+            **BASE,
+            "PANOPTES_URL": "http://127.0.0.1:8080",
+            "SUBJECT_ASSISTANT_ML_SERVICE_URL": "http://localhost:5000/v4",
+        }
+    )
     assert local.panoptes_url == "http://127.0.0.1:8080"
     private = {**BASE, "SUBJECT_ASSISTANT_ML_SERVICE_URL": "http://10.0.0.7/v4/camera-trap/detection-batch"}
     assert Settings.from_env({**private, "ML_SERVICE_ALLOW_HTTP": "true"}).ml_service_allow_http
@@ -64,11 +82,15 @@ def test_plain_http_is_allowed_on_loopback_and_to_a_private_ml_host_only_by_opt_
 
 def test_identity_based_storage():
     env = {k: v for k, v in BASE.items() if k != "AzureWebJobsStorage"}
-    env.update({"AzureWebJobsStorage__blobServiceUri": "https://acct.blob.core.windows.net",
-                "AzureWebJobsStorage__queueServiceUri": "https://acct.queue.core.windows.net",
-                "AzureWebJobsStorage__tableServiceUri": "https://acct.table.core.windows.net",
-                "AzureWebJobsStorage__credential": "managedidentity",
-                "AzureWebJobsStorage__clientId": "00000000-0000-0000-0000-000000000001"})
+    env.update(
+        {
+            "AzureWebJobsStorage__blobServiceUri": "https://acct.blob.core.windows.net",
+            "AzureWebJobsStorage__queueServiceUri": "https://acct.queue.core.windows.net",
+            "AzureWebJobsStorage__tableServiceUri": "https://acct.table.core.windows.net",
+            "AzureWebJobsStorage__credential": "managedidentity",
+            "AzureWebJobsStorage__clientId": "00000000-0000-0000-0000-000000000001",
+        }
+    )
     storage = Settings.from_env(env).storage
     assert storage.uses_identity and storage.client_id.endswith("1")
     assert storage.table_uri == "https://acct.table.core.windows.net"

@@ -1,4 +1,5 @@
 """Every ML status answer maps to the contract's Export transition (table-driven)."""
+
 import dataclasses
 import datetime as dt
 
@@ -9,7 +10,7 @@ from exports.ml_service import TaskStatus
 from exports.results import ResultsPolicy
 from exports.status import NOT_FOUND, PollRules, next_state
 
-T0 = dt.datetime(2026, 11, 22, 13, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 22, 13, 0, tzinfo=dt.UTC)
 POLICY = ResultsPolicy(("*.blob.core.windows.net",), "https://ml.example.org")
 RULES = PollRules(deadline=dt.timedelta(days=3), not_found_ticks=3, problem_ticks=4, results=POLICY)
 RESULTS = "https://acct.blob.core.windows.net/batch-api/detections.json?sv=1&sig=SECRET"
@@ -18,25 +19,53 @@ DONE = {"num_failed_shards": 0, "output_file_urls": {"detections": RESULTS}}
 
 def submitted(**changes):
     export = model.new_export("1-2-0000000000000abcdef01", "1", "2", "9", T0, dt.timedelta(hours=1))
-    return dataclasses.replace(export, status=model.SUBMITTED, ml_task_id="f" * 32, ml_status="created",
-                               submitted_at=T0, ml_changed_at=T0, manifest_blob="b", manifest_images=4,
-                               **changes)
+    return dataclasses.replace(
+        export,
+        status=model.SUBMITTED,
+        ml_task_id="f" * 32,
+        ml_status="created",
+        submitted_at=T0,
+        ml_changed_at=T0,
+        manifest_blob="b",
+        manifest_images=4,
+        **changes,
+    )
 
 
 NOW = T0 + dt.timedelta(minutes=10)
 
 
-@pytest.mark.parametrize("answer,status,ml_status,error_code,results_url", [
-    (TaskStatus("created", None), "submitted", "created", None, None),
-    (TaskStatus("running", "Submitted 2 batches."), "running", "running", None, None),
-    (TaskStatus("problem", "please contact us"), "running", "problem", None, None),
-    (TaskStatus("completed", DONE), "completed", "completed", None, DONE["output_file_urls"]["detections"]),
-    (TaskStatus("completed", "Zero images found in container or in provided list."), "failed", "completed",
-     "ml_no_results", None),
-    (TaskStatus("completed", {"num_failed_shards": 1}), "failed", "completed", "ml_no_results", None),
-    (TaskStatus("failed", "images_requested_json_sas could not be read"), "failed", "failed", "ml_failed", None),
-    (TaskStatus("canceled", "canceled"), "cancelled", "canceled", None, None),
-])
+@pytest.mark.parametrize(
+    "answer,status,ml_status,error_code,results_url",
+    [
+        (TaskStatus("created", None), "submitted", "created", None, None),
+        (TaskStatus("running", "Submitted 2 batches."), "running", "running", None, None),
+        (TaskStatus("problem", "please contact us"), "running", "problem", None, None),
+        (
+            TaskStatus("completed", DONE),
+            "completed",
+            "completed",
+            None,
+            DONE["output_file_urls"]["detections"],
+        ),
+        (
+            TaskStatus("completed", "Zero images found in container or in provided list."),
+            "failed",
+            "completed",
+            "ml_no_results",
+            None,
+        ),
+        (TaskStatus("completed", {"num_failed_shards": 1}), "failed", "completed", "ml_no_results", None),
+        (
+            TaskStatus("failed", "images_requested_json_sas could not be read"),
+            "failed",
+            "failed",
+            "ml_failed",
+            None,
+        ),
+        (TaskStatus("canceled", "canceled"), "cancelled", "canceled", None, None),
+    ],
+)
 def test_status_mapping(answer, status, ml_status, error_code, results_url):
     result = next_state(submitted(), answer, NOW, RULES)
     assert result.status == status
@@ -93,8 +122,9 @@ def test_a_problem_that_never_changes_fails_after_the_set_number_of_polls():
 def test_a_changing_problem_keeps_polling():
     export = submitted()
     for tick in range(3 * RULES.problem_ticks):
-        export = next_state(export, TaskStatus("problem", f"Job unfinished after {tick} x 10 minutes"),
-                            NOW, RULES)
+        export = next_state(
+            export, TaskStatus("problem", f"Job unfinished after {tick} x 10 minutes"), NOW, RULES
+        )
     assert export.status == "running" and export.ml_same_ticks == 0
 
 
@@ -104,12 +134,20 @@ def test_num_images_from_the_service_is_kept():
     assert export.ml_num_images == 3
 
 
-@pytest.mark.parametrize("url", [
-    "file:///etc/passwd", "javascript:alert(1)", "http://acct.blob.core.windows.net/x.json?sig=S",
-    "https://evil.example/x.json", "https://acct.blob.core.windows.net.evil.example/x.json",
-    "https://blob.core.windows.net/x.json", "https://user:pw@acct.blob.core.windows.net/x.json",
-    "https://acct.blob.core.windows.net:8443/x.json", "http://ml.example.org/results.json",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "http://acct.blob.core.windows.net/x.json?sig=S",
+        "https://evil.example/x.json",
+        "https://acct.blob.core.windows.net.evil.example/x.json",
+        "https://blob.core.windows.net/x.json",
+        "https://user:pw@acct.blob.core.windows.net/x.json",
+        "https://acct.blob.core.windows.net:8443/x.json",
+        "http://ml.example.org/results.json",
+    ],
+)
 def test_a_results_link_off_the_allowlist_is_neither_kept_nor_shown(url):
     answer = TaskStatus("completed", {"num_failed_shards": 0, "output_file_urls": {"detections": url}})
     export = next_state(submitted(), answer, NOW, RULES)
@@ -135,5 +173,3 @@ def test_same_answer_twice_changes_nothing():
 def test_final_exports_are_left_alone():
     export = model.cancel(submitted(), NOW)
     assert next_state(export, TaskStatus("completed", DONE), NOW, RULES) is export
-
-

@@ -1,5 +1,6 @@
 """The poll tick's writer: changes go out WRITE_BATCH exports at a time while polls continue,
 the rest at the end, and a failed write is not swallowed."""
+
 import threading
 import types
 
@@ -24,7 +25,7 @@ class FakeStore:
 def test_batches_leave_before_the_last_answer_and_the_rest_at_the_end():
     store = FakeStore()
     writes = poller._TickWriter(types.SimpleNamespace(store=store))
-    for i in range(poller.WRITE_BATCH * 2 + 7):
+    for _i in range(poller.WRITE_BATCH * 2 + 7):
         writes.add(object(), object())
     # Two full batches were handed over while "polls" were still arriving.
     assert store.first_batch_written.wait(5)
