@@ -15,9 +15,9 @@ from exports import model, openapi, tracking
 from exports.access import UNAUTHENTICATED, Access
 from exports.messages import ExportMessage
 from exports.ml_service import MlError, MlRejected, MlTaskNotFound, TaskStatus
+from exports.ml_status import NOT_FOUND
 from exports.panoptes import PanoptesUser
 from exports.services import Services, get_services
-from exports.status import NOT_FOUND
 from exports.store import ConcurrentUpdate, Versioned
 from shared.responses import ApiError, bearer_token, error_response, json_response
 from shared.settings import SettingsError

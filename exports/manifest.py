@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from json.encoder import encode_basestring_ascii as _json_string  # what json.dumps uses for str
 from typing import Any
 from urllib.parse import urlsplit
@@ -126,13 +126,3 @@ def build_manifest(
     chunks = [encoder.encode_page(page) for page in pages]
     chunks.append(encoder.finish())
     return b"".join(chunks), encoder.counts
-
-
-def iter_manifest_chunks(
-    pages: Iterable[Iterable[dict[str, Any]]], encoder: ManifestEncoder
-) -> Iterator[bytes]:
-    for page in pages:
-        chunk = encoder.encode_page(page)
-        if chunk:
-            yield chunk
-    yield encoder.finish()

@@ -18,8 +18,7 @@ import threading
 import time
 from collections import Counter
 
-from exports import model, tracking
-from exports import status as status_map
+from exports import ml_status, model, tracking
 from exports.messages import ExportMessage
 from exports.ml_service import MlError, MlTaskNotFound
 from exports.services import Services
@@ -42,7 +41,7 @@ def _poll(services: Services, current: Versioned) -> model.Export | None:
     try:
         answer = services.ml.status(export.ml_task_id)
     except MlTaskNotFound:
-        answer = status_map.NOT_FOUND
+        answer = ml_status.NOT_FOUND
     except MlError as exc:
         # Unreachable or 5xx: leave the export as it is until the next tick.
         log.warning("export %s: ML status unavailable: %s", export.id, exc)

@@ -1,4 +1,4 @@
-"""Recording what the ML service says about a task: the pure transition (exports/status.py) plus,
+"""Recording what the ML service says about a task: the pure transition (exports/ml_status.py) plus,
 the first time an export completes, the summary of its detections file. Used by the poll tick
 and by the API's cancel, which must record an answer exactly as the poller would."""
 
@@ -9,8 +9,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from exports import model, results
-from exports import status as status_map
+from exports import ml_status, model, results
 from exports.ml_service import ResultsUnreadable, TaskStatus
 from exports.services import Services
 from exports.store import ConcurrentUpdate, Versioned
@@ -18,9 +17,9 @@ from exports.store import ConcurrentUpdate, Versioned
 log = logging.getLogger(__name__)
 
 
-def poll_rules(services: Services) -> status_map.PollRules:
+def poll_rules(services: Services) -> ml_status.PollRules:
     s = services.settings
-    return status_map.PollRules(
+    return ml_status.PollRules(
         deadline=dt.timedelta(days=s.ml_task_deadline_days),
         not_found_ticks=s.ml_not_found_ticks,
         problem_ticks=s.ml_problem_ticks,
@@ -29,8 +28,8 @@ def poll_rules(services: Services) -> status_map.PollRules:
 
 
 def next_state(services: Services, export: model.Export, answer: Any) -> model.Export:
-    """The export after one poll answer (TaskStatus or status_map.NOT_FOUND), summary included."""
-    updated = status_map.next_state(export, answer, services.clock(), poll_rules(services))
+    """The export after one poll answer (TaskStatus or ml_status.NOT_FOUND), summary included."""
+    updated = ml_status.next_state(export, answer, services.clock(), poll_rules(services))
     if updated.status == model.COMPLETED and export.status != model.COMPLETED:
         if updated.results_url is None and updated.summary is not None:
             log.warning("export %s: results link not followed: %s", export.id, _reported_url(answer))
@@ -69,7 +68,7 @@ def log_change(before: model.Export, after: model.Export) -> None:
 
 
 def _reported_url(answer: Any) -> str:
-    url = status_map.detections_url(answer.message) if isinstance(answer, TaskStatus) else None
+    url = ml_status.detections_url(answer.message) if isinstance(answer, TaskStatus) else None
     return results.describe(url) if url else "(none)"
 
 

@@ -153,8 +153,8 @@ class LocalHost:
     # state
 
     @property
-    def _running(self) -> int:
-        """Invocations in progress (read by tests that wait for a worker to finish)."""
+    def running(self) -> int:
+        """Invocations in progress (tests wait for a worker to finish with it)."""
         return self._invoker.running
 
     def wait_idle(self, timeout: float = 10.0) -> bool:

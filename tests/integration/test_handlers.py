@@ -147,3 +147,38 @@ def test_the_worker_run_in_process_refuses_a_token_sealed_for_another_export(ser
     assert services.store.get(other.id).export.error_code == "internal_error"
     worker.process_export_message(ExportMessage(export["id"], sealed).encode(), services)
     assert services.store.get(export["id"]).export.status == "submitted"
+
+
+@pytest.fixture
+def panoptes_with_many_projects(azurite, ml):
+    """A user with 150 owner/collaborator projects (two pages of project roles) and one more as
+    a tester; the auth cache on, as in production."""
+    with PanoptesStandIn() as panoptes:
+        load_sample(panoptes)
+        panoptes.add_user("busy-token", "60", "busy")
+        for i in range(150):
+            panoptes.add_project(str(30000 + i), f"Project {i}", roles={"60": ["owner" if i % 2 else "collaborator"]})
+        panoptes.add_project("39999", "Testing only", roles={"60": ["tester"]})
+        env = offline_settings(azurite, panoptes, ml, TOKEN_KEY, **{**FAST, "AUTH_CACHE_SECONDS": "60"})
+        wired = Services.from_settings(ExportSettings.from_env(env))
+        yield wired, panoptes
+
+
+def test_projects_are_read_page_by_page_filtered_by_role_and_cached_per_token(panoptes_with_many_projects):
+    services, panoptes = panoptes_with_many_projects
+    status, body = call(services, api.list_projects, token="busy-token")
+    assert status == 200 and body["user"] == {"id": "60", "login": "busy", "display_name": "busy"}
+    ids = [p["id"] for p in body["projects"]]
+    assert len(ids) == 150 and "39999" not in ids  # a tester may not export
+    assert {tuple(p["roles"]) for p in body["projects"]} == {("owner",), ("collaborator",)}
+    assert panoptes.count("/api/project_roles") == 2  # every page of roles (100 a page)
+    assert panoptes.count("/api/projects") == 2  # 100 ids a request
+    before = panoptes.total_requests
+    assert call(services, api.list_projects, token="busy-token")[1] == body
+    assert panoptes.total_requests == before  # cached for this token
+    # The roles learned on the way answer the next access check without another lookup.
+    assert call(services, api.list_project_exports, token="busy-token", project_id="39999")[0] == 403
+    assert panoptes.count("/api/project_roles") == 2
+    # Another token asks Panoptes itself.
+    status, other = call(services, api.list_projects, token=OWNER)
+    assert [p["id"] for p in other["projects"]] == ["1234"] and panoptes.count("/api/project_roles") == 3

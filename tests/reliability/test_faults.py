@@ -308,7 +308,7 @@ def test_azurite_restarted_mid_export(own_azurite_stack):
     assert stack.call("GET", "/api/health", token=None).status_code == 503
     # The worker finishes its slow pages and finds its storage gone: it must give up, not submit.
     time.sleep(4)
-    wait_for(lambda: stack.host._running == 0, 30, message="the worker to stop")
+    wait_for(lambda: stack.host.running == 0, 30, message="the worker to stop")
     assert slow.hits >= 1
     assert stack.ml.accepted_count == 0
     # Operators re-create the resources (Bicep does in Azure); the service recovers.

@@ -7,8 +7,8 @@ import pytest
 
 from exports import model
 from exports.ml_service import TaskStatus
+from exports.ml_status import NOT_FOUND, PollRules, next_state
 from exports.results import ResultsPolicy
-from exports.status import NOT_FOUND, PollRules, next_state
 
 T0 = dt.datetime(2026, 11, 22, 13, 0, tzinfo=dt.UTC)
 POLICY = ResultsPolicy(("*.blob.core.windows.net",), "https://ml.example.org")
