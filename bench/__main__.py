@@ -492,6 +492,7 @@ class Bench:
     def storage_floor(self, samples: int = 60) -> tuple[float, float]:
         from bench.common import median
         from exports import model
+        from exports.messages import ExportMessage
         from exports.store import _active_entity
 
         table, queue = self.services.store.table, self.services.queue
@@ -510,13 +511,16 @@ class Bench:
                 "900",
                 now,
                 dt.timedelta(hours=24),
-                self.services.cipher.encrypt("bench-owner-token"),
+                None,
             )
             entity = {**_active_entity(export), "PartitionKey": "bench-floor"}
             started = time.perf_counter()
             table.create_entity(entity)  # what the POST writes: the export's active row
             txn.append(time.perf_counter() - started)
-            body = json.dumps({"v": 1, "export_id": export.id, "token": export.token_ciphertext})
+            # The same message the POST sends: the token sealed for this export.
+            body = ExportMessage(
+                export.id, self.services.cipher.encrypt("bench-owner-token", export.id)
+            ).encode()
             started = time.perf_counter()
             scratch.send_message(body)
             send.append(time.perf_counter() - started)
@@ -689,6 +693,7 @@ def main(argv=None) -> int:
     only = set(opts.only.split(","))
     started = time.perf_counter()
     bench = Bench(opts)
+    failed = None
     try:
         ours = {}
         if only & {"export", "baseline"}:
@@ -703,6 +708,9 @@ def main(argv=None) -> int:
             bench.section_http()
         if "results" in only:
             bench.section_results()
+    except Exception as exc:  # print the sections measured so far, then fail
+        failed = exc
+        bench.table.note(f"the run stopped: {type(exc).__name__}: {exc}")
     finally:
         bench.close()
     total = time.perf_counter() - started
@@ -716,6 +724,8 @@ def main(argv=None) -> int:
     print(text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)
+    if failed is not None:
+        raise failed
     return 0
 
 

@@ -293,9 +293,10 @@ export class ProjectScreen {
       card.progress.setAttribute("aria-label", `Subjects read from Zooniverse for ${name}`);
     }
 
-    // The link to the Subject Assistant as soon as there is an ML task id (a failed or cancelled
-    // task keeps only its id, for support: its results are not worth opening).
-    const failedTask = exp?.status === "failed" || exp?.status === "cancelled";
+    // The link to the Subject Assistant as soon as there is an ML task id. A cancelled task keeps
+    // it (the ML service still completes it with the part it had done); a failed one keeps only
+    // its id, for support: there are no results to open.
+    const failedTask = exp?.status === "failed";
     const link = exp && exp.ml_task_id && !failedTask ? safeHttpUrl(exp.subject_assistant_url) : null;
     card.results.hidden = !(exp && exp.ml_task_id);
     if (exp && exp.ml_task_id) {

@@ -69,7 +69,9 @@ export function statusDetail(exp) {
       return `${message} To try again, press Export.`;
     }
     case "cancelled":
-      return "This export was cancelled. Press Export to start a new one.";
+      return exp.ml_task_id
+        ? "This export was cancelled. The ML service may still show results for the part of the images it had done. Press Export to start a new one."
+        : "This export was cancelled. Press Export to start a new one.";
     default:
       return "";
   }

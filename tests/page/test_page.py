@@ -375,6 +375,11 @@ def test_cancel_asks_for_confirmation_first(ui, stack):
     assert stack.ml.cancel_calls == 1
     assert api_export(stack)["status"] == "cancelled"
     expect(page.locator("#announcer")).to_have_text("Export of Camera A - March: cancelled")
+    # The service completes a cancelled task with the part it had done: its link stays.
+    expect(ui.set_card(SET_A).get_by_role("link", name=RESULTS)).to_have_attribute(
+        "href", f"https://subject-assistant.zooniverse.org/#/tasks/{task}"
+    )
+    expect(ui.set_card(SET_A)).to_contain_text("results for the part of the images it had done")
     expect(export_button(ui, SET_A)).to_be_enabled()
     expect(cancel_button(ui, SET_A)).to_be_hidden()
     ui.assert_no_console_errors()
