@@ -157,7 +157,9 @@ def panoptes_with_many_projects(azurite, ml):
         load_sample(panoptes)
         panoptes.add_user("busy-token", "60", "busy")
         for i in range(150):
-            panoptes.add_project(str(30000 + i), f"Project {i}", roles={"60": ["owner" if i % 2 else "collaborator"]})
+            panoptes.add_project(
+                str(30000 + i), f"Project {i}", roles={"60": ["owner" if i % 2 else "collaborator"]}
+            )
         panoptes.add_project("39999", "Testing only", roles={"60": ["tester"]})
         env = offline_settings(azurite, panoptes, ml, TOKEN_KEY, **{**FAST, "AUTH_CACHE_SECONDS": "60"})
         wired = Services.from_settings(ExportSettings.from_env(env))
