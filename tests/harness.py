@@ -67,6 +67,10 @@ class Stack:
         assert self.host.wait_idle(timeout), "queue work did not finish in time"
 
     def tick(self):
+        """One ML poll tick, once the emulator has read every manifest it accepted: until then a
+        task stays `created` (as the real service does while it lists images), and a test that
+        ticks right after `settle()` would race the emulator's download thread."""
+        self.ml.wait_for_downloads(10)
         return self.host.run_timer("poll_ml_tasks")
 
     def table_rows(self):
