@@ -161,33 +161,31 @@ class PanoptesClient:
                 roles.update(r for r in entry["roles"] if isinstance(r, str))
         return roles
 
-    def roles_of_user(self, token: str, user_id: str) -> Iterator[tuple[str, list[str]]]:
-        """(project id, roles) of every project role the user holds (all pages)."""
+    def _records(self, path: str, token: str, params: dict, key: str) -> Iterator[dict]:
+        """Every record of a paged listing (100 a page), page after page while Panoptes names a
+        later next page; records that are not objects with a numeric id are left out."""
         page: int | None = 1
         while page:
-            body = self._get(
-                "/project_roles", token, {"user_id": user_id, "page_size": PAGE_SIZE, "page": page}
-            )
-            for entry in body.get("project_roles") or []:
-                if not isinstance(entry, dict) or not isinstance(entry.get("links"), dict):
-                    continue
-                project_id = str(entry["links"].get("project", ""))
-                roles = entry.get("roles")
-                if project_id.isdigit() and isinstance(roles, list):
-                    yield project_id, [r for r in roles if isinstance(r, str)]
-            page = _next_page(body, "project_roles")
+            body = self._get(path, token, {**params, "page_size": PAGE_SIZE, "page": page})
+            for item in body.get(key) or []:
+                if isinstance(item, dict) and str(item.get("id", "")).isdigit():
+                    yield item
+            following = _next_page(body, key)
+            page = following if following is not None and following > page else None
+
+    def roles_of_user(self, token: str, user_id: str) -> Iterator[tuple[str, list[str]]]:
+        """(project id, roles) of every project role the user holds (all pages)."""
+        for entry in self._records("/project_roles", token, {"user_id": user_id}, "project_roles"):
+            links, roles = entry.get("links"), entry.get("roles")
+            project_id = str(links.get("project", "")) if isinstance(links, dict) else ""
+            if project_id.isdigit() and isinstance(roles, list):
+                yield project_id, [r for r in roles if isinstance(r, str)]
 
     def projects(self, token: str, project_ids: list[str]) -> Iterator[dict]:
         """The projects with these ids that the token may see (100 ids a request, all pages)."""
         for start in range(0, len(project_ids), PAGE_SIZE):
             ids = ",".join(project_ids[start : start + PAGE_SIZE])
-            page: int | None = 1
-            while page:
-                body = self._get("/projects", token, {"id": ids, "page_size": PAGE_SIZE, "page": page})
-                for item in body.get("projects") or []:
-                    if isinstance(item, dict) and str(item.get("id", "")).isdigit():
-                        yield item
-                page = _next_page(body, "projects")
+            yield from self._records("/projects", token, {"id": ids}, "projects")
 
     def subject_set(self, token: str | None, subject_set_id: str) -> dict | None:
         try:
@@ -200,15 +198,7 @@ class PanoptesClient:
         return sets[0]
 
     def subject_sets_of_project(self, token: str, project_id: str) -> Iterator[dict]:
-        page: int | None = 1
-        while page:
-            body = self._get(
-                "/subject_sets", token, {"project_id": project_id, "page_size": PAGE_SIZE, "page": page}
-            )
-            for item in body.get("subject_sets") or []:
-                if isinstance(item, dict) and str(item.get("id", "")).isdigit():
-                    yield item
-            page = _next_page(body, "subject_sets")
+        return self._records("/subject_sets", token, {"project_id": project_id}, "subject_sets")
 
     # -- subjects ----------------------------------------------------------------------
     def subjects_page(self, token: str | None, subject_set_id: str, page: int) -> SubjectPage:

@@ -184,3 +184,19 @@ def test_projects_are_read_page_by_page_filtered_by_role_and_cached_per_token(pa
     # Another token asks Panoptes itself.
     status, other = call(services, api.list_projects, token=OWNER)
     assert [p["id"] for p in other["projects"]] == ["1234"] and panoptes.count("/api/project_roles") == 3
+
+
+def test_a_listing_whose_next_page_does_not_move_forward_ends(azurite, ml):
+    """Panoptes' answers are untrusted: a `next_page` that names the same page again (or an
+    earlier one) ends the read instead of looping forever."""
+    from exports.panoptes import PanoptesClient
+
+    with PanoptesStandIn() as panoptes:
+        load_sample(panoptes)
+        stuck = {
+            "subject_sets": [{"id": "5678", "display_name": "A"}],
+            "meta": {"subject_sets": {"page": 1, "next_page": 1}},
+        }
+        panoptes.faults.add(r"^/api/subject_sets\?", "status", status=200, body=stuck, times=5)
+        client = PanoptesClient(panoptes.url, retries=0)
+        assert [s["id"] for s in client.subject_sets_of_project(OWNER, "1234")] == ["5678"]
