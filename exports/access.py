@@ -47,6 +47,11 @@ def _token_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _roles_key(token: str, user_id: str, project_id: str) -> tuple[str, str, str, str]:
+    """Keyed by the token's hash too: a role answer is reused only for the token that asked."""
+    return ("roles", _token_key(token), user_id, project_id)
+
+
 class Access:
     def __init__(self, panoptes: PanoptesClient, cache: AuthCache, rejected: AuthCache):
         self.panoptes = panoptes
@@ -54,9 +59,7 @@ class Access:
         # Its own bounded cache: a flood of made-up tokens must not push out real users' lookups.
         self.rejected = rejected
 
-    def user(self, token: str | None) -> PanoptesUser:
-        if not token:
-            raise UNAUTHENTICATED
+    def user(self, token: str) -> PanoptesUser:
         token_key = _token_key(token)
         if self.rejected.get(token_key):
             raise TOKEN_REJECTED
@@ -72,12 +75,8 @@ class Access:
             self.cache.put(key, user)
         return user
 
-    def user_id(self, token: str | None) -> str:
-        return self.user(token).id
-
     def roles(self, token: str, user_id: str, project_id: str) -> frozenset[str]:
-        # Keyed by token hash too: a role answer is only reused for the token that asked.
-        key = ("roles", _token_key(token), user_id, project_id)
+        key = _roles_key(token, user_id, project_id)
         roles = self.cache.get(key)
         if roles is None:
             roles = frozenset(self._call(self.panoptes.project_roles, token, project_id, user_id))
@@ -115,10 +114,10 @@ class Access:
             )
         return _subject_count(subject_set)
 
-    def export_projects(self, token: str, user_id: str) -> list[dict]:
-        """The projects on which the user may export (owner or collaborator), with their
-        Panoptes fields, in Panoptes' order. Cached per token; it also answers later role checks
-        on these projects for the same token."""
+    def export_projects(self, token: str, user_id: str) -> list[tuple[dict, list[str]]]:
+        """The projects on which the user may export, with their Panoptes fields and the user's
+        export roles there (owner, collaborator), in Panoptes' order. Cached per token; it also
+        answers later role checks on these projects for the same token."""
         key = ("projects", _token_key(token), user_id)
         projects = self.cache.get(key)
         if projects is None:
@@ -128,11 +127,10 @@ class Access:
             ):
                 roles.setdefault(project_id, set()).update(project_roles)
             for project_id, project_roles in roles.items():
-                self.cache.put(("roles", _token_key(token), user_id, project_id), frozenset(project_roles))
+                self.cache.put(_roles_key(token, user_id, project_id), frozenset(project_roles))
             ids = [p for p, r in roles.items() if r & EXPORT_ROLES]
-            projects = self._call(lambda: list(self.panoptes.projects(token, ids))) if ids else []
-            for project in projects:
-                project["_roles"] = sorted(roles.get(str(project["id"]), set()) & EXPORT_ROLES)
+            found = self._call(lambda: list(self.panoptes.projects(token, ids))) if ids else []
+            projects = [(p, sorted(roles.get(str(p["id"]), set()) & EXPORT_ROLES)) for p in found]
             self.cache.put(key, projects)
         return projects
 

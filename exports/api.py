@@ -216,9 +216,9 @@ def list_projects(req: func.HttpRequest, services: Services) -> func.HttpRespons
             "id": str(p["id"]),
             "display_name": _text(p.get("display_name")),
             "slug": _text(p.get("slug")),
-            "roles": p["_roles"],
+            "roles": roles,
         }
-        for p in caller.access.export_projects(caller.token, user.id)
+        for p, roles in caller.access.export_projects(caller.token, user.id)
     ]
     return json_response(
         {
