@@ -57,6 +57,16 @@ class Stack:
     def start_export(self, project="1234", subject_set="5678", token="demo-owner-token"):
         return self.call("POST", f"/api/projects/{project}/subject-sets/{subject_set}/exports", token)
 
+    def submitted_export(self, subject_set="5678") -> dict:
+        """Start an export and wait until the worker has submitted it and the ML emulator has
+        read its manifest; the export as the API shows it."""
+        body = self.start_export(subject_set=subject_set).json()
+        self.settle()
+        assert self.ml.wait_for_downloads(10)
+        export = self.get(body["id"]).json()
+        assert export["status"] == "submitted", export
+        return export
+
     def get(self, export_id, token="demo-owner-token"):
         return self.call("GET", f"/api/exports/{export_id}", token)
 

@@ -6,15 +6,6 @@ import pytest
 from exports import model
 
 
-def submitted_export(stack, subject_set="5678"):
-    body = stack.start_export(subject_set=subject_set).json()
-    stack.settle()
-    assert stack.ml.wait_for_downloads(10)
-    export = stack.get(body["id"]).json()
-    assert export["status"] == "submitted", export
-    return export
-
-
 def cancel(stack, export_id, token="demo-owner-token"):
     return stack.call("POST", f"/api/exports/{export_id}/cancel", token)
 
@@ -23,7 +14,7 @@ def test_a_cancelled_export_stays_cancelled_while_the_service_overwrites_its_can
     """The real monitor writes `running` ("Check number ...") over its own `canceled`, then
     `completed` with partial results. Breaks if the export follows the service back to running
     or completed, or if the cancel waits for the service to confirm."""
-    export = submitted_export(stack)
+    export = stack.submitted_export()
     task = export["ml_task_id"]
     stack.tick()
     response = cancel(stack, export["id"])
@@ -54,7 +45,7 @@ def test_a_cancelled_export_stays_cancelled_while_the_service_overwrites_its_can
 def test_cancelling_a_task_the_service_already_completed_answers_with_what_is_true(stack):
     """The service refuses (400 "Task has completed and cannot be canceled"): the status is read
     at once and recorded as the poller would, and the answer says the export is final."""
-    export = submitted_export(stack)
+    export = stack.submitted_export()
     stack.ml.set_status(export["ml_task_id"], "completed")
     response = cancel(stack, export["id"])
     assert response.status_code == 409 and response.json()["error"]["code"] == "export_final"
@@ -64,7 +55,7 @@ def test_cancelling_a_task_the_service_already_completed_answers_with_what_is_tr
 
 
 def test_cancelling_a_created_task_is_refused_in_words(stack):
-    export = submitted_export(stack)
+    export = stack.submitted_export()
     stack.ml.set_plan(export["ml_task_id"], ["created", "created"])
     response = cancel(stack, export["id"])
     assert response.status_code == 409 and response.json()["error"]["code"] == "cancel_refused"
@@ -74,7 +65,7 @@ def test_cancelling_a_created_task_is_refused_in_words(stack):
 
 @pytest.mark.parametrize("settings_overrides", [{"ML_NOT_FOUND_TICKS": "2"}])
 def test_a_task_the_service_no_longer_knows_is_recorded_as_the_poller_would(stack):
-    export = submitted_export(stack)
+    export = stack.submitted_export()
     stack.ml.faults.add(r"/cancel_request", "status", status=404, body={"error": "Task is not found."})
     first = cancel(stack, export["id"])
     assert first.status_code == 409 and first.json()["error"]["code"] == "cancel_refused"
@@ -88,7 +79,7 @@ def test_a_task_the_service_no_longer_knows_is_recorded_as_the_poller_would(stac
 @pytest.mark.parametrize("settings_overrides", [{"ML_PROBLEM_TICKS": "3"}])
 def test_a_permanent_problem_fails_after_the_set_number_of_ticks(stack):
     """A failed Batch submission leaves `problem` (no num_tasks) forever."""
-    export = submitted_export(stack)
+    export = stack.submitted_export()
     stack.ml.script_submission_problem(export["ml_task_id"], error="quota exceeded")
     for tick in range(3):  # seen, then unchanged twice
         stack.tick()
@@ -108,7 +99,7 @@ def test_the_max_cycles_problem_still_completes(stack):
     waits for it (the problem's message changed, so no ml_failed; the status keeps changing,
     so no deadline_exceeded) and completes with the shards that succeeded."""
     stack.ml.shard_size = 10
-    export = submitted_export(stack)
+    export = stack.submitted_export()
     stack.ml.script_max_cycles(export["ml_task_id"], running_checks=2)
     statuses = []
     for _ in range(5):
@@ -125,7 +116,7 @@ def test_the_max_cycles_problem_still_completes(stack):
 
 
 def test_num_images_and_model_are_the_deployed_services(stack):
-    export = submitted_export(stack)
+    export = stack.submitted_export()
     stack.tick(), stack.tick()
     done = stack.export(export["id"])
     assert done.status == model.COMPLETED

@@ -21,15 +21,6 @@ class Counting(StandInServer):
         return Response(200, {"images": []}, content_type="application/json")
 
 
-def running_export(stack, subject_set="5678"):
-    body = stack.start_export(subject_set=subject_set).json()
-    stack.settle()
-    assert stack.ml.wait_for_downloads(10)
-    export = stack.get(body["id"]).json()
-    assert export["status"] == "submitted", export
-    return export
-
-
 @pytest.mark.parametrize("settings_overrides", [BOUNDS])
 @pytest.mark.parametrize(
     "url",
@@ -45,7 +36,7 @@ def running_export(stack, subject_set="5678"):
 def test_a_results_link_off_the_allowlist_is_neither_fetched_nor_returned(stack, url, caplog):
     with Counting() as other:
         url = f"http://127.0.0.1:{other.port}/detections.json?sv=1&sig=SECRET" if url == "OTHER_HOST" else url
-        export = running_export(stack)
+        export = stack.submitted_export()
         stack.ml.configure(export["ml_task_id"], results_url=url)
         stack.tick(), stack.tick()
         done = stack.get(export["id"]).json()
@@ -70,7 +61,7 @@ def test_a_results_link_off_the_allowlist_is_neither_fetched_nor_returned(stack,
     ],
 )
 def test_hostile_results_are_read_only_within_their_bounds(stack, mode, reason):
-    export = running_export(stack)
+    export = stack.submitted_export()
     task = export["ml_task_id"]
     stack.ml.configure(task, results_mode=mode, results_bytes=3 * 1024 * 1024, drip_interval=0.2)
     stack.tick()
@@ -87,8 +78,8 @@ def test_hostile_results_are_read_only_within_their_bounds(stack, mode, reason):
 @pytest.mark.parametrize("settings_overrides", [{"RESULTS_DOWNLOAD_SECONDS": "6"}])
 def test_a_slow_download_does_not_hold_back_the_ticks_other_exports(stack):
     stack.panoptes.add_subject_set("5680", "1234", "Camera C", sample_subjects(first_id=93000, count=3))
-    slow = running_export(stack, "5678")
-    quick = running_export(stack, "5680")
+    slow = stack.submitted_export("5678")
+    quick = stack.submitted_export("5680")
     stack.tick()  # both running
     stack.ml.configure(slow["ml_task_id"], results_mode="drip", drip_interval=0.5)
     tick = threading.Thread(target=stack.tick)
@@ -114,7 +105,7 @@ def test_the_summary_counts_what_the_service_reports(stack):
         {"id": "951", "locations": [{"image/jpeg": "https://x.example/same.jpg"}]},
     ]
     stack.panoptes.add_subject_set("5681", "1234", "Same image twice", twice)
-    export = running_export(stack, "5681")
+    export = stack.submitted_export("5681")
     stack.tick(), stack.tick()
     summary = stack.get(export["id"]).json()["results_summary"]
     assert summary["images_submitted"] == 2 and summary["images_returned"] == 2

@@ -10,18 +10,9 @@ from exports import model
 from exports.messages import ExportMessage
 
 
-def submitted_export(stack, subject_set="5678"):
-    body = stack.start_export(subject_set=subject_set).json()
-    stack.settle()
-    export = stack.get(body["id"]).json()
-    assert export["status"] == "submitted", export
-    assert stack.ml.wait_for_downloads(10)
-    return export
-
-
 def test_submitted_running_completed_with_summary(stack):
     stack.ml.failure_rate = 0.1
-    export = submitted_export(stack)
+    export = stack.submitted_export()
     stack.tick()
     running = stack.get(export["id"]).json()
     assert (running["status"], running["ml_status"]) == ("running", "running")
@@ -50,7 +41,7 @@ def test_submitted_running_completed_with_summary(stack):
 def test_failed_shards_show_as_missing(stack):
     stack.ml.failed_shards = 1
     stack.ml.shard_size = 10
-    export = submitted_export(stack)
+    export = stack.submitted_export()
     stack.tick(), stack.tick()
     summary = stack.get(export["id"]).json()["results_summary"]
     assert summary["images_missing"] > 0
@@ -58,7 +49,7 @@ def test_failed_shards_show_as_missing(stack):
 
 
 def test_unreadable_results_leave_completed_with_summary_unavailable(stack):
-    export = submitted_export(stack)
+    export = stack.submitted_export()
     stack.tick()
     stack.ml.faults.add(r"/results/", "status", status=500)
     stack.tick()
@@ -80,7 +71,7 @@ def test_unreadable_results_leave_completed_with_summary_unavailable(stack):
     ],
 )
 def test_final_outcomes(stack, steps, status, code):
-    export = submitted_export(stack)
+    export = stack.submitted_export()
     stack.ml.set_plan(export["ml_task_id"], steps)
     for _ in steps:
         stack.tick()
@@ -92,7 +83,7 @@ def test_final_outcomes(stack, steps, status, code):
 
 
 def test_problem_keeps_polling_then_completes(stack):
-    export = submitted_export(stack)
+    export = stack.submitted_export()
     stack.ml.set_plan(
         export["ml_task_id"],
         [("problem", "please contact us"), ("problem", "please contact us"), "running", "completed"],
@@ -111,7 +102,7 @@ def test_problem_keeps_polling_then_completes(stack):
 
 @pytest.mark.parametrize("settings_overrides", [{"ML_NOT_FOUND_TICKS": "3"}])
 def test_transient_404_then_persistent_404(stack):
-    export = submitted_export(stack)
+    export = stack.submitted_export()
     fault = stack.ml.faults.add(
         r"/task/", "status", status=404, body={"error": "Task is not found."}, times=2
     )
@@ -128,7 +119,7 @@ def test_transient_404_then_persistent_404(stack):
 
 
 def test_ml_outage_leaves_exports_untouched(stack):
-    export = submitted_export(stack)
+    export = stack.submitted_export()
     before = stack.export(export["id"])
     stack.ml.faults.add(r"/task/", "status", status=502)
     stack.tick()
@@ -139,7 +130,7 @@ def test_ml_outage_leaves_exports_untouched(stack):
 def test_deadline_runs_from_the_last_change_of_the_task(stack):
     """ML_TASK_DEADLINE_DAYS is 1.7 s here. A task whose message changes at every poll ("Check
     number N", as the real monitor writes) is never past it; one that stops changing is."""
-    export = submitted_export(stack)
+    export = stack.submitted_export()
     stack.ml.set_plan(export["ml_task_id"], ["running"] * 4 + [("running", "stuck")] * 3)
     for _ in range(4):
         time.sleep(1)
@@ -185,10 +176,10 @@ def test_stuck_queued_export_is_requeued_once_then_failed(stack):
 def test_listing_shows_latest_and_latest_completed(stack):
     for i in range(150):
         stack.panoptes.add_subject_set(str(20000 + i), "1234", f"Extra set {i}", [])
-    completed = submitted_export(stack)
+    completed = stack.submitted_export()
     stack.tick(), stack.tick()
     assert stack.get(completed["id"]).json()["status"] == "completed"
-    newer = submitted_export(stack)
+    newer = stack.submitted_export()
     stack.ml.set_plan(newer["ml_task_id"], [("failed", "boom")])
     stack.tick()
     response = stack.call("GET", "/api/projects/1234/exports")
@@ -245,7 +236,7 @@ def test_cancel_while_building_stops_before_submitting(stack):
 
 
 def test_cancel_running_and_submitted(stack):
-    export = submitted_export(stack)
+    export = stack.submitted_export()
     stack.ml.set_plan(export["ml_task_id"], ["created", "running", "running", "completed"])
     refused = cancel(stack, export["id"])  # the service cancels only running tasks
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "cancel_refused"
@@ -259,7 +250,7 @@ def test_cancel_running_and_submitted(stack):
 
 
 def test_cancel_when_ml_unreachable_is_502(stack):
-    export = submitted_export(stack)
+    export = stack.submitted_export()
     stack.tick()
     stack.ml.faults.add(r"cancel_request", "status", status=500)
     response = cancel(stack, export["id"])
