@@ -13,6 +13,11 @@ const SLOW_AFTER_POLLS = 20;
 const RETRY_MS = 5000; // after a failed refresh that is worth retrying
 const RESULTS_LINK = "View the results on the Subject Assistant";
 
+/** How a subject set is named to people: its display name, or its id when it has none. */
+function setName(set, id = set?.id) {
+  return set?.display_name ?? `subject set ${id}`;
+}
+
 function stateKey(exp) {
   return exp ? `${exp.id}:${exp.status}` : "";
 }
@@ -245,7 +250,7 @@ export class ProjectScreen {
       const exp = set.latest_export;
       const key = stateKey(exp);
       if (this.previous && exp && this.previous.get(String(set.id)) !== key) {
-        let words = `Export of ${set.display_name ?? `subject set ${set.id}`}: ${statusWord(exp)}`;
+        let words = `Export of ${setName(set)}: ${statusWord(exp)}`;
         if (exp.status === "failed" && exp.error?.message) words += `. ${exp.error.message}`;
         changes.push(words);
       }
@@ -359,7 +364,7 @@ export class ProjectScreen {
   // -- actions -----------------------------------------------------------------------------
   async startExport(card) {
     if (card.starting || isActive(card.set?.latest_export)) return;
-    const name = card.set?.display_name ?? `subject set ${card.id}`;
+    const name = setName(card.set, card.id);
     card.starting = true;
     setText(card.error, "");
     this.updateCard(card, card.set);
@@ -367,10 +372,7 @@ export class ProjectScreen {
       const {status, body} = await api.startExport(this.projectId, card.id);
       card.starting = false;
       if (this.disposed) return;
-      const set = {...card.set, latest_export: body};
-      this.replaceSet(set);
-      this.updateCard(card, set);
-      this.previous?.set(String(card.id), stateKey(body));
+      this.showAnswer(card, body);
       announce(status === 202 ? `Export of ${name}: ${statusWord(body)}` : `Export of ${name} is already in progress: ${statusWord(body)}`);
       this.refocus(card, card.cancel);
       this.unchanged = 0;
@@ -388,9 +390,9 @@ export class ProjectScreen {
   askCancel(card) {
     const exp = card.set?.latest_export;
     if (!isActive(exp)) return;
-    const name = card.set.display_name ?? `subject set ${card.id}`;
+    const name = setName(card.set, card.id);
     setText(this.confirmText, exp.ml_task_id
-      ? `The export of “${name}” will stop: the ML service is asked to cancel task ${exp.ml_task_id}, and its results will not be shown here.`
+      ? `The export of “${name}” will stop: the ML service is asked to cancel task ${exp.ml_task_id}; it may still show results for the part of the images it had done.`
       : `The export of “${name}” will stop before it reaches the ML service.`);
     this.cancelling = card;
     if (!this.dialog.open) this.dialog.showModal();
@@ -403,7 +405,7 @@ export class ProjectScreen {
     this.dialog.close();
     if (!card) return;
     const exp = card.set?.latest_export;
-    const name = card.set?.display_name ?? `subject set ${card.id}`;
+    const name = setName(card.set, card.id);
     if (!isActive(exp)) return;
     card.cancelInFlight = true;
     setText(card.error, "");
@@ -412,10 +414,7 @@ export class ProjectScreen {
       const {body} = await api.cancelExport(exp.id);
       card.cancelInFlight = false;
       if (this.disposed) return;
-      const set = {...card.set, latest_export: body};
-      this.replaceSet(set);
-      this.updateCard(card, set);
-      this.previous?.set(String(card.id), stateKey(body));
+      this.showAnswer(card, body);
       announce(`Export of ${name}: ${statusWord(body)}`);
       this.refocus(card, card.export);
       this.load();
@@ -428,6 +427,15 @@ export class ProjectScreen {
       this.refocus(card, card.cancel);
       this.load();
     }
+  }
+
+  /** Show the export an Export or Cancel answered with, without waiting for the next refresh
+   * (and without announcing it a second time when the refresh sees it). */
+  showAnswer(card, exp) {
+    const set = {...card.set, latest_export: exp};
+    this.replaceSet(set);
+    this.updateCard(card, set);
+    this.previous?.set(String(card.id), stateKey(exp));
   }
 
   replaceSet(set) {
