@@ -95,7 +95,9 @@ class LocalHost:
         try:
             self._invoker.start()
             self._server = make_server(self.port, self.router, self._invoker, self.cors)
-            self._spawn("http", self._server.serve_forever)
+            # serve_forever checks for shutdown every poll_interval: the default 0.5 s was half a
+            # second on every stop (every test stack's teardown).
+            self._spawn("http", self._server.serve_forever, 0.05)
             for f in self._queue_functions:
                 self._start_poller(f)
             if self.timers:
