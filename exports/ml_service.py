@@ -18,6 +18,7 @@ from typing import Any
 
 from exports.results import ByteStream
 from shared.outbound import AnswerTooLarge, AnswerTooSlow, HttpAnswer, OutboundError, OutboundHttp
+from shared.urls import Url
 
 REQUEST_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,92}")
 
@@ -151,7 +152,7 @@ class MlServiceClient:
         return response.text[:500]
 
     @contextlib.contextmanager
-    def results(self, url: str, max_bytes: int, deadline_seconds: float) -> Iterator[ByteStream]:
+    def results(self, url: Url, max_bytes: int, deadline_seconds: float) -> Iterator[ByteStream]:
         """The detections file as a bounded stream (its URL must have passed the results policy,
         exports/results.py). ResultsUnreadable says why it cannot be read, for the user."""
         megabytes = max_bytes // (1024 * 1024)

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import ijson
 
+from shared.urls import Url, UrlError, parse_url
+
 # ijson's C backend (yajl2_c) is about 4x faster than json.load on a detections file; the pure
 # Python fallback would be about 10x slower. Fail loudly rather than silently slow.
 if ijson.backend != "yajl2_c":  # pragma: no cover - depends on the installed wheel
@@ -34,17 +36,16 @@ class ByteStream(Protocol):
 @dataclasses.dataclass(frozen=True)
 class ResultsPolicy:
     allowed_hosts: tuple[str, ...]  # "host" or "*.domain"
-    ml_origin: str  # scheme://host[:port] of the ML service, always allowed
-
-
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    ml_origin: tuple[str, str, int]  # (scheme, host, port) of the ML service, always allowed
 
 
 def describe(url: str) -> str:
     """The URL as it may be logged: no query string (a SAS signature lives there), no user info."""
     try:
+        return parse_url(url).without_query[:200]
+    except UrlError:
+        pass
+    try:  # for the log only: what a refused link looked like, without its secrets
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable URL>"
@@ -53,35 +54,44 @@ def describe(url: str) -> str:
     return f"{parts.scheme}: URL"[:200]
 
 
-def url_problem(url: Any, policy: ResultsPolicy) -> str | None:
-    """Why the detections URL must not be followed, or None when it may be."""
+def checked_url(url: Any, policy: ResultsPolicy) -> Url:
+    """The detections URL parsed once (shared/urls.py), or UrlProblem saying why it must not be
+    followed. The download connects to exactly the parsed host and port."""
     if not isinstance(url, str):
-        return "The ML service reported no usable results link."
+        raise UrlProblem("The ML service reported no usable results link.")
     try:
-        parts = urlsplit(url)
-        port = parts.port
-        host = parts.hostname or ""
-    except ValueError:
-        return "The ML service reported a malformed results link."
-    if parts.username is not None or parts.password is not None:
-        return "The ML service reported a results link with credentials in it, which is not followed."
-    if origin_of(url) == policy.ml_origin and parts.scheme in ("http", "https"):
-        return None  # the service's own origin, scheme included
-    if parts.scheme != "https":
-        return (
-            f"The ML service reported a results link with scheme '{parts.scheme or '(none)'}'; "
+        parsed = parse_url(url)
+    except UrlError as exc:
+        raise UrlProblem(f"The ML service reported a results link that is not followed: {exc}.") from None
+    if parsed.origin == policy.ml_origin:
+        return parsed  # the service's own origin, scheme included
+    if parsed.scheme != "https":
+        raise UrlProblem(
+            f"The ML service reported a results link with scheme '{parsed.scheme}'; "
             "only https links are followed."
         )
-    if port not in (None, 443) or not any(_host_matches(host, p) for p in policy.allowed_hosts):
-        return (
-            f"The ML service reported results on host '{host}', which is not an allowed "
+    if parsed.effective_port != 443 or not any(_host_matches(parsed.host, p) for p in policy.allowed_hosts):
+        raise UrlProblem(
+            f"The ML service reported results on host '{parsed.netloc}', which is not an allowed "
             "results host (RESULTS_ALLOWED_HOSTS)."
         )
+    return parsed
+
+
+def url_problem(url: Any, policy: ResultsPolicy) -> str | None:
+    """Why the detections URL must not be followed, or None when it may be."""
+    try:
+        checked_url(url, policy)
+    except UrlProblem as exc:
+        return str(exc)
     return None
 
 
+class UrlProblem(ValueError):
+    """The results link must not be followed (nor shown); the message says why, for people."""
+
+
 def _host_matches(host: str, pattern: str) -> bool:
-    host = host.lower().rstrip(".")
     if pattern.startswith("*."):
         return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1
     return host == pattern

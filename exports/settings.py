@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import os
 import re
-from urllib.parse import urlsplit
 
 from shared.settings import (
     AppSettings,
@@ -25,6 +24,7 @@ from shared.settings import (
     setting,
     text,
 )
+from shared.urls import parse_url
 
 
 def container_name(value: str) -> str:
@@ -213,7 +213,7 @@ class ExportSettings(AppSettings):
     def check(self) -> list[str]:
         problems = super().check()
         if (
-            urlsplit(self.ml_service_url).scheme != "https"
+            parse_url(self.ml_service_url).scheme != "https"
             and not is_loopback(self.ml_service_url)
             and not self.ml_service_allow_http
         ):
@@ -223,6 +223,11 @@ class ExportSettings(AppSettings):
                 "loopback, or to a private host with ML_SERVICE_ALLOW_HTTP=true."
             )
         return problems
+
+    @property
+    def ml_origin(self) -> tuple[str, str, int]:
+        """(scheme, host, port) of the ML service: its own results links are always followed."""
+        return parse_url(self.ml_service_url).origin
 
     @property
     def token_ttl_seconds(self) -> int:

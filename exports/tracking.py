@@ -23,7 +23,7 @@ def poll_rules(services: Services) -> ml_status.PollRules:
         deadline=dt.timedelta(days=s.ml_task_deadline_days),
         not_found_ticks=s.ml_not_found_ticks,
         problem_ticks=s.ml_problem_ticks,
-        results=results.ResultsPolicy(s.results_allowed_hosts, results.origin_of(s.ml_service_url)),
+        results=results.ResultsPolicy(s.results_allowed_hosts, s.ml_origin),
     )
 
 
@@ -84,13 +84,15 @@ def _summary(services: Services, export: model.Export, answer: Any) -> dict:
     )
     assert export.results_url is not None  # next_state keeps only a link it will follow
     try:
+        # Parsed once more by the same parser: the download connects to exactly this host and port.
+        url = results.checked_url(export.results_url, poll_rules(services).results)
         with services.ml.results(
-            export.results_url,
+            url,
             settings.results_max_megabytes * 1024 * 1024,
             settings.results_download_seconds,
         ) as stream:
             counts = results.count_images(stream, threshold)
-    except ResultsUnreadable as exc:
+    except (ResultsUnreadable, results.UrlProblem) as exc:
         log.warning("export %s: results summary unavailable: %s", export.id, exc)
         return results.unavailable(str(exc))
     except ValueError as exc:

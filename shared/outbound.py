@@ -16,10 +16,12 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import urllib3
 from urllib3.exceptions import ConnectTimeoutError, HTTPError
+
+from shared.urls import Url, UrlError, parse_url
 
 USER_AGENT = "zooniverse-subject-assistant-export/1"
 # The largest answer `request` reads (decoded): a Panoptes page is about 60 kB. Answers come from
@@ -61,34 +63,48 @@ class HttpAnswer:
         return self.data.decode("utf-8", errors="replace")
 
 
+def _checked(url: str | Url) -> Url:
+    if isinstance(url, Url):
+        return url
+    try:
+        return parse_url(url)
+    except UrlError as exc:
+        raise OutboundError(f"refused URL: {exc}", never_connected=True) from None
+
+
 class OutboundHttp:
     """Connection pools for one service (one per origin): no retries, no redirects, no state
     between calls. The pools are urllib3's own, kept here by origin rather than in a
-    PoolManager, whose per-call URL parsing and pool lookup showed in the poll tick's CPU."""
+    PoolManager, whose per-call URL parsing and pool lookup showed in the poll tick's CPU.
+
+    A URL is parsed once (shared/urls.py) and a pool is opened on exactly the scheme, host and port
+    that parse found: nothing here reads the URL's text again, so what was checked is what is
+    connected to."""
 
     def __init__(self, pool_size: int, timeout: float):
         self.timeout = timeout
         self._pool_size = pool_size
         self._default_timeout = urllib3.Timeout(connect=timeout, read=timeout)
-        self._pools: dict[str, urllib3.HTTPConnectionPool] = {}
+        self._pools: dict[tuple[str, str, int], urllib3.HTTPConnectionPool] = {}
         self._lock = threading.Lock()
 
-    def _pool(self, origin: str) -> urllib3.HTTPConnectionPool:
+    def _pool(self, url: Url) -> urllib3.HTTPConnectionPool:
+        origin = url.origin
         pool = self._pools.get(origin)
         if pool is None:
             with self._lock:
                 pool = self._pools.get(origin)
                 if pool is None:
-                    pool = urllib3.connection_from_url(
-                        origin, maxsize=self._pool_size, block=False, retries=False
-                    )
+                    scheme, host, port = origin
+                    kind = urllib3.HTTPSConnectionPool if scheme == "https" else urllib3.HTTPConnectionPool
+                    pool = kind(host, port, maxsize=self._pool_size, block=False, retries=False)
                     self._pools[origin] = pool
         return pool
 
     def request(
         self,
         method: str,
-        url: str,
+        url: str | Url,
         *,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
@@ -97,10 +113,10 @@ class OutboundHttp:
         max_bytes: int = MAX_ANSWER_BYTES,
     ) -> HttpAnswer:
         """One request, its answer read whole (decoded, at most `max_bytes`)."""
-        parts = urlsplit(url)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        checked = _checked(url)
+        target = checked.target
         if params:
-            target += ("&" if parts.query else "?") + urlencode(params)
+            target += ("&" if checked.query is not None else "?") + urlencode(params)
         all_headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", **(headers or {})}
         body = None
         if json_body is not None:
@@ -112,7 +128,7 @@ class OutboundHttp:
             else urllib3.Timeout(connect=min(connect_timeout, self.timeout), read=self.timeout)
         )
         try:
-            response = self._pool(f"{parts.scheme}://{parts.netloc}").urlopen(
+            response = self._pool(checked).urlopen(
                 method,
                 target,
                 body=body,
@@ -133,18 +149,17 @@ class OutboundHttp:
         return HttpAnswer(response.status, response.headers, data)
 
     @contextlib.contextmanager
-    def stream(self, url: str, *, max_bytes: int, deadline_seconds: float) -> Iterator[StreamedAnswer]:
+    def stream(self, url: str | Url, *, max_bytes: int, deadline_seconds: float) -> Iterator[StreamedAnswer]:
         """GET `url` for reading as a stream: its body is read as sent (no decompression; a
         compressed answer is refused), stops past `max_bytes`, and the whole answer must arrive
         within `deadline_seconds` (each socket read also waits at most that long)."""
-        parts = urlsplit(url)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        checked = _checked(url)
         started = time.monotonic()
         wait = urllib3.Timeout(connect=min(10.0, deadline_seconds), read=min(self.timeout, deadline_seconds))
         try:
-            response = self._pool(f"{parts.scheme}://{parts.netloc}").urlopen(
+            response = self._pool(checked).urlopen(
                 "GET",
-                target,
+                checked.target,
                 headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
                 timeout=wait,
                 redirect=False,

@@ -12,13 +12,12 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from shared.names import STORAGE_CONNECTION
+from shared.urls import UrlError, parse_url
 
 
 class SettingsError(ValueError):
@@ -63,20 +62,21 @@ def text(value: str) -> str:
 
 
 def http_url(value: str) -> str:
+    """An http(s) URL that the one URL parser (shared/urls.py) accepts, without a trailing '/'."""
     value = value.strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s) URL")
+    try:
+        url = parse_url(value)
+    except UrlError as exc:
+        raise ValueError(f"must be an http(s) URL: {exc}") from None
+    if url.query is not None or url.fragment is not None:
+        raise ValueError("must be an http(s) URL without a query string or fragment")
     return value
 
 
 def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
+        return parse_url(url).is_loopback
+    except UrlError:
         return False
 
 
@@ -84,17 +84,24 @@ def service_url(value: str) -> str:
     """An https URL, or plain http on loopback only (local stand-ins): the service sends bearer
     tokens to Panoptes and SAS URLs to the ML service."""
     value = http_url(value)
-    if urlsplit(value).scheme != "https" and not is_loopback(value):
+    if parse_url(value).scheme != "https" and not is_loopback(value):
         raise ValueError("must be an https URL (plain http is allowed on loopback only)")
     return value
 
 
 def link_prefix(value: str) -> str:
-    # Not stripped of "/": an id is appended verbatim (".../#/tasks/" + id).
-    value = value.strip()
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s) URL")
+    """The prefix of a link that ends in an id appended verbatim (".../#/tasks/" + id): https, and
+    ending in '/' or holding a '#', so that no id can change the link's host or port."""
+    value = value.strip()  # not stripped of "/"
+    try:
+        url = parse_url(value, schemes=("https",))
+    except UrlError as exc:
+        raise ValueError(f"must be an https URL: {exc}") from None
+    if not value.endswith("/") and url.fragment is None:
+        raise ValueError(
+            "must end in '/' or contain '#' (e.g. https://subject-assistant.zooniverse.org/#/tasks/), "
+            "so that the appended ML task id can only extend its path"
+        )
     return value
 
 
@@ -140,7 +147,8 @@ def origins(value: str) -> tuple[str, ...]:
     for origin in found:
         if origin == "*":
             raise ValueError("must not be '*': the API takes bearer tokens from browsers")
-        http_url(origin)
+        if parse_url(http_url(origin)).path:
+            raise ValueError(f"must list origins (scheme://host[:port]) without a path, not {origin[:80]!r}")
     return found
 
 

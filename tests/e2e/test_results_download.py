@@ -3,6 +3,8 @@ service and hostile input). Only https links on allowed hosts, or on the ML serv
 are followed and shown; downloads are streamed, bounded in bytes and total time, never inflated;
 and one slow download never holds back the other exports of a tick."""
 
+import contextlib
+import socket
 import threading
 import time
 
@@ -48,6 +50,92 @@ def test_a_results_link_off_the_allowlist_is_neither_fetched_nor_returned(stack,
         assert other.total_requests == 0
         warnings = [r.getMessage() for r in caplog.records if "not followed" in r.getMessage()]
         assert warnings and all("SECRET" not in w and "sig=" not in w for w in warnings)
+
+
+class Listener:
+    """Counts TCP connections to 127.0.0.1 and ::1 on port 443 (and 80): where a URL that two
+    parsers read differently would be fetched from (urllib3 ends the host at a backslash)."""
+
+    def __init__(self):
+        self.connections = 0
+        self._sockets = []
+        for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            for port in (443, 80):
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((host, port))
+                except OSError as exc:
+                    sock.close()
+                    if family == socket.AF_INET and port == 443:
+                        pytest.skip(f"cannot listen on {host}:{port} ({exc}); run as root")
+                    continue
+                sock.listen(16)
+                sock.settimeout(0.1)
+                self._sockets.append(sock)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while not self._stop.is_set():
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    conn, _ = sock.accept()
+                    self.connections += 1
+                    conn.close()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
+        for sock in self._sockets:
+            sock.close()
+
+
+# The security review's URLs, and variants: hosts that one parser ends at a backslash, an escape,
+# whitespace, a control character or a user-info '@', so that a check by one parser and a fetch
+# by another would reach 127.0.0.1 or ::1 instead of the allowed host.
+PARSER_DIFFERENTIALS = [
+    "https://127.0.0.1\\.x.blob.core.windows.net/d.json",
+    "https://localhost\\.x.blob.core.windows.net/d.json?sig=SECRET",
+    "HTTPS://127.0.0.1\\.X.BLOB.CORE.WINDOWS.NET/d.json",
+    "https://127.0.0.1\\\\.x.blob.core.windows.net/d.json",
+    "https://127.0.0.1:443\\.x.blob.core.windows.net/d.json",
+    "https://[::1]\\.x.blob.core.windows.net/d.json",
+    "https://x.blob.core.windows.net\\@127.0.0.1/d.json",
+    "https:\\\\127.0.0.1\\.x.blob.core.windows.net/d.json",
+    "https://127.0.0.1%5c.x.blob.core.windows.net/d.json",
+    "https://127.0.0.1%5C.x.blob.core.windows.net/d.json",
+    "https://127.0.0.1%2f.x.blob.core.windows.net/d.json",
+    "https://127.0.0.1%00.x.blob.core.windows.net/d.json",
+    "https://127.0.0.1\t.x.blob.core.windows.net/d.json",
+    "https://127.0.0.1 .x.blob.core.windows.net/d.json",
+    "https://127.0.0.1\x00.x.blob.core.windows.net/d.json",
+    "https://127.0.0.1\r\n.x.blob.core.windows.net/d.json",
+    "https://127.0.0.1\u3002x.blob.core.windows.net/d.json",
+    "https://x.blob.core.windows.net@127.0.0.1/d.json",
+    "https://x.blob.core.windows.net%40127.0.0.1/d.json",
+    "https://0x7f.0.0.1/d.json",
+    "https://127.1/d.json",
+    "https://x.blob.core.windows.net./d.json",
+]
+
+
+@pytest.mark.parametrize("url", PARSER_DIFFERENTIALS)
+def test_a_results_link_two_parsers_read_differently_is_neither_fetched_nor_returned(stack, url):
+    listener = Listener()
+    try:
+        export = stack.submitted_export()
+        stack.ml.configure(export["ml_task_id"], results_url=url)
+        stack.tick(), stack.tick()
+        done = stack.get(export["id"]).json()
+    finally:
+        listener.close()
+    assert listener.connections == 0, "fetched from a local host"
+    assert done["status"] == "completed", done
+    assert done["results_url"] is None
+    assert done["results_summary"]["available"] is False, done["results_summary"]
+    assert url not in str(done) and "SECRET" not in str(done)
 
 
 @pytest.mark.parametrize("settings_overrides", [BOUNDS])

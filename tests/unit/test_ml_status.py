@@ -11,7 +11,7 @@ from exports.ml_status import NOT_FOUND, PollRules, next_state
 from exports.results import ResultsPolicy
 
 T0 = dt.datetime(2026, 11, 22, 13, 0, tzinfo=dt.UTC)
-POLICY = ResultsPolicy(("*.blob.core.windows.net",), "https://ml.example.org")
+POLICY = ResultsPolicy(("*.blob.core.windows.net",), ("https", "ml.example.org", 443))
 RULES = PollRules(deadline=dt.timedelta(days=3), not_found_ticks=3, problem_ticks=4, results=POLICY)
 RESULTS = "https://acct.blob.core.windows.net/batch-api/detections.json?sv=1&sig=SECRET"
 DONE = {"num_failed_shards": 0, "output_file_urls": {"detections": RESULTS}}

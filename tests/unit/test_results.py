@@ -88,7 +88,7 @@ def test_the_c_backend_is_in_use():
     ],
 )
 def test_url_policy(url, allowed):
-    policy = results.ResultsPolicy(("*.blob.core.windows.net",), "http://127.0.0.1:5050")
+    policy = results.ResultsPolicy(("*.blob.core.windows.net",), ("http", "127.0.0.1", 5050))
     assert (results.url_problem(url, policy) is None) is allowed
 
 
