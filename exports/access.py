@@ -3,6 +3,13 @@
 Lookups are cached briefly (AUTH_CACHE_SECONDS) under a SHA-256 of the token, never the token.
 A token Panoptes rejected is remembered (by hash, REJECTED_TOKEN_SECONDS) so that repeating it
 costs no Panoptes call: a rejected Panoptes token never becomes valid again.
+
+Every distinct unknown token costs one Panoptes `/me` call, so an anonymous client could spend the
+app's Panoptes quota by sending made-up tokens. Lookups of tokens in no cache therefore take from a
+per-instance budget (UNKNOWN_TOKEN_LOOKUPS_PER_SECOND, a token bucket); past it the answer is
+429 too_many_requests with Retry-After. A token Panoptes accepted is remembered as known (by hash,
+KNOWN_TOKEN_SECONDS, about a Panoptes token's lifetime) and never waits for that budget, even
+after its cached lookups expire; routes that take no token never touch it.
 """
 
 from __future__ import annotations
@@ -17,9 +24,11 @@ from exports.panoptes import (
     PanoptesUnavailable,
     PanoptesUser,
 )
+from shared.rate_limit import TokenBucket
 from shared.responses import ApiError
 
 REJECTED_TOKEN_SECONDS = 60
+KNOWN_TOKEN_SECONDS = 2 * 3600
 
 EXPORT_ROLES = frozenset({"owner", "collaborator"})
 
@@ -43,6 +52,15 @@ PANOPTES_UNAVAILABLE = ApiError(
 )
 
 
+def too_many_lookups(wait: float) -> ApiError:
+    return ApiError(
+        429,
+        "too_many_requests",
+        "Too many sign-in checks of new access tokens right now. Please try again in a few seconds.",
+        {"Retry-After": TokenBucket.retry_after(wait)},
+    )
+
+
 def _token_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -53,11 +71,20 @@ def _roles_key(token: str, user_id: str, project_id: str) -> tuple[str, str, str
 
 
 class Access:
-    def __init__(self, panoptes: PanoptesClient, cache: AuthCache, rejected: AuthCache):
+    def __init__(
+        self,
+        panoptes: PanoptesClient,
+        cache: AuthCache,
+        rejected: AuthCache,
+        known: AuthCache,
+        lookups: TokenBucket,
+    ):
         self.panoptes = panoptes
         self.cache = cache
-        # Its own bounded cache: a flood of made-up tokens must not push out real users' lookups.
+        # Their own bounded caches: a flood of made-up tokens must not push out real users' lookups.
         self.rejected = rejected
+        self.known = known
+        self.lookups = lookups
 
     def user(self, token: str) -> PanoptesUser:
         token_key = _token_key(token)
@@ -66,6 +93,10 @@ class Access:
         key = ("user", token_key)
         user = self.cache.get(key)
         if user is None:
+            if not self.known.get(token_key):
+                wait = self.lookups.take()
+                if wait:
+                    raise too_many_lookups(wait)
             try:
                 user = self._call(self.panoptes.me, token)
             except ApiError as error:
@@ -73,6 +104,7 @@ class Access:
                     self.rejected.put(token_key, True)
                 raise
             self.cache.put(key, user)
+            self.known.put(token_key, True)
         return user
 
     def roles(self, token: str, user_id: str, project_id: str) -> frozenset[str]:

@@ -19,7 +19,7 @@ from exports.ml_status import NOT_FOUND
 from exports.panoptes import PanoptesUser
 from exports.services import Services, get_services
 from exports.store import ConcurrentUpdate, Versioned
-from shared.responses import ApiError, bearer_token, error_response, json_response
+from shared.responses import INTERNAL_ERROR, ApiError, bearer_token, error_response, json_response
 from shared.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -59,13 +59,7 @@ def handle(
         )
     except Exception:
         log.exception("unexpected error in %s %s", req.method, req.route_params)
-        return error_response(
-            ApiError(
-                500,
-                "internal_error",
-                "Something went wrong on our side. Please try again; nothing was changed if it fails again.",
-            )
-        )
+        return error_response(INTERNAL_ERROR)
 
 
 def _id(req: func.HttpRequest, name: str) -> str:
@@ -73,7 +67,14 @@ def _id(req: func.HttpRequest, name: str) -> str:
     value = model.parse_panoptes_id(raw)
     if value is None:
         label = name.replace("_", " ")
-        if raw.isascii() and raw.isdigit() and raw.lstrip("0") and int(raw) > model.MAX_PANOPTES_ID:
+        digits = raw.lstrip("0")
+        # Length first: int() refuses strings of more than 4,300 digits (a ValueError, not an answer).
+        if (
+            raw.isascii()
+            and raw.isdigit()
+            and digits
+            and (len(digits) > 19 or int(digits) > model.MAX_PANOPTES_ID)
+        ):
             raise ApiError(
                 400,
                 "invalid_id",
@@ -86,15 +87,26 @@ def _id(req: func.HttpRequest, name: str) -> str:
     return value
 
 
+def _too_large(size: int) -> ApiError:
+    return ApiError(
+        413,
+        "body_too_large",
+        f"The request body is {size:,} bytes; this route takes no body, or a JSON object of at most 64 KiB.",
+    )
+
+
+def _refuse_large_body(req: func.HttpRequest) -> None:
+    """413 on the declared Content-Length, before anything reads the body."""
+    declared = (req.headers.get("Content-Length") or "").strip()
+    if declared.isdigit() and (len(declared) > 12 or int(declared) > MAX_BODY):
+        raise _too_large(int(declared) if len(declared) <= 12 else 10**12)
+
+
 def _check_body(req: func.HttpRequest) -> None:
+    """Read the body (only once the caller's token was accepted) and check its shape."""
     body = req.get_body() or b""
-    if len(body) > MAX_BODY:
-        raise ApiError(
-            413,
-            "body_too_large",
-            f"The request body is {len(body):,} bytes; this "
-            "route takes no body, or a JSON object of at most 64 KiB.",
-        )
+    if len(body) > MAX_BODY:  # sent without a Content-Length (chunked)
+        raise _too_large(len(body))
     if body.strip():
         try:
             parsed = json.loads(body)
@@ -115,7 +127,13 @@ class Caller:
 
 def _caller(req: func.HttpRequest, services: Services) -> Caller:
     """The caller of a request, checked with Panoptes; 401 without a token Panoptes accepts."""
-    access = Access(services.panoptes_for_requests, services.auth_cache, services.rejected_tokens)
+    access = Access(
+        services.panoptes_for_requests,
+        services.auth_cache,
+        services.rejected_tokens,
+        services.known_tokens,
+        services.token_lookups,
+    )
     token = bearer_token(req.headers)
     if token is None:
         raise UNAUTHENTICATED
@@ -126,10 +144,10 @@ def _resource(services: Services, export: model.Export) -> dict:
     return model.to_resource(export, services.settings.external_url)
 
 
-def _visible_export(req: func.HttpRequest, services: Services) -> Versioned:
+def _visible_export(req: func.HttpRequest, services: Services, caller: Caller | None = None) -> Versioned:
     """An export the caller may see and cancel (owner or collaborator of its project, the roles
     that may start one), as read, for a conditional write; else 404 (or 401)."""
-    caller = _caller(req, services)
+    caller = caller or _caller(req, services)
     export_id = req.route_params.get("export_id") or ""
     ids = model.parse_export_id(export_id)
     if ids is None or not caller.access.can_export(caller.token, caller.user.id, ids[0]):
@@ -144,8 +162,9 @@ def _visible_export(req: func.HttpRequest, services: Services) -> Versioned:
 def start_export(req: func.HttpRequest, services: Services) -> func.HttpResponse:
     project_id = _id(req, "project_id")
     subject_set_id = _id(req, "subject_set_id")
-    _check_body(req)
+    _refuse_large_body(req)
     caller = _caller(req, services)
+    _check_body(req)
     caller.access.require_export_role(caller.token, caller.user.id, project_id)
     subject_count = caller.access.require_subject_set(caller.token, project_id, subject_set_id)
 
@@ -271,8 +290,10 @@ def _already_final(export: model.Export) -> ApiError:
 
 
 def cancel_export(req: func.HttpRequest, services: Services) -> func.HttpResponse:
+    _refuse_large_body(req)
+    caller = _caller(req, services)
     _check_body(req)
-    current = _visible_export(req, services)
+    current = _visible_export(req, services, caller)
     if current.export.is_final:
         raise _already_final(current.export)
     if current.export.ml_task_id is None:

@@ -21,6 +21,9 @@ from shared.outbound import AnswerTooLarge, AnswerTooSlow, HttpAnswer, OutboundE
 from shared.urls import Url
 
 REQUEST_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,92}")
+# A task id goes into URLs (the status path, the Subject Assistant link) and the cancel body: only
+# ids of this shape are used (the real service's are 32 hex digits).
+TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class MlError(Exception):
@@ -48,6 +51,10 @@ class MlOutcomeUnknown(MlError):
 
 class MlTaskNotFound(MlError):
     pass
+
+
+class MlUnusableTaskId(MlError):
+    """The service accepted the job but answered a task id this service will not use in a URL."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,10 @@ class MlServiceClient:
                 task_id = None
             if not isinstance(task_id, str) or not task_id:
                 raise MlOutcomeUnknown("the ML service answered 200 without a request_id")
+            if not TASK_ID_PATTERN.fullmatch(task_id):
+                raise MlUnusableTaskId(
+                    "the ML service answered a task id that is not 1-64 letters, digits, '-' or '_'"
+                )
             return task_id
         message = _error_text(response)
         if response.status == 503:
@@ -113,6 +124,8 @@ class MlServiceClient:
         raise MlRejected(response.status, message)
 
     def status(self, task_id: str) -> TaskStatus:
+        if not TASK_ID_PATTERN.fullmatch(task_id):
+            raise MlTaskNotFound("not a task id this service uses")
         try:
             response = self._http.request("GET", f"{self.base}/task/{task_id}")
         except OutboundError as exc:
@@ -135,6 +148,8 @@ class MlServiceClient:
             raise MlUnavailable("ML service answered a malformed task status") from None
 
     def cancel(self, task_id: str) -> str:
+        if not TASK_ID_PATTERN.fullmatch(task_id):
+            raise MlTaskNotFound("not a task id this service uses")
         try:
             response = self._http.request(
                 "POST",

@@ -1,10 +1,15 @@
 """Pure mapping from what the ML service says about a task to the export's next state. No I/O.
 
-Facts of the deployed service this follows (CONTEXT.md; zooniverse/CameraTraps
-`zooniverse-deployment`, api/batch_processing/api_core):
-- `problem` is usually not final (the service restarts monitoring of a stale job when asked about
-  it), but a failed Batch submission leaves `problem` for good: a task that stays in `problem`
-  with the same message for `problem_ticks` polls fails with ml_failed.
+Facts of the deployed service this follows (zooniverse/CameraTraps, branch `zooniverse-deployment`,
+api/batch_processing/api_core/; the ML emulator's fidelity notes in standins/ list them with their
+source lines):
+- `problem` is usually not final: server.py `retrieve_job_status` restarts the monitoring of a stale
+  `running`/`problem` job whose stored status has `num_tasks`. server_orchestration.py writes
+  `num_tasks` and `num_images` together when the Batch job is submitted and keeps them in every
+  later status, and the answer drops only `num_tasks`; so a `problem` answer without `num_images`
+  is a job whose submission failed, which never moves again. Such a task fails with ml_failed
+  after `problem_ticks` polls; with `num_images` it is polled until the deadline, however long its
+  message stays the same.
 - A working job's message changes every 10 minutes ("Check number N, ..."), and the service's own
   28-day cap counts from its last (re)start and still ends in `completed`, so the deadline runs
   from the last change of the ML status or message, never from submission.
@@ -29,7 +34,7 @@ NOT_FOUND = object()  # the service answered 404 for the task
 class PollRules:
     deadline: dt.timedelta  # ML_TASK_DEADLINE_DAYS since the ML status/message last changed
     not_found_ticks: int  # consecutive 404s before giving up
-    problem_ticks: int  # unchanged `problem` polls before giving up
+    problem_ticks: int  # polls in `problem` without num_images (can never move again) before giving up
     results: results.ResultsPolicy  # which detections URLs may be followed
 
 
@@ -87,12 +92,13 @@ def next_state(export: Export, answer: Any, now: dt.datetime, rules: PollRules) 
     )
     if status == "created":
         result = change(base, status=model.SUBMITTED)
-    elif status == "problem" and base.ml_same_ticks >= rules.problem_ticks:
+    elif status == "problem" and base.ml_num_images is None and base.ml_same_ticks >= rules.problem_ticks:
+        # No num_images: the Batch job was never submitted, and the service never restarts it.
         return model.fail(
             base,
             "ml_failed",
-            f"The ML service reports a problem with the task that "
-            f"has not changed in {base.ml_same_ticks} polls: {text or 'no reason given'}",
+            f"The ML service could not start the task and will not retry it "
+            f"(reported {base.ml_same_ticks + 1} times in a row): {text or 'no reason given'}",
             now,
         )
     elif status in ("running", "problem"):

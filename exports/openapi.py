@@ -35,6 +35,7 @@ ERROR_STATUS = {  # every error code the API answers, with its HTTP status
     "cancel_refused": 409,
     "export_busy": 409,
     "body_too_large": 413,
+    "too_many_requests": 429,
     "internal_error": 500,
     "service_misconfigured": 500,
     "panoptes_unavailable": 502,
@@ -52,7 +53,9 @@ ERROR_MEANING = {
     "export_final": "The export is already completed, failed or cancelled.",
     "cancel_refused": "The ML service cannot cancel the task as it is now (the message says why).",
     "export_busy": "The export kept changing during the request: try again.",
-    "body_too_large": "The body is larger than 64 KiB.",
+    "body_too_large": "The body is larger than 64 KiB (refused on its Content-Length, unread).",
+    "too_many_requests": "Too many new access tokens were checked with Panoptes this second "
+    "(UNKNOWN_TOKEN_LOOKUPS_PER_SECOND): retry after the Retry-After seconds.",
     "internal_error": "A fault on our side; nothing was changed.",
     "service_misconfigured": "A setting of the service is wrong (its name is in the operators' log).",
     "panoptes_unavailable": "Panoptes could not be reached to check access: try again in a minute.",
@@ -74,7 +77,13 @@ FAILURE_CODES = [
     "deadline_exceeded",
     "internal_error",
 ]
-AUTHENTICATED = ["unauthenticated", "panoptes_unavailable", "internal_error", "service_misconfigured"]
+AUTHENTICATED = [
+    "unauthenticated",
+    "too_many_requests",
+    "panoptes_unavailable",
+    "internal_error",
+    "service_misconfigured",
+]
 WITH_BODY = ["invalid_body", "body_too_large"]
 
 
@@ -403,6 +412,10 @@ def _responses(spec: dict[str, Any], head: bool) -> dict[str, Any]:
             response["content"] = {"application/json": {"schema": schema}}
         if status == 401 and not head:
             response["headers"] = {"WWW-Authenticate": {"schema": _STRING}}
+        if status == 429:
+            response["headers"] = {
+                "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer", "minimum": 1}}
+            }
         responses[str(status)] = response
     return responses
 

@@ -12,7 +12,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContainerClient
 from azure.storage.queue import QueueClient
 
-from exports.access import REJECTED_TOKEN_SECONDS
+from exports.access import KNOWN_TOKEN_SECONDS, REJECTED_TOKEN_SECONDS
 from exports.messages import ExportMessage
 from exports.ml_service import MlServiceClient
 from exports.panoptes import AuthCache, PanoptesClient
@@ -21,6 +21,7 @@ from exports.store import ExportStore
 from shared import log_redaction
 from shared.crypto import TokenCipher
 from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE, EXPORT_TABLE
+from shared.rate_limit import TokenBucket
 from shared.storage import StorageClients
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class Services:
     cipher: TokenCipher
     auth_cache: AuthCache
     rejected_tokens: AuthCache
+    known_tokens: AuthCache  # tokens Panoptes accepted: never wait for the lookup budget
+    token_lookups: TokenBucket  # lookups of tokens in no cache, per instance
     clock: Callable[[], dt.datetime] = utcnow
 
     @classmethod
@@ -73,6 +76,10 @@ class Services:
             ),
             auth_cache=AuthCache(settings.auth_cache_seconds),
             rejected_tokens=AuthCache(REJECTED_TOKEN_SECONDS),
+            known_tokens=AuthCache(KNOWN_TOKEN_SECONDS),
+            token_lookups=TokenBucket(
+                settings.unknown_token_lookups_per_second, 2 * settings.unknown_token_lookups_per_second
+            ),
         )
 
     def ensure_resources(self) -> None:

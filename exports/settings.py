@@ -120,6 +120,14 @@ class ExportSettings(AppSettings):
         "The longest an API request waits, in total, for Panoptes retries (Retry-After included) "
         "while checking access; past it the request answers 502 panoptes_unavailable.",
     )
+    unknown_token_lookups_per_second: float = setting(
+        "UNKNOWN_TOKEN_LOOKUPS_PER_SECOND",
+        float_range(0.1, 10_000),
+        "20",
+        "Per instance: how many access tokens in no cache may be checked with Panoptes a second on "
+        "average (bursts of twice that). Beyond it a request answers 429 too_many_requests with "
+        "Retry-After; tokens Panoptes accepted in the last 2 hours never wait.",
+    )
     ml_timeout_seconds: float = setting(
         "ML_TIMEOUT_SECONDS", float_range(1, 300), "60", "Timeout of one ML service request."
     )
@@ -166,10 +174,11 @@ class ExportSettings(AppSettings):
     ml_problem_ticks: int = setting(
         "ML_PROBLEM_TICKS",
         int_range(1, 10_000),
-        "36",
-        "Poll ticks an ML task may stay in `problem` with the same message before the export fails "
-        "with ml_failed (a failed Batch submission leaves `problem` forever; 36 ticks = 6 hours "
-        "at the default schedule).",
+        "3",
+        "Poll ticks an ML task may stay in `problem` without `num_images` (its Batch submission "
+        "failed: the service never restarts it) before the export fails with ml_failed. A `problem` "
+        "with `num_images` is polled until ML_TASK_DEADLINE_DAYS, as the service restarts its "
+        "monitoring.",
     )
     ml_not_found_ticks: int = setting(
         "ML_NOT_FOUND_TICKS",

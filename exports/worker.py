@@ -28,7 +28,7 @@ from exports import model
 from exports.blob_writer import BlockBlobWriter
 from exports.manifest import ManifestEncoder
 from exports.messages import ExportMessage
-from exports.ml_service import MlBusy, MlOutcomeUnknown, MlRejected, MlUnavailable
+from exports.ml_service import MlBusy, MlOutcomeUnknown, MlRejected, MlUnavailable, MlUnusableTaskId
 from exports.panoptes import PanoptesError, PanoptesUnauthorized, PanoptesUnavailable
 from exports.services import Services
 from exports.store import Versioned
@@ -247,6 +247,17 @@ class ExportRun:
             return
         except MlRejected as exc:
             self._fail("ml_rejected", f"The ML service refused the export ({exc.status}): {exc.message}")
+            return
+        except MlUnusableTaskId:
+            # Its id would go into URLs (status, cancel, the Subject Assistant link): not used,
+            # not stored. The job may run at the service; nothing here can follow it.
+            self.log(logging.ERROR, "the ML service answered an unusable task id; not recorded")
+            self._fail(
+                "ml_rejected",
+                "The ML service accepted the export but answered with a task id this service cannot "
+                "use (not 1-64 letters, digits, '-' or '_'), so it cannot be followed. The operators "
+                "have been told; please export again later.",
+            )
             return
         except MlOutcomeUnknown as exc:
             self._fail(

@@ -156,14 +156,20 @@ param mlPollConcurrency string = '32'
 @description('ML_TASK_DEADLINE_DAYS: an export whose ML status and message have not changed this long fails with deadline_exceeded.')
 param mlTaskDeadlineDays string = '3'
 
-@description('ML_PROBLEM_TICKS: polls an ML task may stay in problem with the same message before the export fails.')
-param mlProblemTicks string = '36'
+@description('ML_PROBLEM_TICKS: polls an ML task may stay in problem without num_images (its submission failed) before the export fails.')
+param mlProblemTicks string = '3'
 
 @description('ML_SERVICE_ALLOW_HTTP: opt-in for a plain-http ML service on a private network (true/false).')
 param mlServiceAllowHttp string = 'false'
 
 @description('AUTH_RETRY_SECONDS: most an API request waits in total for Panoptes retries while checking access.')
 param authRetrySeconds string = '3'
+
+@description('UNKNOWN_TOKEN_LOOKUPS_PER_SECOND: per instance, access tokens in no cache checked with Panoptes a second (429 beyond).')
+param unknownTokenLookupsPerSecond string = '20'
+
+@description('FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: the host refuses larger request bodies unread (the API takes at most 64 KiB).')
+param requestBodySizeLimit string = '1048576'
 
 @description('RESULTS_ALLOWED_HOSTS: hosts the detections file may come from (https; *. for subdomains).')
 param resultsAllowedHosts string = '*.blob.core.windows.net'
@@ -308,6 +314,8 @@ module api 'app/api.bicep' = {
     mlProblemTicks: mlProblemTicks
     mlServiceAllowHttp: mlServiceAllowHttp
     authRetrySeconds: authRetrySeconds
+    unknownTokenLookupsPerSecond: unknownTokenLookupsPerSecond
+    requestBodySizeLimit: requestBodySizeLimit
     resultsAllowedHosts: resultsAllowedHosts
     resultsMaxMegabytes: resultsMaxMegabytes
     resultsDownloadSeconds: resultsDownloadSeconds

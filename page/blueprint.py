@@ -4,7 +4,7 @@
 `/` is served by the site's catch-all route (`{*path}`, whose function name sorts last): the
 host maps an empty route template to the function's name (azure-functions-host
 WebScriptHostHttpRoutesManager), so no route can name the root itself. The catch-all hands every
-other path to shared/fallback.py (JSON 404/405 under /api/, an HTML 404 page elsewhere).
+other path to shared/fallback.py (JSON 404/405 under /api/) or answers this site's 404 page.
 
 The HTML is page/index.html with the Panoptes URL and the OAuth application id filled in (the
 page then needs no configuration call); the JavaScript talks only to this app's `/api/...`.
@@ -17,12 +17,14 @@ import html
 import logging
 import pathlib
 import re
+from urllib.parse import urlsplit
 
 import azure.functions as func
 
 from page.settings import get_page_settings
 from shared import fallback
-from shared.routing import ANONYMOUS, http_route
+from shared.responses import COMMON_SECURITY_HEADERS
+from shared.routing import ANONYMOUS, guarded, http_route
 from shared.settings import SettingsError
 
 bp = func.Blueprint()
@@ -49,12 +51,22 @@ CSP = (
     "base-uri 'none'; frame-ancestors 'none'"
 )
 SECURITY_HEADERS = {
+    **COMMON_SECURITY_HEADERS,
     "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+MAX_ASSET_PATH = 200  # longer names are not ours (and a component over 255 bytes is an OS error)
+NOT_FOUND_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Page not found · Subject Assistant export</title>
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml"><link rel="stylesheet" href="/static/styles.css">
+</head><body>
+<header class="site-header"><div class="bar"><p class="site-name"><a href="/">Subject Assistant export</a></p></div></header>
+<main id="main" class="content"><h1>Page not found</h1><p>There is no page at <code>{path}</code>.</p>
+<p><a href="/">Go to the Subject Assistant export page</a></p></main>
+</body></html>
+"""
 # Static files are not content-hashed (no build step): a short max-age keeps a deployment's
 # new files at most five minutes away; the HTML itself is revalidated every time.
 ASSET_CACHE = "public, max-age=300"
@@ -80,25 +92,27 @@ def page(req: func.HttpRequest) -> func.HttpResponse:
 
 def asset(req: func.HttpRequest) -> func.HttpResponse:
     name = (req.route_params.get("file") or "").strip("/")
+    if len(name) > MAX_ASSET_PATH or not _SAFE_PATH.fullmatch(name):
+        return not_found_page(req)
     path = STATIC / name
     content_type = CONTENT_TYPES.get(path.suffix.lower())
-    if (
-        not _SAFE_PATH.fullmatch(name)
-        or content_type is None
-        or not path.is_file()
-        or STATIC not in path.resolve().parents
-    ):
-        return func.HttpResponse(
-            "Not found",
-            status_code=404,
-            mimetype="text/plain",
-            headers={**SECURITY_HEADERS, "Cache-Control": "no-store"},
-        )
+    try:
+        found = content_type is not None and path.is_file() and STATIC in path.resolve().parents
+    except OSError:  # e.g. a name the file system refuses: not one of ours either
+        found = False
+    if not found or content_type is None:
+        return not_found_page(req)
     charset = "utf-8" if content_type.startswith("text/") or content_type.endswith(("json", "xml")) else None
     headers = {**SECURITY_HEADERS, "Cache-Control": ASSET_CACHE}
     if charset:
         headers["Content-Type"] = f"{content_type}; charset={charset}"
     return func.HttpResponse(path.read_bytes(), status_code=200, mimetype=content_type, headers=headers)
+
+
+def not_found_page(req: func.HttpRequest) -> func.HttpResponse:
+    """The site's 404 page, styled like the page, naming the path that was asked for."""
+    path = urlsplit(req.url).path if req.url else "/"
+    return _html(NOT_FOUND_PAGE.format(path=html.escape(path[:200] + ("…" if len(path) > 200 else ""))), 404)
 
 
 def _html(text: str, status: int) -> func.HttpResponse:
@@ -131,7 +145,8 @@ def page_static(req: func.HttpRequest) -> func.HttpResponse:
     methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
     auth_level=ANONYMOUS,
 )
+@guarded
 def unmatched_route(req: func.HttpRequest) -> func.HttpResponse:
     if not (req.route_params.get("path") or "").strip("/") and req.method in ("GET", "HEAD"):
         return page(req)
-    return fallback.not_found(req)
+    return fallback.api_answer(req) or not_found_page(req)

@@ -11,6 +11,16 @@ import azure.functions as func
 
 JSON = "application/json"
 
+# On every answer, whatever its route, status or type (CONTRACT.md "Answers, whatever they are");
+# `secure` adds them to each response as it leaves a function (shared/routing.py).
+COMMON_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Strict-Transport-Security": "max-age=31536000",
+}
+# JSON is never a document: it may load nothing and be framed by nobody. HTML sets its own policy.
+JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
+
 
 class ApiError(Exception):
     """An error answered to the caller as {"error": {"code", "message"}} with an HTTP status."""
@@ -39,6 +49,24 @@ def error_response(error: ApiError) -> func.HttpResponse:
     return json_response(
         {"error": {"code": error.code, "message": error.message}}, error.status, error.headers
     )
+
+
+def secure(response: func.HttpResponse) -> func.HttpResponse:
+    """The response with every security header it did not set itself (a page sets its own
+    Content-Security-Policy; anything else gets the JSON one)."""
+    for name, value in COMMON_SECURITY_HEADERS.items():
+        if name not in response.headers:
+            response.headers[name] = value
+    if "Content-Security-Policy" not in response.headers:
+        response.headers["Content-Security-Policy"] = JSON_CSP
+    return response
+
+
+INTERNAL_ERROR = ApiError(
+    500,
+    "internal_error",
+    "Something went wrong on our side. Please try again; nothing was changed if it fails again.",
+)
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:

@@ -10,13 +10,20 @@ function name sorts last (tests/unit/test_bindings.py pins both).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
 
 import azure.functions as func
 
+from shared.responses import INTERNAL_ERROR, error_response, secure
+
 ANONYMOUS = func.AuthLevel.ANONYMOUS  # the Panoptes bearer token is the credential
+HttpFunction = Callable[[func.HttpRequest], func.HttpResponse]
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +45,28 @@ def http_route(bp: func.Blueprint, template: str, methods: list[str]) -> Callabl
     HEAD (health checks use it): the host sends a HEAD answer's headers without its body."""
     methods = [*methods, "HEAD"] if "GET" in methods and "HEAD" not in methods else list(methods)
     ROUTES.append(Route(template, tuple(methods)))
-    return bp.route(route=template, methods=methods, auth_level=ANONYMOUS)
+    route = bp.route(route=template, methods=methods, auth_level=ANONYMOUS)
+    return lambda function: route(guarded(function))
+
+
+def guarded(function: HttpFunction) -> HttpFunction:
+    """Every HTTP function's answers pass here: whatever it returns gets the security headers, and
+    whatever it raises becomes the contract's JSON 500 (never the host's bare error, never a
+    traceback). The wrapper keeps the function's name and its `req` parameter, which the host's
+    indexing reads."""
+    if list(inspect.signature(function).parameters) != ["req"]:
+        raise TypeError(f"{function.__name__}: an HTTP function takes exactly one parameter, `req`")
+
+    @functools.wraps(function)
+    def answer(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            response = function(req)
+        except Exception:
+            log.exception("%s failed", function.__name__)
+            response = error_response(INTERNAL_ERROR)
+        return secure(response)
+
+    return answer
 
 
 def allowed_methods(path: str) -> list[str]:

@@ -7,12 +7,20 @@ traceback), CORS for the listed origins (preflights answered before any function
 Service's CORS layer does), and HEAD answered with the headers of the function's response,
 Content-Length included, and no body. HEAD is routed like any other method: a function must list
 it, because the host does not send HEAD to GET-only functions (Azure/azure-functions-host#11625).
+
+Request bodies: a Content-Length above FUNCTIONS_REQUEST_BODY_SIZE_LIMIT (the host's own setting,
+100 MB by default) is refused with 413 before anything reads it, as the host's Kestrel does. Below
+it, the body is read only when the function asks for it (`get_body`), so a test can see a function
+answer without reading a body it refused; the connection is then closed, its body unread. (The
+real host reads the body before calling the worker: in Azure the limit is what bounds it.)
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -30,6 +38,36 @@ Reply = tuple[int, bytes, Headers]
 Invoke = Callable[[Any, func.HttpRequest], Any]
 
 _PREFLIGHT_HEADERS = ("Authorization", "Content-Type")
+LINGER_SECONDS, LINGER_BYTES = 2.0, 8 * 1024 * 1024
+DEFAULT_BODY_LIMIT = 104_857_600  # the host's FUNCTIONS_REQUEST_BODY_SIZE_LIMIT default (100 MB)
+
+
+def body_limit() -> int:
+    raw = os.environ.get("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT", "").strip()
+    return int(raw) if raw.isdigit() else DEFAULT_BODY_LIMIT
+
+
+class LazyBodyRequest(func.HttpRequest):
+    """An HttpRequest whose body is read from the connection the first time it is asked for."""
+
+    def __init__(self, *args: Any, read_body: Callable[[], bytes], **kwargs: Any):
+        super().__init__(*args, body=b"", **kwargs)
+        self._read_body = read_body
+        self._body: bytes | None = None
+
+    @property
+    def body_was_read(self) -> bool:
+        return self._body is not None
+
+    def get_body(self) -> bytes:
+        if self._body is None:
+            self._body = self._read_body()
+        return self._body
+
+    def get_json(self) -> Any:
+        return json.loads(self.get_body())
+
+
 _PREFLIGHT_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
@@ -105,16 +143,41 @@ def _handler_for(routes: RouteTable, invoke: Invoke, cors: Cors) -> type[BaseHTT
             log.debug("%s - " + fmt, self.address_string(), *args)
 
         def _dispatch(self) -> None:
-            body = self._read_body()
             allow_origin = cors.headers_for(self.headers.get("Origin"))
+            length = self.headers.get("Content-Length") or "0"
+            if not length.isdigit() or int(length) > body_limit():
+                self.close_connection = True  # the body is never read
+                status, payload, headers = json_error(
+                    413, "body_too_large", "The request body is larger than the host accepts."
+                )
+                self._send(status, payload, headers + [("Connection", "close")] + allow_origin)
+                self._linger()
+                return
             requested = self.headers.get("Access-Control-Request-Method")
             if allow_origin and self.command == "OPTIONS" and requested:
                 # Answered by the platform's CORS layer before any function runs.
+                self._read_body()
                 asked = self.headers.get("Access-Control-Request-Headers", "")
                 self._send(204, b"", allow_origin + Cors.preflight(requested, asked))
                 return
-            status, payload, headers = self._respond(body)
+            status, payload, headers = self._respond()
             self._send(status, payload, headers + allow_origin)
+            if self.close_connection:
+                self._linger()
+
+        def _linger(self) -> None:
+            """After answering without reading a body: stop sending, then discard (never buffer)
+            what the client still sends for a moment, so a client that writes its whole body
+            before reading can still read the answer instead of a reset connection."""
+            try:
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(LINGER_SECONDS)
+                discarded = 0
+                while discarded < LINGER_BYTES and (chunk := self.connection.recv(65536)):
+                    discarded += len(chunk)
+            except OSError:
+                pass
 
         def _read_body(self) -> bytes:
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -127,9 +190,11 @@ def _handler_for(routes: RouteTable, invoke: Invoke, cors: Cors) -> type[BaseHTT
                 return b"".join(chunks)
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-        def _respond(self, body: bytes) -> Reply:
+        def _respond(self) -> Reply:
             split = urlsplit(self.path)
             route, values, allowed = routes.find(self.command, split.path)
+            if route is None:
+                self._read_body()  # answered by the host: the body is the host's to consume
             if route is None and allowed:
                 status, payload, headers = json_error(
                     405, "method_not_allowed", f"{self.command} is not allowed on {split.path}"
@@ -137,13 +202,26 @@ def _handler_for(routes: RouteTable, invoke: Invoke, cors: Cors) -> type[BaseHTT
                 return status, payload, headers + [("Allow", ", ".join(sorted(allowed)))]
             if route is None:
                 return json_error(404, "not_found", f"No function matches {self.command} {split.path}")
+            request = self._request(split, values)
             try:
-                response = invoke(route.target, self._request(split, values, body))
+                response = invoke(route.target, request)
             except Exception:  # logged with its traceback by the invoker; never echoed to the client
+                response = None
+            if not request.body_was_read and self._has_body():
+                self.close_connection = True  # refused unread: this connection cannot carry on
+            if response is None:
                 return json_error(500, "internal_error", "The function failed; see the host log.")
-            return _to_reply(route.name, response)
+            status, payload, headers = _to_reply(route.name, response)
+            if self.close_connection:
+                headers = headers + [("Connection", "close")]
+            return status, payload, headers
 
-        def _request(self, split: Any, values: dict[str, str], body: bytes) -> func.HttpRequest:
+        def _has_body(self) -> bool:
+            return "chunked" in self.headers.get("Transfer-Encoding", "").lower() or (
+                self.headers.get("Content-Length") or "0"
+            ) not in ("", "0")
+
+        def _request(self, split: Any, values: dict[str, str]) -> LazyBodyRequest:
             headers: dict[str, str] = {}
             for key, value in self.headers.items():  # repeated headers are joined, as in ASP.NET
                 headers[key] = f"{headers[key]}, {value}" if key in headers else value
@@ -151,14 +229,19 @@ def _handler_for(routes: RouteTable, invoke: Invoke, cors: Cors) -> type[BaseHTT
             for key, value in parse_qsl(split.query, keep_blank_values=True):
                 params.setdefault(key, value)  # a repeated parameter keeps its first value
             url = f"http://{self.headers.get('Host') or '127.0.0.1'}{self.path}"
-            return func.HttpRequest(
-                self.command, url, headers=headers, params=params, route_params=values, body=body
+            return LazyBodyRequest(
+                self.command,
+                url,
+                headers=headers,
+                params=params,
+                route_params=values,
+                read_body=self._read_body,
             )
 
         def _send(self, status: int, body: bytes, headers: Headers) -> None:
             self.send_response(status)
             for key, value in headers:
-                if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                if key.lower() not in ("content-length", "transfer-encoding"):
                     self.send_header(key, value)
             # HEAD gets the Content-Length of the body it would have had, and no body.
             self.send_header("Content-Length", str(len(body)))

@@ -66,6 +66,8 @@ param likelyEmptyConfidence string
 param mlProblemTicks string
 param mlServiceAllowHttp string
 param authRetrySeconds string
+param unknownTokenLookupsPerSecond string
+param requestBodySizeLimit string
 param resultsAllowedHosts string
 param resultsMaxMegabytes string
 param resultsDownloadSeconds string
@@ -197,6 +199,9 @@ resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
     ML_PROBLEM_TICKS: mlProblemTicks
     ML_SERVICE_ALLOW_HTTP: mlServiceAllowHttp
     AUTH_RETRY_SECONDS: authRetrySeconds
+    UNKNOWN_TOKEN_LOOKUPS_PER_SECOND: unknownTokenLookupsPerSecond
+    // The host reads a request's body before the worker sees it: refuse absurd ones unread.
+    FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: requestBodySizeLimit
     RESULTS_ALLOWED_HOSTS: resultsAllowedHosts
     RESULTS_MAX_MEGABYTES: resultsMaxMegabytes
     RESULTS_DOWNLOAD_SECONDS: resultsDownloadSeconds

@@ -104,7 +104,12 @@ def send(stack, method, path, headers=None, body=None):
             conn.putheader(key, value)
         if body is not None:
             conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body)
+        conn.endheaders()
+        if body:
+            try:  # the app may answer (and stop reading) before the body is sent: refused unread
+                conn.send(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
         response = conn.getresponse()
         return response.status, dict(response.getheaders()), response.read()
     finally:

@@ -109,7 +109,8 @@ def test_deadline_runs_from_the_last_change_of_the_ml_status_or_message():
     assert "3 days" in failed.error_message
 
 
-def test_a_problem_that_never_changes_fails_after_the_set_number_of_polls():
+def test_a_problem_without_num_images_fails_after_the_set_number_of_polls():
+    """No num_images: the Batch job was never submitted, and the service never restarts it."""
     message = "Please contact us. Error occurred while submitting the Batch job: boom"
     export = next_state(submitted(), TaskStatus("problem", message), NOW, RULES)
     for tick in range(RULES.problem_ticks):
@@ -117,6 +118,29 @@ def test_a_problem_that_never_changes_fails_after_the_set_number_of_polls():
         export = next_state(export, TaskStatus("problem", message), NOW + dt.timedelta(minutes=tick), RULES)
     assert (export.status, export.error_code) == ("failed", "ml_failed")
     assert message in export.error_message
+
+
+def test_a_problem_with_num_images_keeps_polling_until_the_deadline_however_long_it_stays():
+    """With num_images the job was submitted: the service restarts its monitoring, so the same
+    message for many polls is no reason to give up before the deadline (from the last change)."""
+    message = "Job unfinished after 4033 x 10 minutes, please contact us. Number of succeeded shards: 1"
+    export = next_state(submitted(), TaskStatus("running", "Submitted 9 images", num_images=9), NOW, RULES)
+    changed = NOW + dt.timedelta(minutes=10)
+    export = next_state(export, TaskStatus("problem", message, num_images=9), changed, RULES)
+    for tick in range(1, 400):  # 400 ten-minute polls: 2.8 days, within the 3-day deadline
+        when = changed + dt.timedelta(minutes=10 * tick)
+        export = next_state(export, TaskStatus("problem", message, num_images=9), when, RULES)
+        assert (export.status, export.ml_status) == ("running", "problem"), tick
+    late = changed + dt.timedelta(days=3, minutes=1)
+    failed = next_state(export, TaskStatus("problem", message, num_images=9), late, RULES)
+    assert (failed.status, failed.error_code) == ("failed", "deadline_exceeded")
+
+
+def test_a_problem_after_num_images_was_seen_is_not_taken_for_a_failed_submission():
+    export = next_state(submitted(), TaskStatus("running", "Submitted 9 images", num_images=9), NOW, RULES)
+    for tick in range(3 * RULES.problem_ticks):  # an answer that drops num_images: still submitted
+        export = next_state(export, TaskStatus("problem", "stale"), NOW + dt.timedelta(minutes=tick), RULES)
+    assert export.status == "running"
 
 
 def test_a_changing_problem_keeps_polling():

@@ -54,6 +54,19 @@ def test_defaults():
         ("SUBJECT_ASSISTANT_ML_SERVICE_URL", "http://10.0.0.7/v4/camera-trap/detection-batch"),
         ("RESULTS_ALLOWED_HOSTS", "https://evil.example/"),
         ("ML_SERVICE_ALLOW_HTTP", "yes"),
+        # The task id is appended: the prefix must pin the link's host (https, and '/' or '#').
+        ("SUBJECT_ASSISTANT_EXTERNAL_URL", "http://subject-assistant.zooniverse.org/#/tasks/"),
+        ("SUBJECT_ASSISTANT_EXTERNAL_URL", "https://subject-assistant.zooniverse.org/tasks"),
+        ("SUBJECT_ASSISTANT_EXTERNAL_URL", "https://subject-assistant.zooniverse.org"),
+        ("SUBJECT_ASSISTANT_EXTERNAL_URL", "https://subject-assistant.zooniverse.org\\.evil/#/"),
+        ("SUBJECT_ASSISTANT_EXTERNAL_URL", "javascript:alert(1)//#"),
+        # One URL parser everywhere (shared/urls.py): what two parsers read differently is refused.
+        ("PANOPTES_URL", "https://www.zooniverse.org\\@127.0.0.1"),
+        ("PANOPTES_URL", "https://user:pass@www.zooniverse.org"),
+        ("SUBJECT_ASSISTANT_ML_SERVICE_URL", "https://127.1/v4/camera-trap/detection-batch"),
+        ("SUBJECT_ASSISTANT_ML_SERVICE_URL", "https://ml.example.org/v4?x=1"),
+        ("ALLOWED_ORIGINS", "https://subject-assistant.zooniverse.org/app"),
+        ("UNKNOWN_TOKEN_LOOKUPS_PER_SECOND", "0"),
     ],
 )
 def test_missing_or_malformed_settings_are_named(name, value):
@@ -65,6 +78,13 @@ def test_missing_or_malformed_settings_are_named(name, value):
     with pytest.raises(SettingsError) as raised:
         Settings.from_env(env)
     assert name in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "value", ["https://subject-assistant.zooniverse.org/#/tasks/", "https://sa.example.org/tasks/"]
+)
+def test_the_subject_assistant_link_prefix_ends_in_a_slash_or_holds_a_fragment(value):
+    assert Settings.from_env({**BASE, "SUBJECT_ASSISTANT_EXTERNAL_URL": value}).external_url == value
 
 
 def test_plain_http_is_allowed_on_loopback_and_to_a_private_ml_host_only_by_opt_in():
@@ -124,3 +144,17 @@ def test_a_token_is_bound_to_its_export_and_expires():
 def test_a_key_shorter_than_32_bytes_is_refused():
     with pytest.raises(ValueError):
         TokenCipher(b"k" * 31)
+
+
+def test_the_token_bucket_allows_its_burst_then_its_rate():
+    from shared.rate_limit import TokenBucket
+
+    now = [100.0]
+    bucket = TokenBucket(rate=2, burst=4, clock=lambda: now[0])
+    assert [bucket.take() for _ in range(4)] == [0.0] * 4
+    wait = bucket.take()
+    assert wait == pytest.approx(0.5) and TokenBucket.retry_after(wait) == "1"
+    now[0] += 0.5
+    assert bucket.take() == 0.0 and bucket.take() > 0
+    now[0] += 100  # refills to its burst, no more
+    assert [bucket.take() for _ in range(5)].count(0.0) == 4
