@@ -117,7 +117,7 @@ def documented_answers():
 
 @pytest.mark.parametrize("method,template,status", sorted(documented_answers()))
 def test_every_documented_answer_carries_the_security_headers(stack, monkeypatch, method, template, status):
-    stack.services  # the host's services, wired once, so faults can be injected into them
+    assert stack.services is not None  # the host's services, wired once: faults are injected into them
     response = Walk(stack, monkeypatch).answer(method, template, status)
     what = f"{method} /{template} -> {status}"
     assert response.status_code == status, (what, response.status_code, response.text[:300])
