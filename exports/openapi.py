@@ -414,7 +414,10 @@ def _responses(spec: dict[str, Any], head: bool) -> dict[str, Any]:
             response["headers"] = {"WWW-Authenticate": {"schema": _STRING}}
         if status == 429:
             response["headers"] = {
-                "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer", "minimum": 1}}
+                "Retry-After": {
+                    "description": "Seconds to wait.",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
             }
         responses[str(status)] = response
     return responses
