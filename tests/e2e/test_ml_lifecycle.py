@@ -1,5 +1,5 @@
 """Cancel and `problem` as the deployed MegaDetector service really does them (emulated from
-zooniverse/CameraTraps `zooniverse-deployment`; see standins/ml_service.py)."""
+zooniverse/CameraTraps `zooniverse-deployment`; see standins/ml_service/README.md)."""
 
 import pytest
 

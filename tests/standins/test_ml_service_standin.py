@@ -13,7 +13,8 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from standins import MlServiceStandIn, ml_results, ml_service
+from standins import MlServiceStandIn
+from standins.ml_service import detections, real
 from standins.server import Response, StandInServer
 
 ISO_Z = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
@@ -342,7 +343,7 @@ def results_of(ml, status):
 
 # -- 1. model versions ---------------------------------------------------------------------
 def test_model_versions_follow_the_zooniverse_config(ml, blobs):
-    assert ml_service.DEFAULT_MODEL_VERSION == "5a"
+    assert real.DEFAULT_MODEL_VERSION == "5a"
     assert requests.get(ml.url + "/supported_model_versions", timeout=5).json() == ["2", "3", "4.1", "5a"]
     r = submit(ml, "https://x/m.json", model_version="4")
     assert r.status_code == 400 and r.json() == {"error": "model_version 4 is not supported."}
@@ -520,7 +521,7 @@ def test_submission_problem_scripted_before_the_manifest_is_in(ml, blobs):
     request_id = submit(ml, blobs.put("slow.json", MANIFEST)).json()["request_id"]
     ml.script_submission_problem(request_id, batch_job_exists=False)
     assert ml.wait_for_downloads(5)
-    assert poll(ml, request_id)["Status"]["message"].startswith(ml_service.SUBMIT_ERROR)
+    assert poll(ml, request_id)["Status"]["message"].startswith(real.SUBMIT_ERROR)
     assert cancel(ml, request_id).status_code == 500
 
 
@@ -605,7 +606,7 @@ def test_a_million_images_are_never_built_in_memory(ml, blobs):
 )
 def test_encode_image_is_json_dumps_indent_1(value):
     expected = json.dumps({"images": [value]}, ensure_ascii=False, indent=1)
-    assert '{\n "images": [\n' + ml_results.encode_image(value) + "\n ]\n}" == expected
+    assert '{\n "images": [\n' + detections.encode_image(value) + "\n ]\n}" == expected
 
 
 # -- 9. hostile results --------------------------------------------------------------------------
@@ -633,7 +634,7 @@ def test_gzip_bomb(ml, blobs):
         inflated += len(out)
         data = inflater.unconsumed_tail
     assert inflated >= 200 * 1024 * 1024 and head.startswith(b'{\n "info"')
-    assert ml_results.gzip_bomb() is ml_results.gzip_bomb()  # built once
+    assert detections.gzip_bomb() is detections.gzip_bomb()  # built once
 
 
 def test_drip(ml, blobs):
@@ -749,7 +750,7 @@ def test_listing_quirks_of_create_batch_job(ml, blobs, monkeypatch):
         assert ml.task(request_id) == {"request_status": "failed", "message": message}
     assert ml.task(first_two)["message"] == "2 images listed; submitting the job..."
 
-    monkeypatch.setattr(ml_service, "MAX_NUMBER_IMAGES_ACCEPTED_PER_JOB", 2)
+    monkeypatch.setattr(real, "MAX_NUMBER_IMAGES_ACCEPTED_PER_JOB", 2)
     too_many = started(ml, blobs, MANIFEST)
     assert ml.task(too_many) == {
         "request_status": "failed",

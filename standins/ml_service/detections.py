@@ -1,20 +1,6 @@
-"""The detections file of the MegaDetector batch API emulator, and hostile variants of it.
-
-What the real service writes (zooniverse/CameraTraps, branch zooniverse-deployment,
-api/batch_processing/api_core/):
-- batch_service/score_v5.py (the only scoring script the Batch tasks run) +
-  pytorch_detector.py: an image that could not be downloaded/opened is
-  `{"file", "failure": "Failure image access"}`; any other image is
-  `{"file", ["failure": "Failure inference",] "max_detection_conf", "detections"}`
-  (an inference failure still gets `max_detection_conf: 0.0` and `detections: []`);
-  then `meta` is appended when the image list had [locator, meta] rows.
-- server_orchestration.aggregate_results(): concatenates the shard outputs in blob-name
-  order (`job_<id>_task_<n>.json`, so shard 10 comes before shard 2) and uploads
-  `json.dumps({"info": {"detector": f"megadetector_v{model_version}",
-  "detection_completion_time": get_utc_time(), "format_version": "1.1"},
-  "detection_categories": DETECTOR_LABEL_MAP, "images": all_results},
-  ensure_ascii=False, indent=1)` as UTF-8. With no succeeded shard, `images` is `[]`
-  and the file is still written and linked.
+"""The detections file's bytes, exactly as aggregate_results() uploads it, with each image
+as score_v5.py and pytorch_detector.py write it (README.md: the facts and their sources);
+synthetic images for files of any size; the hostile bodies.
 
 Everything here is a generator of bytes: a file of a million images (hundreds of MB)
 is never held in memory. `encode_image()` reproduces `json.dumps(..., indent=1)` for one
