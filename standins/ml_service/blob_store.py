@@ -63,7 +63,7 @@ class BlobStore:
         self.stopping = stopping  # set when the server stops: ends a drip
 
     def serve(self, req: Request) -> Response:
-        if req.method != "GET":
+        if req.method not in ("GET", "HEAD"):
             return blob_error(405, "UnsupportedHttpVerb", "The resource doesn't support specified Http Verb.")
         parts = req.path.strip("/").split("/")  # results/<id>/detections.json
         with self.table.lock:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -34,6 +35,7 @@ class MlServiceStandIn(StandInServer):
         base_path: str = real.API_PREFIX,
         max_active_jobs: int | None = None,
         download_timeout: float = 10.0,
+        monitor_seconds: float | None = None,
     ):
         super().__init__(latency=latency, seed=seed)
         self.callers = set(callers)
@@ -53,10 +55,53 @@ class MlServiceStandIn(StandInServer):
         self.sample_rng = random.Random(seed)
         self.table = TaskTable(self)
         self.blobs = BlobStore(self.table, self._stopping)
+        self._pace = threading.Condition()
+        self._monitor_seconds = monitor_seconds
+        self._monitor: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         return self.root_url + self.base_path
+
+    # -- the clock: a monitor check of every task every monitor_seconds ------------------
+    @property
+    def monitor_seconds(self) -> float | None:
+        """Seconds between the emulator's own monitor checks (the real service: 600); None: the
+        monitor runs only when run_monitor() is called. May be changed while running."""
+        return self._monitor_seconds
+
+    @monitor_seconds.setter
+    def monitor_seconds(self, seconds: float | None) -> None:
+        with self._pace:
+            self._monitor_seconds = seconds
+            self._pace.notify_all()  # the wait in progress restarts with the new pace
+
+    def run_monitor(self, request_id: str | None = None) -> list[str]:
+        """One monitor check of every task (or of one): each takes its plan's next step. The
+        ids of the tasks that moved."""
+        return self.table.monitor_check(request_id)
+
+    def _keep_pace(self) -> None:
+        with self._pace:
+            while not self._stopping.is_set():
+                # Condition.wait is False on timeout; True when woken by a new pace or stop().
+                if not self._pace.wait(self._monitor_seconds) and not self._stopping.is_set():
+                    self.run_monitor()
+
+    def start(self) -> MlServiceStandIn:
+        super().start()
+        self._monitor = threading.Thread(target=self._keep_pace, name="MlServiceStandIn-monitor", daemon=True)
+        self._monitor.start()
+        return self
+
+    def stop(self) -> None:
+        with self._pace:
+            self._stopping.set()
+            self._pace.notify_all()
+        if self._monitor is not None:
+            self._monitor.join(timeout=5)
+            self._monitor = None
+        super().stop()
 
     def results_url(self, t: Task) -> str:
         return sas_url(self.root_url, t)
