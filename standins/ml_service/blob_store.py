@@ -11,14 +11,14 @@ import itertools
 import json
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..server import Request, Response
 from . import detections, real
-from .detections import SyntheticImages, detect
+from .detections import SyntheticImages, detect, failed_inference
 from .tasks import Task, TaskTable
 from .wire import blob_error
 
@@ -37,6 +37,9 @@ class FileSpec:
     failure_rate: float
     access_failure_rate: float
     synthetic: SyntheticImages | None  # None: the manifest rows of kept_shards
+    failed_rows: frozenset[int] = frozenset()  # row indices: in the manifest, or synthetic
+    missing_rows: frozenset[int] = frozenset()
+    extra_rows: tuple[str, ...] = ()  # JSON rows; the k-th follows the file's k-th image
 
     @property
     def info(self) -> dict:
@@ -134,10 +137,16 @@ class BlobStore:
                 t.failure_rate,
                 t.access_failure_rate,
                 None,
+                t.failed_rows,
+                t.missing_rows,
+                t.extra_rows,
             )
             mode, limit, count = t.results_mode, t.results_bytes, t.results_images
-        if mode == "oversized":  # outside the lock: sizing can take seconds
-            return self._oversized_spec(t, spec, DEFAULT_OVERSIZED_BYTES if limit is None else limit)
+        if mode == "oversized":  # outside the lock: sizing can take seconds; only rates apply
+            plain = dataclasses.replace(
+                spec, failed_rows=frozenset(), missing_rows=frozenset(), extra_rows=()
+            )
+            return self._oversized_spec(t, plain, DEFAULT_OVERSIZED_BYTES if limit is None else limit)
         if count is not None:
             return dataclasses.replace(spec, synthetic=self._synthetic(t, count))
         return spec
@@ -169,12 +178,32 @@ class BlobStore:
 
     @staticmethod
     def _images(t: Task, spec: FileSpec) -> Iterator[dict]:
+        """The file's images, in order: each row (index, row) of the kept shards (or synthetic),
+        scored, failed or left out as chosen, with the extra rows in between."""
+        indexed: Iterable[tuple[int, Any]]
         if spec.synthetic is not None:
-            rows: Any = spec.synthetic.rows()
+            indexed = enumerate(spec.synthetic.rows())
         else:
             images, size = t.images or [], spec.shard_size
-            rows = (row for shard in spec.kept_shards for row in images[shard * size : (shard + 1) * size])
-        return (detect(row, spec.failure_rate, spec.access_failure_rate) for row in rows)
+            positions = (
+                p
+                for shard in spec.kept_shards
+                for p in range(shard * size, min((shard + 1) * size, len(images)))
+            )
+            indexed = ((t.row_index(p), images[p]) for p in positions)
+        rates = spec.failure_rate, spec.access_failure_rate
+        failed, missing = spec.failed_rows, spec.missing_rows
+        if failed or missing:
+            scored = (
+                failed_inference(row) if i in failed else detect(row, *rates)
+                for i, row in indexed
+                if i not in missing
+            )
+        else:
+            scored = (detect(row, *rates) for _, row in indexed)
+        if not spec.extra_rows:
+            return scored
+        return _interleave(scored, (detect(json.loads(row), *rates) for row in spec.extra_rows))
 
     def _file_length(self, t: Task, spec: FileSpec) -> int:
         """Content-Length by a counting pass over the same generator, once per file."""
@@ -197,3 +226,11 @@ class BlobStore:
             if i and self.stopping.wait(interval):
                 return
             yield byte
+
+
+def _interleave(images: Iterator[dict], extra: Iterator[dict]) -> Iterator[dict]:
+    """The k-th extra image right after the k-th image; the rest at the end."""
+    for image in images:
+        yield image
+        yield from itertools.islice(extra, 1)
+    yield from extra

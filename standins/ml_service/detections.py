@@ -41,19 +41,27 @@ def detect(row: Any, failure_rate: float, access_failure_rate: float = 0.0) -> d
     """
     url, meta, has_meta = (row[0], row[1], True) if isinstance(row, list) else (row, None, False)
     unit = [x / 65535 for x in _SIXTEEN_SHORTS.unpack(hashlib.sha256(str(url).encode("utf-8")).digest())]
+    if unit[0] < failure_rate:
+        return failed_inference(row)
     out: dict = {"file": url}
-    if failure_rate <= unit[0] < failure_rate + access_failure_rate:
+    if unit[0] < failure_rate + access_failure_rate:
         out["failure"] = FAILURE_IMAGE_OPEN  # the download failed: no detector output at all
-    elif unit[0] < failure_rate:
-        out["failure"] = FAILURE_INFER  # PTDetector still writes max_detection_conf and detections
-        out["max_detection_conf"] = 0.0
-        out["detections"] = []
     else:
         dets = _fake_detections(unit)
         out["max_detection_conf"] = max((d["conf"] for d in dets), default=0.0)
         out["detections"] = dets
     if has_meta:
         out["meta"] = meta  # verbatim: the Subject Assistant parses it
+    return out
+
+
+def failed_inference(row: Any) -> dict:
+    """An image whose inference failed: PTDetector still writes max_detection_conf 0.0 and no
+    detections, so the Subject Assistant shows it as 100% empty."""
+    url, meta, has_meta = (row[0], row[1], True) if isinstance(row, list) else (row, None, False)
+    out = {"file": url, "failure": FAILURE_INFER, "max_detection_conf": 0.0, "detections": []}
+    if has_meta:
+        out["meta"] = meta
     return out
 
 

@@ -8,7 +8,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..server import Request, Response, StandInServer
@@ -198,12 +198,19 @@ class MlServiceStandIn(StandInServer):
         drip_interval: float | None = None,
         drip_max_seconds: float | None = None,
         results_chunked: bool | None = None,
+        failed_rows: Iterable[int] | None = None,
+        missing_rows: Iterable[int] | None = None,
+        extra_rows: Iterable[Any] | None = None,
     ) -> None:
         """Per-task knobs; arguments left out keep their value.
 
         failure_rate / access_failure_rate: shares of images with "Failure inference" /
         "Failure image access". failed_shards: the last shards fail. shard_size: images per
         shard. shards_done_at_cancel=k: shards 0..k-1 had succeeded when a cancel comes.
+        failed_rows / missing_rows: indices of manifest rows (as sent; of synthetic rows with
+        results_images) written as "Failure inference" / left out of the file; the shards
+        that held a missing row count as failed. extra_rows: rows ([file, meta] or a URL) the
+        file holds although the manifest did not; the k-th follows the file's k-th image.
         results_images=N: the file holds N synthetic images instead of the manifest's.
         results_url: the URL the completed message reports, verbatim (None: the real one).
         results_mode: None, "gzip_bomb", "drip" (drip_interval, drip_max_seconds),
@@ -212,6 +219,11 @@ class MlServiceStandIn(StandInServer):
         """
         if results_mode is not _UNSET and results_mode not in RESULTS_MODES:
             raise ValueError(f"results_mode must be one of {RESULTS_MODES}")
+        rows = dict(
+            failed_rows=None if failed_rows is None else _row_indices(failed_rows),
+            missing_rows=None if missing_rows is None else _row_indices(missing_rows),
+            extra_rows=None if extra_rows is None else _extra_rows(extra_rows),
+        )
         with self.table.lock:
             t = self.table.get(request_id)
             updates = dict(
@@ -225,6 +237,7 @@ class MlServiceStandIn(StandInServer):
                 drip_interval=drip_interval,
                 drip_max_seconds=drip_max_seconds,
                 results_chunked=results_chunked,
+                **rows,
             )
             for name, value in updates.items():
                 if value is not None:
@@ -239,3 +252,18 @@ class MlServiceStandIn(StandInServer):
                     and "output_file_urls" in t.message
                 ):
                     t.message = {**t.message, "output_file_urls": {"detections": self.results_url(t)}}
+
+
+def _row_indices(indices: Iterable[int]) -> frozenset[int]:
+    chosen = frozenset(indices)
+    if not all(type(i) is int and i >= 0 for i in chosen):
+        raise ValueError("row indices are whole numbers from 0")
+    return chosen
+
+
+def _extra_rows(rows: Iterable[Any]) -> tuple[str, ...]:
+    """As JSON, so the file spec that holds them can be a cache key."""
+    rows = list(rows)
+    if not all(isinstance(r, str) or (isinstance(r, list) and len(r) == 2) for r in rows):
+        raise ValueError("extra rows are [file, meta] lists or URL strings, as image lists hold")
+    return tuple(json.dumps(r) for r in rows)

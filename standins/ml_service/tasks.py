@@ -54,6 +54,9 @@ class Task:
     results_ready: bool = False
     completion_time: str | None = None
     kept_count: int | None = None  # shards 0..k-1 succeeded (cancel / max cycles); None: all but failed
+    failed_rows: frozenset[int] = frozenset()  # row indices written as "Failure inference"
+    missing_rows: frozenset[int] = frozenset()  # row indices left out of the file
+    extra_rows: tuple[str, ...] = ()  # JSON of rows the file holds that the manifest did not
     results_images: int | None = None
     results_url: str | None = None
     results_mode: str | None = None
@@ -282,8 +285,17 @@ class TaskTable:
         return min(t.failed_shards, shards)
 
     def failed_shard_count(self, t: Task) -> int:
-        """num_failed_shards when the job runs to its end."""
-        return self.dropped_shards(t)
+        """num_failed_shards when the job runs to its end: the dropped shards, and the shards
+        that held a row chosen to go missing (the rows of a synthetic file are in no shard)."""
+        shards, dropped = t.num_shards, self.dropped_shards(t)
+        failed = set(range(shards - dropped, shards))
+        if t.missing_rows and t.images and t.results_images is None:
+            if t.image_indices is None:
+                positions: Any = (i for i in t.missing_rows if i < len(t.images))
+            else:
+                positions = (p for p, i in enumerate(t.image_indices) if i in t.missing_rows)
+            failed.update(p // t.shard_size for p in positions)
+        return len(failed)
 
     def apply(self, t: Task, status: str, message: Any = None) -> None:
         """A plan step or set_status(): the real service's wording unless a message is given."""
