@@ -56,7 +56,11 @@ class Table:
         return "\n".join(header + self.lines + summary) + "\n"
 
 
-def run_child(job: str, args: dict, env: dict, timeout: float = 900) -> dict:
+def run_child(job: str, args: dict, env: dict, timeout: float = 900, between=None) -> dict:
+    """Run a bench.child job in its own process; its JSON result. With `between`, the child
+    waits before each of its steps until `between()` has run here (bench/child.py)."""
+    if between is not None:
+        return _run_child_in_steps(job, args, env, timeout, between)
     proc = subprocess.run(
         [sys.executable, "-m", "bench.child", job],
         input=json.dumps(args),
@@ -69,6 +73,40 @@ def run_child(job: str, args: dict, env: dict, timeout: float = 900) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"bench child {job} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _run_child_in_steps(job: str, args: dict, env: dict, timeout: float, between) -> dict:
+    import tempfile
+
+    from bench.child import READY_FOR_STEP
+
+    deadline = time.monotonic() + timeout
+    with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: the child never blocks on it
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.child", job],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, **env},
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps({**args, "in_steps": True}) + "\n")
+        proc.stdin.flush()
+        lines = []
+        for line in proc.stdout:
+            if line.strip() == READY_FOR_STEP:
+                between()
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+            else:
+                lines.append(line)
+        returncode = proc.wait(max(1.0, deadline - time.monotonic()))
+        errors.seek(0)
+        if returncode != 0:
+            raise RuntimeError(f"bench child {job} failed ({returncode}):\n{errors.read()[-4000:]}")
+    return json.loads("".join(lines).strip().splitlines()[-1])
 
 
 def secs(value: float) -> str:
@@ -426,7 +464,9 @@ class Bench:
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             task_ids = list(pool.map(lambda i: self.services.ml.submit(sas, f"bench-tick-{i}"), range(n)))
             self.ml.wait_for_downloads(120)
-            for tid in task_ids:  # every poll finds the task still running with a new message
+            # The emulator's monitor moves every task one step before each tick (run_child's
+            # `between`), so every poll finds its task still running with a new message.
+            for tid in task_ids:
                 self.ml.set_plan(
                     tid,
                     [
@@ -462,7 +502,7 @@ class Bench:
             list(pool.map(make, range(n)))
         self.ml.latency = lat
         log("tick: timing run_tick (warm-up, concurrent, one by one)")
-        result = run_child("tick", {"concurrencies": [c, c, 1]}, self.env)
+        result = run_child("tick", {"concurrencies": [c, c, 1]}, self.env, between=self.ml.run_monitor)
         warm, concurrent_tick, sequential = result["ticks"]
         for tick in result["ticks"]:
             if tick["active"] != n or tick["outcomes"].get("running") != n:

@@ -1,6 +1,8 @@
 """Child process of the benchmark: the function app's worker, alone in its own process.
 
-Usage: python -m bench.child JOB < json-args; prints one JSON line with the results.
+Usage: python -m bench.child JOB < json-args; prints one JSON line with the results. With
+"in_steps" in the args, a job prints READY_FOR_STEP before each step (a tick) and waits for a
+line on stdin: the parent uses the pause (bench/__main__.py run_child's `between`).
 Settings come from the environment (as in the Functions host). Jobs:
 - export: run `process_export_message` for each body in `bodies` (after `warmup` bodies), report
   wall time per body, idle RSS before the first timed body and the peak RSS (VmHWM) after each.
@@ -19,6 +21,8 @@ import sys
 import time
 
 from bench.common import reset_peak_rss, rss_kb
+
+READY_FOR_STEP = "ready for the next step"
 
 
 def _services():
@@ -56,6 +60,8 @@ def job_tick(args: dict) -> dict:
     base = services.settings
     out = []
     for concurrency in args["concurrencies"]:
+        if args.get("in_steps"):
+            _wait_for_parent()
         services.settings = dataclasses.replace(base, ml_poll_concurrency=int(concurrency))
         started, cpu = time.perf_counter(), time.process_time()
         report = run_tick(services)
@@ -70,6 +76,12 @@ def job_tick(args: dict) -> dict:
             }
         )
     return {"ticks": out}
+
+
+def _wait_for_parent() -> None:
+    sys.stdout.write(READY_FOR_STEP + "\n")
+    sys.stdout.flush()
+    sys.stdin.readline()
 
 
 def job_results(args: dict) -> dict:
@@ -107,7 +119,7 @@ JOBS = {"export": job_export, "tick": job_tick, "results": job_results}
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     job = sys.argv[1]
-    args = json.loads(sys.stdin.read() or "{}")
+    args = json.loads(sys.stdin.readline() or "{}")  # one line: stdin stays open for in_steps
     profile_path = os.environ.get("BENCH_PROFILE")
     if profile_path:  # diagnosis: `BENCH_PROFILE=/tmp/x.prof python -m bench --only ...`
         import cProfile

@@ -51,15 +51,17 @@ def record() -> dict[str, Any]:
             start = f"{base}/projects/{sample.project_id}/subject-sets/{sample.subject_set_id}/exports"
             export = keep("startExport", owner.post(start, timeout=30))
             keep("startExport", owner.post(start, timeout=30))  # 200: already active
-            assert host.wait_idle(30)
-            for _ in range(2):
+            assert host.wait_idle(30) and ml.wait_for_downloads(30)
+            for _ in range(2):  # the emulator's monitor moves the task on, then the app polls it
+                ml.run_monitor()
                 host.run_timer("poll_ml_tasks")
             keep("getExport", owner.get(f"{base}/exports/{export['id']}", timeout=30))
             keep("listProjectExports", owner.get(f"{base}/projects/{sample.project_id}/exports", timeout=30))
             keep("listProjects", owner.get(f"{base}/projects", timeout=30))
             keep("cancelExport", owner.post(f"{base}/exports/{export['id']}/cancel", timeout=30))  # 409
             running = keep("startExport", owner.post(start, timeout=30))
-            assert host.wait_idle(30)
+            assert host.wait_idle(30) and ml.wait_for_downloads(30)
+            ml.run_monitor()
             host.run_timer("poll_ml_tasks")
             keep("cancelExport", owner.post(f"{base}/exports/{running['id']}/cancel", timeout=30))
             keep("health", requests.get(f"{base}/health", timeout=30))

@@ -2,7 +2,8 @@
 
 Starts Azurite, the Panoptes stand-in (its sample project and users, and a sign-in form at
 /oauth/authorize), the MegaDetector emulator and the local Functions host with function_app.py,
-polling the ML service every few seconds instead of every 10 minutes. Prints where everything
+polling the ML service every few seconds instead of every 10 minutes, and the emulator's monitor
+moving its tasks on every few seconds too, so an export visibly goes through its states. Prints where everything
 is and who can sign in, then runs until Ctrl-C.
 
 To use a real Panoptes or ML service instead of a stand-in, write your own local.settings.json
@@ -34,6 +35,9 @@ LOCAL_RUN = {  # what makes a local run watchable: seconds, not minutes
     "RETRY_DELAY_SECONDS": "2",
     "STUCK_EXPORT_MINUTES": "2",
 }
+# The ML emulator's monitor: every 5 s instead of the real service's 10 minutes, so each ML state
+# stays on the page for a poll or two.
+ML_MONITOR_SECONDS = 5.0
 
 
 def own_settings() -> dict[str, str]:
@@ -79,7 +83,9 @@ def main() -> None:
             sample = load_sample(panoptes)
             env["PANOPTES_URL"] = panoptes.url
         if "SUBJECT_ASSISTANT_ML_SERVICE_URL" not in mine:
-            ml = running.enter_context(MlServiceStandIn(callers=(CALLER_ID,)))
+            ml = running.enter_context(
+                MlServiceStandIn(callers=(CALLER_ID,), monitor_seconds=ML_MONITOR_SECONDS)
+            )
             env["SUBJECT_ASSISTANT_ML_SERVICE_URL"] = ml.url
         for key, value in mine.items():  # one's own settings win, but Azurite stays Azurite
             if value.replace(" ", "").lower() != "usedevelopmentstorage=true":
@@ -133,7 +139,8 @@ def banner(
         f"  Settings       {source}",
         f"  Panoptes       {env['PANOPTES_URL']}"
         + ("  (stand-in: sign in by picking a sample user)" if panoptes else ""),
-        f"  ML service     {env['SUBJECT_ASSISTANT_ML_SERVICE_URL']}" + ("  (emulator)" if ml else ""),
+        f"  ML service     {env['SUBJECT_ASSISTANT_ML_SERVICE_URL']}"
+        + (f"  (emulator: its tasks move every {ML_MONITOR_SECONDS:g} s)" if ml else ""),
         f"  Storage        Azurite, blob :{azurite.blob_port}, queue :{azurite.queue_port}, table :{azurite.table_port}",
         f"  ML poll        every few seconds ({env['ML_POLL_SCHEDULE']}); every 10 minutes in Azure",
     ]

@@ -26,6 +26,7 @@ from standins.sample_data import load_sample
 
 ORIGIN = "https://subject-assistant.zooniverse.org"
 TIMEOUT = 120
+ML_MONITOR_SECONDS = 2.0  # the emulator's monitor: every 2 s here; every 10 minutes in the real service
 
 
 def redact(url: str | None) -> str | None:
@@ -57,7 +58,7 @@ def main() -> int:
     with (
         running_azurite() as azurite,
         PanoptesStandIn() as panoptes,
-        MlServiceStandIn(callers=("zooniverse",)) as ml,
+        MlServiceStandIn(callers=("zooniverse",), monitor_seconds=ML_MONITOR_SECONDS) as ml,
     ):
         sample = load_sample(panoptes)
         env = offline_settings(
@@ -79,7 +80,7 @@ def main() -> int:
                 f'"{sample.project_name}", subject set {sample.subject_set_id}: '
                 f"{sample.subject_count} subjects"
             )
-            print(f"  ML service  emulator {ml.url}")
+            print(f"  ML service  emulator {ml.url} (its monitor moves tasks every {ML_MONITOR_SECONDS:g} s)")
             print(f"  functions   local host {host.url}: {', '.join(sorted(host.functions))}\n")
 
             session = requests.Session()

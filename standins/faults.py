@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-# "accept_then_hang" is understood by the ML service only (see ml_service.py).
+# "accept_then_hang" is understood by the ML service only (standins/ml_service/README.md).
 KINDS = ("status", "timeout", "slow", "drop", "accept_then_hang")
 
 

@@ -13,7 +13,8 @@ yields fewer or more bytes than announced, the connection is closed after the
 body (the framing is broken, so it cannot be reused). Without it, the answer
 uses `Transfer-Encoding: chunked`, one HTTP chunk per yielded piece. Every
 piece goes to the socket as soon as it is yielded (the handler's wfile is
-unbuffered), so a generator that sleeps between pieces really drips.
+unbuffered), so a generator that sleeps between pieces really drips. A HEAD goes to `handle`
+as such and gets the headers a GET would get, without the body.
 """
 
 from __future__ import annotations
@@ -91,7 +92,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
 
-    def _serve(self):
+    def do_HEAD(self):
+        """The stand-in answers a HEAD as it would (req.method "HEAD"); only the headers go out."""
+        self._serve(head=True)
+
+    def _serve(self, head=False):
         standin: StandInServer = self.server.standin
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
@@ -123,7 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
                     {"Retry-After": _fmt_seconds(fault.retry_after)} if fault.retry_after is not None else {}
                 )
                 resp = Response(fault.status, body_, headers)
-                return self._send(resp, *self._encode(resp))
+                return self._send(resp, *self._encode(resp), head=head)
 
         req = Request(self.command, parts.path, query, self.headers, body, fault)
         try:
@@ -137,7 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
             # The work is done (e.g. the ML task exists) but the caller never hears back.
             standin._sleep(fault.delay)
             return self._drop()
-        self._send(resp, *payload)
+        self._send(resp, *payload, head=head)
 
     def _drop(self):
         self.close_connection = True  # closing without writing: client sees a reset/EOF
@@ -154,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
             return body.encode("utf-8"), ctype or "text/html; charset=utf-8"
         return (body or b""), ctype
 
-    def _send(self, resp: Response, body: Any, ctype: str | None):
+    def _send(self, resp: Response, body: Any, ctype: str | None, head: bool = False):
         streamed = is_streamed(body)
         try:
             self.send_response(resp.status)
@@ -169,6 +174,8 @@ class _Handler(BaseHTTPRequestHandler):
             for k, v in resp.headers.items():
                 self.send_header(k, v)
             self.end_headers()
+            if head:  # the headers a GET would get, and no body
+                return
             if streamed:
                 self._stream(body, resp.content_length)
             else:

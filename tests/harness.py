@@ -77,9 +77,17 @@ class Stack:
         assert self.host.wait_idle(timeout), "queue work did not finish in time"
 
     def tick(self):
-        """One ML poll tick, once the emulator has read every manifest it accepted: until then a
-        task stays `created` (as the real service does while it lists images), and a test that
-        ticks right after `settle()` would race the emulator's download thread."""
+        """Time passes once: one check of the ML emulator's monitor (every task takes the next
+        step of its plan), then one ML poll tick of the app. Both wait until the emulator has
+        read every manifest it accepted: until then a task stays `created` (as the real service
+        does while it lists images), and a check right after `settle()` would race the
+        emulator's download thread."""
+        self.ml.wait_for_downloads(10)
+        self.ml.run_monitor()
+        return self.host.run_timer("poll_ml_tasks")
+
+    def poll(self):
+        """One ML poll tick of the app while the service's clock stands still (no monitor check)."""
         self.ml.wait_for_downloads(10)
         return self.host.run_timer("poll_ml_tasks")
 

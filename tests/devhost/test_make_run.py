@@ -39,7 +39,7 @@ def test_make_run_starts_everything_and_says_how_to_use_it(tmp_path):
             "demo-owner-token",
             "demo-tester-token",
             "Panoptes       http://127.0.0.1:",
-            "(emulator)",
+            "(emulator: its tasks move every 5 s)",
             "no local.settings.json",
             "curl -s -X POST",
         ):

@@ -106,14 +106,14 @@ def test_transient_404_then_persistent_404(stack):
     fault = stack.ml.faults.add(
         r"/task/", "status", status=404, body={"error": "Task is not found."}, times=2
     )
-    stack.tick(), stack.tick()
+    stack.poll(), stack.poll()  # the service is unreachable for its task, and stands still
     assert stack.get(export["id"]).json()["status"] == "submitted"
     stack.tick()
     assert stack.get(export["id"]).json()["status"] == "running" and fault.hits == 2
     stack.ml.faults.add(r"/task/", "status", status=404, body={"error": "Task is not found."})
-    stack.tick(), stack.tick()
+    stack.poll(), stack.poll()
     assert stack.get(export["id"]).json()["status"] == "running"
-    stack.tick()
+    stack.poll()
     result = stack.get(export["id"]).json()
     assert result["status"] == "failed" and result["error"]["code"] == "ml_task_not_found"
 
@@ -237,7 +237,7 @@ def test_cancel_while_building_stops_before_submitting(stack):
 
 def test_cancel_running_and_submitted(stack):
     export = stack.submitted_export()
-    stack.ml.set_plan(export["ml_task_id"], ["created", "running", "running", "completed"])
+    stack.ml.set_plan(export["ml_task_id"], ["running", "running", "completed"])
     refused = cancel(stack, export["id"])  # the service cancels only running tasks
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "cancel_refused"
     assert "created" in refused.json()["error"]["message"]

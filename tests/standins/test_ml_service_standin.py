@@ -13,7 +13,8 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from standins import MlServiceStandIn, ml_results, ml_service
+from standins import MlServiceStandIn
+from standins.ml_service import detections, real
 from standins.server import Response, StandInServer
 
 ISO_Z = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
@@ -84,6 +85,12 @@ def poll(ml, request_id):
     return r.json()
 
 
+def checked(ml, request_id):
+    """One monitor check of every task, then the task's status as GET /task answers it."""
+    ml.run_monitor()
+    return poll(ml, request_id)
+
+
 def test_full_flow(ml, blobs):
     sas = blobs.put("manifests/export-1.json", MANIFEST)
     r = submit(ml, sas)
@@ -100,7 +107,7 @@ def test_full_flow(ml, blobs):
 
     s0 = ml.task(request_id)
     assert s0 == {"request_status": "created", "message": "3 images listed; submitting the job..."}
-    first = poll(ml, request_id)
+    first = checked(ml, request_id)
     assert first["Status"]["request_status"] == "running"
     assert first["Status"]["message"].startswith("Submitted 3 images to cluster in 1 shards.")
     assert first["TaskId"] == request_id
@@ -109,7 +116,7 @@ def test_full_flow(ml, blobs):
     assert first["Status"]["num_images"] == 3 and "num_tasks" not in first["Status"]
     assert set(first["Status"]) == {"request_status", "message", "num_images"}  # no time field
     assert ml.stored_status(request_id)["num_tasks"] == 1 and ml.can_restart_monitoring(request_id)
-    done = poll(ml, request_id)["Status"]
+    done = checked(ml, request_id)["Status"]
     assert done["request_status"] == "completed"
     assert done["message"]["num_failed_shards"] == 0
     url = done["message"]["output_file_urls"]["detections"]
@@ -179,6 +186,7 @@ def test_unknown_task_and_dashes(ml, blobs):
     dashed = "-".join(
         [request_id[:8], request_id[8:12], request_id[12:16], request_id[16:20], request_id[20:]]
     )
+    ml.run_monitor()
     body = poll(ml, dashed)
     assert body["TaskId"] == request_id and body["Status"]["request_status"] == "running"
 
@@ -188,7 +196,7 @@ def test_problem_then_completed_and_custom_plans(ml, blobs):
     request_id = submit(ml, sas).json()["request_id"]
     ml.wait_for_downloads(5)
     ml.set_plan(request_id, ["running", "problem", "problem", "completed"])
-    statuses = [poll(ml, request_id)["Status"] for _ in range(5)]
+    statuses = [checked(ml, request_id)["Status"] for _ in range(5)]
     assert [s["request_status"] for s in statuses] == [
         "running",
         "problem",
@@ -201,6 +209,7 @@ def test_problem_then_completed_and_custom_plans(ml, blobs):
     ml.default_plan = ["created", ("failed", "Error occurred while preparing the Batch job: boom")]
     failed_id = submit(ml, sas).json()["request_id"]
     ml.wait_for_downloads(5)
+    ml.run_monitor()
     assert poll(ml, failed_id)["Status"] == {
         **poll(ml, failed_id)["Status"],
         "request_status": "failed",
@@ -211,13 +220,13 @@ def test_problem_then_completed_and_custom_plans(ml, blobs):
 def test_status_stays_created_until_manifest_is_in(ml, blobs):
     blobs.faults.add(r"slow\.json", "slow", delay=0.5)
     request_id = submit(ml, blobs.put("slow.json", MANIFEST)).json()["request_id"]
-    first = poll(ml, request_id)["Status"]
+    first = checked(ml, request_id)["Status"]  # a monitor check while it lists: nothing moves
     assert (
         first["request_status"] == "created"
         and first["message"] == "Request received. Listing images next..."
     )
     assert ml.wait_for_downloads(5)
-    assert poll(ml, request_id)["Status"]["request_status"] == "running"
+    assert checked(ml, request_id)["Status"]["request_status"] == "running"
 
 
 def test_manifest_failures(ml, blobs):
@@ -250,8 +259,8 @@ def test_failed_images_and_shards(ml, blobs):
     ml.failure_rate, ml.failed_shards, ml.shard_size = 0.5, 1, 4
     request_id = submit(ml, blobs.put("m.json", rows)).json()["request_id"]
     ml.wait_for_downloads(5)
-    poll(ml, request_id)
-    message = poll(ml, request_id)["Status"]["message"]
+    checked(ml, request_id)
+    message = checked(ml, request_id)["Status"]["message"]
     assert message["num_failed_shards"] == 1
     images = requests.get(message["output_file_urls"]["detections"], timeout=5).json()["images"]
     assert [i["file"] for i in images] == [r[0] for r in rows[:8]]  # the last shard (2 images) is missing
@@ -274,7 +283,7 @@ def test_cancel_rules(ml, blobs):
     assert requests.post(cancel, json={"caller": "zooniverse"}, timeout=5).status_code == 400
     r = requests.post(cancel, json={"caller": "zooniverse", "request_id": "f" * 32}, timeout=5)
     assert r.status_code == 404 and r.json() == {"error": "Task is not found."}
-    poll(ml, request_id)  # -> running
+    checked(ml, request_id)  # -> running
     r = requests.post(cancel, json={"caller": "zooniverse", "request_id": request_id}, timeout=5)
     assert r.status_code == 200 and r.text.startswith("Canceling signal has been sent.")
     assert ml.task(request_id) == {
@@ -290,7 +299,7 @@ def test_cancel_rules(ml, blobs):
     ml.set_status(other, "problem")
     r = requests.post(cancel, json={"caller": "zooniverse", "request_id": other}, timeout=5)
     assert r.status_code == 200 and ml.task(other)["request_status"] == "canceled"
-    assert poll(ml, other)["Status"]["request_status"] == "running"  # its monitor is still alive
+    assert checked(ml, other)["Status"]["request_status"] == "running"  # its monitor is still alive
 
 
 def test_accept_then_hang_creates_the_task(ml, blobs):
@@ -342,7 +351,7 @@ def results_of(ml, status):
 
 # -- 1. model versions ---------------------------------------------------------------------
 def test_model_versions_follow_the_zooniverse_config(ml, blobs):
-    assert ml_service.DEFAULT_MODEL_VERSION == "5a"
+    assert real.DEFAULT_MODEL_VERSION == "5a"
     assert requests.get(ml.url + "/supported_model_versions", timeout=5).json() == ["2", "3", "4.1", "5a"]
     r = submit(ml, "https://x/m.json", model_version="4")
     assert r.status_code == 400 and r.json() == {"error": "model_version 4 is not supported."}
@@ -360,16 +369,18 @@ def test_model_versions_follow_the_zooniverse_config(ml, blobs):
 
     ml.legacy_models_fail = False
     v3 = started(ml, blobs, model_version="3")
-    poll(ml, v3)
+    checked(ml, v3)
     assert ml.detections(v3)["info"]["detector"] == "megadetector_v3"
-    assert len(results_of(ml, poll(ml, v3)["Status"]).json()["images"]) == 3
+    assert len(results_of(ml, checked(ml, v3)["Status"]).json()["images"]) == 3
 
 
 def test_legacy_models_fail_every_shard_by_default(ml, blobs):
     request_id = started(ml, blobs, rows(5), model_version="4.1")
     ml.configure(request_id, shard_size=2)
-    assert poll(ml, request_id)["Status"]["message"].startswith("Submitted 5 images to cluster in 3 shards.")
-    done = poll(ml, request_id)["Status"]
+    assert checked(ml, request_id)["Status"]["message"].startswith(
+        "Submitted 5 images to cluster in 3 shards."
+    )
+    done = checked(ml, request_id)["Status"]
     assert done["message"]["num_failed_shards"] == 3
     results = results_of(ml, done).json()
     assert results["info"]["detector"] == "megadetector_v4.1" and results["images"] == []
@@ -392,8 +403,8 @@ def test_numeric_model_version_is_a_permanent_submission_problem(ml, blobs):
 def test_failure_shapes_follow_score_v5(ml, blobs):
     ml.failure_rate, ml.access_failure_rate = 0.3, 0.3
     request_id = started(ml, blobs, rows(60))
-    poll(ml, request_id)
-    images = results_of(ml, poll(ml, request_id)["Status"]).json()["images"]
+    checked(ml, request_id)
+    images = results_of(ml, checked(ml, request_id)["Status"]).json()["images"]
     inference = [i for i in images if i.get("failure") == "Failure inference"]
     access = [i for i in images if i.get("failure") == "Failure image access"]
     assert inference and access and len(inference) + len(access) < len(images)
@@ -407,6 +418,99 @@ def test_failure_shapes_follow_score_v5(ml, blobs):
             assert list(image) == ["file", "max_detection_conf", "detections", "meta"]
 
 
+def test_chosen_rows_fail_and_go_missing_exactly(ml, blobs):
+    """configure(failed_rows=, missing_rows=) names manifest rows as sent (the service drops
+    the .mp4 row 2 itself): exactly those fail, as the deployed service writes a failed image,
+    and exactly those are absent; a shard that held a missing row counts as failed."""
+    manifest = rows(7)
+    manifest[2] = ["https://x/video.mp4", META(2, 0)]
+    request_id = started(ml, blobs, manifest)
+    ml.configure(request_id, shard_size=2, failed_rows=[0, 4], missing_rows=[3, 6])
+    ml.set_plan(request_id, ["running", "running", "completed"])
+    # Images 0 1 3 4 5 6 in shards [0 1] [3 4] [5 6]: rows 3 and 6 are in the last two.
+    assert checked(ml, request_id)["Status"]["message"].startswith(
+        "Submitted 6 images to cluster in 3 shards"
+    )
+    assert checked(ml, request_id)["Status"]["message"] == (
+        "Check number 1, 1 out of 3 shards have completed successfully, 2 shards have failed."
+    )
+    done = checked(ml, request_id)["Status"]
+    assert done["message"]["num_failed_shards"] == 2
+    answer = results_of(ml, done)
+    images = answer.json()["images"]
+    assert answer.headers["Content-Length"] == str(len(answer.content))
+    assert [i["file"] for i in images] == [manifest[k][0] for k in (0, 1, 4, 5)]
+    assert [i["meta"] for i in images] == [manifest[k][1] for k in (0, 1, 4, 5)]
+    failed = [i for i in images if "failure" in i]
+    assert [i["file"] for i in failed] == [manifest[0][0], manifest[4][0]]
+    for image in failed:  # pytorch_detector.py: shown by the Subject Assistant as 100% empty
+        assert image == {
+            "file": image["file"],
+            "failure": "Failure inference",
+            "max_detection_conf": 0.0,
+            "detections": [],
+            "meta": image["meta"],
+        }
+        assert list(image) == ["file", "failure", "max_detection_conf", "detections", "meta"]
+    assert all("failure" not in i for i in images if i not in failed)  # the rates are 0
+
+
+def test_extra_rows_the_manifest_never_held(ml, blobs):
+    """Hostile input for the results accounting: rows in the file that match no manifest row
+    (an unknown file, a known file with another meta, a plain URL), among the real ones."""
+    manifest = rows(3)
+    extra = [["https://x/never-sent.jpg", META(99, 0)], [manifest[1][0], META(98, 0)], "https://x/bare.jpg"]
+    request_id, done = completed_task(ml, blobs, manifest=manifest, extra_rows=extra, missing_rows=[2])
+    images = results_of(ml, done).json()["images"]
+    assert [(i["file"], i.get("meta")) for i in images] == [
+        (manifest[0][0], manifest[0][1]),
+        (extra[0][0], extra[0][1]),
+        (manifest[1][0], manifest[1][1]),
+        (extra[1][0], extra[1][1]),
+        (extra[2], None),
+    ]
+    assert all("max_detection_conf" in i for i in images)  # scored like any image
+    assert done["message"]["num_failed_shards"] == 1  # row 2 is missing, and its shard failed
+    with pytest.raises(ValueError):
+        ml.configure(request_id, extra_rows=[{"file": "x"}])
+    with pytest.raises(ValueError):
+        ml.configure(request_id, failed_rows=[-1])
+    with pytest.raises(ValueError):
+        ml.configure(request_id, missing_rows=["1"])
+    assert results_of(ml, done).json()["images"] == images  # a refused configure changes nothing
+
+
+def test_chosen_rows_in_a_large_synthetic_file(ml, blobs):
+    """With results_images, the indices are the synthetic rows': 5% failed and 1% missing of
+    20,000, streamed with its exact length."""
+    n = 20_000
+    failed, missing = set(range(0, n, 20)), set(range(7, n, 100))
+    request_id, done = completed_task(ml, blobs, results_images=n, failed_rows=failed, missing_rows=missing)
+    answer = results_of(ml, done)
+    assert answer.headers["Content-Length"] == str(len(answer.content))
+    images = answer.json()["images"]
+    synthetic = ml.blobs.file_spec(request_id).synthetic
+    expected = [synthetic.row(i) for i in range(n) if i not in missing]
+    assert [[i["file"], i["meta"]] for i in images] == expected
+    assert [k for k, i in enumerate(r for r in range(n) if r not in missing) if i in failed] == [
+        k for k, image in enumerate(images) if image.get("failure") == "Failure inference"
+    ]
+    assert done["message"]["num_failed_shards"] == 0  # synthetic rows belong to no shard
+
+
+def test_oversized_results_ignore_the_row_controls(ml, blobs):
+    request_id, done = completed_task(
+        ml,
+        blobs,
+        results_mode="oversized",
+        results_bytes=200_000,
+        missing_rows=[0],
+        extra_rows=["https://x/y.jpg"],
+    )
+    answer = results_of(ml, done)
+    assert int(answer.headers["Content-Length"]) == len(answer.content) > 200_000
+
+
 # -- 4. num_images / num_tasks -------------------------------------------------------------
 def test_num_images_appears_once_running_and_stays(ml, blobs):
     request_id = started(ml, blobs)
@@ -416,11 +520,76 @@ def test_num_images_appears_once_running_and_stays(ml, blobs):
     }
     ml.set_plan(request_id, ["running", "running", "problem", "completed"])
     for expected in ("running", "running", "problem", "completed"):
-        status = poll(ml, request_id)["Status"]
+        status = checked(ml, request_id)["Status"]
         assert status["request_status"] == expected
         assert status["num_images"] == 3 and "num_tasks" not in status
         assert ml.stored_status(request_id)["num_tasks"] == 1
     assert not ml.can_restart_monitoring(request_id)
+
+
+# -- 3. the emulator's own clock ------------------------------------------------------------
+def read_everything(ml, request_id, times=25):
+    """Every way a caller can read the service, `times` over."""
+    for _ in range(times):
+        for method in ("GET", "HEAD"):
+            for path in (f"/task/{request_id}", "/all_jobs", "/", "/supported_model_versions"):
+                assert requests.request(method, ml.url + path, timeout=5).status_code == 200
+
+
+def test_reads_change_nothing(ml, blobs):
+    """The deployed service writes a status from its own threads only (the job thread, the
+    10-minute monitor, a cancel); GET /task reads it. Breaks if any read moves a task."""
+    request_id = started(ml, blobs)
+    ml.set_plan(request_id, ["running"] * 4)
+    for _ in range(3):  # created, running "Submitted ...", running "Check number 1", ...
+        before = poll(ml, request_id)
+        calls = ml.status_calls[request_id]
+        read_everything(ml, request_id)
+        assert poll(ml, request_id) == before  # status, message, num_images and Timestamp
+        assert ml.status_calls[request_id] == calls + 2 * 25 + 1  # HEAD is a read too
+        assert ml.run_monitor() == [request_id]  # ... and only a monitor check moves it
+        assert poll(ml, request_id) != before
+    assert cancel(ml, request_id).status_code == 200
+    canceled = poll(ml, request_id)
+    read_everything(ml, request_id)  # the monitor's overwrite of `canceled` waits for a check
+    assert poll(ml, request_id) == canceled and canceled["Status"]["request_status"] == "canceled"
+    assert checked(ml, request_id)["Status"]["request_status"] == "running"
+
+
+def test_run_monitor_checks_every_task_or_one(ml, blobs):
+    first, second = started(ml, blobs), started(ml, blobs)
+    assert ml.run_monitor(second) == [second]
+    assert [ml.task(t)["request_status"] for t in (first, second)] == ["created", "running"]
+    assert sorted(ml.run_monitor()) == sorted([first, second])
+    assert [ml.task(t)["request_status"] for t in (first, second)] == ["running", "completed"]
+    assert ml.run_monitor() == [first] and ml.run_monitor() == []  # plans end: nothing moves
+    assert ml.status_calls == {first: 0, second: 0}
+
+
+def test_the_monitor_keeps_its_own_pace(blobs):
+    """With monitor_seconds set, tasks move with nobody reading them; None stops the pace and
+    a new pace applies at once."""
+    with MlServiceStandIn(monitor_seconds=0.05) as ml:
+        request_id = started(ml, blobs)
+        assert wait_until(lambda: ml.task(request_id)["request_status"] == "completed")
+        assert ml.status_calls[request_id] == 0
+        ml.monitor_seconds = None
+        paused = started(ml, blobs)
+        time.sleep(0.5)  # ten periods of the old pace
+        assert ml.task(paused)["request_status"] == "created"
+        ml.monitor_seconds = 0.05  # wakes the monitor, which was waiting for no deadline
+        assert wait_until(lambda: ml.task(paused)["request_status"] == "completed")
+    with MlServiceStandIn() as idle:
+        assert idle.monitor_seconds is None
+
+
+def wait_until(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def test_status_answer_is_flask_jsonify(ml, blobs):
@@ -433,17 +602,17 @@ def test_status_answer_is_flask_jsonify(ml, blobs):
 # -- 5. cancel as the real service does it ----------------------------------------------------
 def test_cancel_is_overwritten_by_the_monitor(ml, blobs):
     request_id = started(ml, blobs)
-    first = poll(ml, request_id)["Status"]  # "Submitted ...": no shard has finished yet
+    first = checked(ml, request_id)["Status"]  # "Submitted ...": no shard has finished yet
     assert first["message"].startswith("Submitted 3 images")
     assert cancel(ml, request_id).status_code == 200
     assert ml.task(request_id)["request_status"] == "canceled"
-    check = poll(ml, request_id)["Status"]
+    check = checked(ml, request_id)["Status"]
     assert check == {
         "request_status": "running",
         "num_images": 3,
         "message": "Check number 1, 0 out of 1 shards have completed successfully, 1 shards have failed.",
     }
-    done = poll(ml, request_id)["Status"]
+    done = checked(ml, request_id)["Status"]
     assert done["request_status"] == "completed" and done["message"]["num_failed_shards"] == 1
     answer = results_of(ml, done)
     # No shard succeeded: aggregate_results() still writes the file, with no images.
@@ -459,12 +628,12 @@ def test_cancel_keeps_the_shards_done_before_it(ml, blobs):
     manifest = rows(10)
     request_id = started(ml, blobs, manifest)
     ml.configure(request_id, shard_size=4, shards_done_at_cancel=2)
-    poll(ml, request_id)
+    checked(ml, request_id)
     cancel(ml, request_id)
-    assert poll(ml, request_id)["Status"]["message"] == (
+    assert checked(ml, request_id)["Status"]["message"] == (
         "Check number 1, 2 out of 3 shards have completed successfully, 1 shards have failed."
     )
-    done = poll(ml, request_id)["Status"]
+    done = checked(ml, request_id)["Status"]
     assert done["message"]["num_failed_shards"] == 1
     assert [i["file"] for i in results_of(ml, done).json()["images"]] == [r[0] for r in manifest[:8]]
 
@@ -473,9 +642,9 @@ def test_cancel_after_a_check_counts_the_reported_shards(ml, blobs):
     request_id = started(ml, blobs, rows(10))
     ml.configure(request_id, shard_size=4, failed_shards=1)
     ml.set_plan(request_id, ["running", "running", "running", "completed"])
-    poll(ml, request_id), poll(ml, request_id)  # Check number 1: 2 succeeded, 1 failed
+    checked(ml, request_id), checked(ml, request_id)  # Check number 1: 2 succeeded, 1 failed
     cancel(ml, request_id)
-    assert "Check number 2, 2 out of 3 shards" in poll(ml, request_id)["Status"]["message"]
+    assert "Check number 2, 2 out of 3 shards" in checked(ml, request_id)["Status"]["message"]
     assert len(ml.detections(request_id)["images"]) == 8
 
 
@@ -483,19 +652,21 @@ def test_idealised_cancel_stays_canceled(blobs):
     with MlServiceStandIn() as ml:
         ml.cancel_overwritten = False
         request_id = started(ml, blobs)
-        poll(ml, request_id)
+        checked(ml, request_id)
         assert cancel(ml, request_id).status_code == 200
-        assert [poll(ml, request_id)["Status"]["request_status"] for _ in range(3)] == ["canceled"] * 3
+        assert [checked(ml, request_id)["Status"]["request_status"] for _ in range(3)] == ["canceled"] * 3
     assert MlServiceStandIn.cancel_overwritten is True
 
 
 def test_canceled_jobs_leave_the_active_job_quota(blobs):
     with MlServiceStandIn(max_active_jobs=1) as ml:
         request_id = started(ml, blobs)
-        poll(ml, request_id)
+        checked(ml, request_id)
         assert submit(ml, "https://x/m.json").status_code == 503
         cancel(ml, request_id)
-        poll(ml, request_id)  # `running` again, but its Batch job was terminated
+        assert (
+            checked(ml, request_id)["Status"]["request_status"] == "running"
+        )  # its Batch job was terminated
         assert submit(ml, blobs.put("q.json", MANIFEST)).status_code == 200
 
 
@@ -504,7 +675,7 @@ def test_submission_problem_never_moves(ml, blobs):
     request_id = started(ml, blobs)
     ml.script_submission_problem(request_id, error="pool is gone")
     ml.set_plan(request_id, ["running", "completed"])
-    answers = [poll(ml, request_id) for _ in range(4)]
+    answers = [checked(ml, request_id) for _ in range(4)]
     assert {json.dumps(a, sort_keys=True) for a in answers} == {json.dumps(answers[0], sort_keys=True)}
     assert answers[0]["Status"] == {
         "request_status": "problem",
@@ -512,7 +683,7 @@ def test_submission_problem_never_moves(ml, blobs):
     }
     assert "num_tasks" not in ml.stored_status(request_id) and not ml.can_restart_monitoring(request_id)
     assert cancel(ml, request_id).status_code == 200  # the Batch job exists; no monitor to overwrite
-    assert [poll(ml, request_id)["Status"]["request_status"] for _ in range(2)] == ["canceled"] * 2
+    assert [checked(ml, request_id)["Status"]["request_status"] for _ in range(2)] == ["canceled"] * 2
 
 
 def test_submission_problem_scripted_before_the_manifest_is_in(ml, blobs):
@@ -520,7 +691,7 @@ def test_submission_problem_scripted_before_the_manifest_is_in(ml, blobs):
     request_id = submit(ml, blobs.put("slow.json", MANIFEST)).json()["request_id"]
     ml.script_submission_problem(request_id, batch_job_exists=False)
     assert ml.wait_for_downloads(5)
-    assert poll(ml, request_id)["Status"]["message"].startswith(ml_service.SUBMIT_ERROR)
+    assert poll(ml, request_id)["Status"]["message"].startswith(real.SUBMIT_ERROR)
     assert cancel(ml, request_id).status_code == 500
 
 
@@ -530,7 +701,7 @@ def test_max_monitor_cycles_then_aggregated(ml, blobs):
     request_id = started(ml, blobs, manifest)
     ml.configure(request_id, shard_size=4)
     ml.script_max_cycles(request_id, running_checks=2)
-    statuses = [poll(ml, request_id)["Status"] for _ in range(5)]
+    statuses = [checked(ml, request_id)["Status"] for _ in range(5)]
     assert [s["request_status"] for s in statuses] == [
         "running",
         "running",
@@ -551,11 +722,11 @@ def test_max_monitor_cycles_then_aggregated(ml, blobs):
 
 
 # -- 8. results of a given size, streamed ------------------------------------------------------
-def completed_task(ml, blobs, **config):
-    request_id = started(ml, blobs)
+def completed_task(ml, blobs, manifest=None, **config):
+    request_id = started(ml, blobs, manifest)
     ml.configure(request_id, **config)
-    poll(ml, request_id)
-    return request_id, poll(ml, request_id)["Status"]
+    checked(ml, request_id)
+    return request_id, checked(ml, request_id)["Status"]
 
 
 def test_synthetic_results_are_streamed_with_their_length(ml, blobs):
@@ -605,7 +776,7 @@ def test_a_million_images_are_never_built_in_memory(ml, blobs):
 )
 def test_encode_image_is_json_dumps_indent_1(value):
     expected = json.dumps({"images": [value]}, ensure_ascii=False, indent=1)
-    assert '{\n "images": [\n' + ml_results.encode_image(value) + "\n ]\n}" == expected
+    assert '{\n "images": [\n' + detections.encode_image(value) + "\n ]\n}" == expected
 
 
 # -- 9. hostile results --------------------------------------------------------------------------
@@ -633,7 +804,7 @@ def test_gzip_bomb(ml, blobs):
         inflated += len(out)
         data = inflater.unconsumed_tail
     assert inflated >= 200 * 1024 * 1024 and head.startswith(b'{\n "info"')
-    assert ml_results.gzip_bomb() is ml_results.gzip_bomb()  # built once
+    assert detections.gzip_bomb() is detections.gzip_bomb()  # built once
 
 
 def test_drip(ml, blobs):
@@ -749,7 +920,7 @@ def test_listing_quirks_of_create_batch_job(ml, blobs, monkeypatch):
         assert ml.task(request_id) == {"request_status": "failed", "message": message}
     assert ml.task(first_two)["message"] == "2 images listed; submitting the job..."
 
-    monkeypatch.setattr(ml_service, "MAX_NUMBER_IMAGES_ACCEPTED_PER_JOB", 2)
+    monkeypatch.setattr(real, "MAX_NUMBER_IMAGES_ACCEPTED_PER_JOB", 2)
     too_many = started(ml, blobs, MANIFEST)
     assert ml.task(too_many) == {
         "request_status": "failed",
@@ -804,7 +975,7 @@ def test_cancel_during_the_max_cycles_problem_goes_straight_to_completed(ml, blo
     request_id = started(ml, blobs, rows(10))
     ml.configure(request_id, shard_size=4)
     ml.script_max_cycles(request_id, running_checks=1)
-    assert [poll(ml, request_id)["Status"]["request_status"] for _ in range(2)] == ["running", "problem"]
+    assert [checked(ml, request_id)["Status"]["request_status"] for _ in range(2)] == ["running", "problem"]
     assert cancel(ml, request_id).status_code == 200
-    done = poll(ml, request_id)["Status"]  # the monitor was already aggregating
+    done = checked(ml, request_id)["Status"]  # the monitor was already aggregating
     assert done["request_status"] == "completed" and len(results_of(ml, done).json()["images"]) == 8

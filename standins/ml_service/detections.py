@@ -1,20 +1,6 @@
-"""The detections file of the MegaDetector batch API emulator, and hostile variants of it.
-
-What the real service writes (zooniverse/CameraTraps, branch zooniverse-deployment,
-api/batch_processing/api_core/):
-- batch_service/score_v5.py (the only scoring script the Batch tasks run) +
-  pytorch_detector.py: an image that could not be downloaded/opened is
-  `{"file", "failure": "Failure image access"}`; any other image is
-  `{"file", ["failure": "Failure inference",] "max_detection_conf", "detections"}`
-  (an inference failure still gets `max_detection_conf: 0.0` and `detections: []`);
-  then `meta` is appended when the image list had [locator, meta] rows.
-- server_orchestration.aggregate_results(): concatenates the shard outputs in blob-name
-  order (`job_<id>_task_<n>.json`, so shard 10 comes before shard 2) and uploads
-  `json.dumps({"info": {"detector": f"megadetector_v{model_version}",
-  "detection_completion_time": get_utc_time(), "format_version": "1.1"},
-  "detection_categories": DETECTOR_LABEL_MAP, "images": all_results},
-  ensure_ascii=False, indent=1)` as UTF-8. With no succeeded shard, `images` is `[]`
-  and the file is still written and linked.
+"""The detections file's bytes, exactly as aggregate_results() uploads it, with each image
+as score_v5.py and pytorch_detector.py write it (README.md: the facts and their sources);
+synthetic images for files of any size; the hostile bodies.
 
 Everything here is a generator of bytes: a file of a million images (hundreds of MB)
 is never held in memory. `encode_image()` reproduces `json.dumps(..., indent=1)` for one
@@ -55,19 +41,27 @@ def detect(row: Any, failure_rate: float, access_failure_rate: float = 0.0) -> d
     """
     url, meta, has_meta = (row[0], row[1], True) if isinstance(row, list) else (row, None, False)
     unit = [x / 65535 for x in _SIXTEEN_SHORTS.unpack(hashlib.sha256(str(url).encode("utf-8")).digest())]
+    if unit[0] < failure_rate:
+        return failed_inference(row)
     out: dict = {"file": url}
-    if failure_rate <= unit[0] < failure_rate + access_failure_rate:
+    if unit[0] < failure_rate + access_failure_rate:
         out["failure"] = FAILURE_IMAGE_OPEN  # the download failed: no detector output at all
-    elif unit[0] < failure_rate:
-        out["failure"] = FAILURE_INFER  # PTDetector still writes max_detection_conf and detections
-        out["max_detection_conf"] = 0.0
-        out["detections"] = []
     else:
         dets = _fake_detections(unit)
         out["max_detection_conf"] = max((d["conf"] for d in dets), default=0.0)
         out["detections"] = dets
     if has_meta:
         out["meta"] = meta  # verbatim: the Subject Assistant parses it
+    return out
+
+
+def failed_inference(row: Any) -> dict:
+    """An image whose inference failed: PTDetector still writes max_detection_conf 0.0 and no
+    detections, so the Subject Assistant shows it as 100% empty."""
+    url, meta, has_meta = (row[0], row[1], True) if isinstance(row, list) else (row, None, False)
+    out = {"file": url, "failure": FAILURE_INFER, "max_detection_conf": 0.0, "detections": []}
+    if has_meta:
+        out["meta"] = meta
     return out
 
 
