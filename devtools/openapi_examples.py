@@ -52,10 +52,22 @@ def record() -> dict[str, Any]:
             export = keep("startExport", owner.post(start, timeout=30))
             keep("startExport", owner.post(start, timeout=30))  # 200: already active
             assert host.wait_idle(30) and ml.wait_for_downloads(30)
+            # Two images fail and two go missing (a failed shard), as the README's example shows.
+            task = owner.get(f"{base}/exports/{export['id']}", timeout=30).json()["ml_task_id"]
+            ml.configure(task, failed_rows=[3, 17], missing_rows=[8, 30])
             for _ in range(2):  # the emulator's monitor moves the task on, then the app polls it
                 ml.run_monitor()
                 host.run_timer("poll_ml_tasks")
             keep("getExport", owner.get(f"{base}/exports/{export['id']}", timeout=30))
+            rerun = f"{base}/exports/{export['id']}/rerun"
+            again = keep("rerunExport", owner.post(rerun, timeout=30))  # 202: the 4 images
+            keep("rerunExport", owner.post(rerun, timeout=30))  # 200: already active
+            keep("rerunExport", owner.post(f"{base}/exports/{again['id']}/rerun", timeout=30))  # 409
+            assert host.wait_idle(30) and ml.wait_for_downloads(30)
+            for _ in range(2):
+                ml.run_monitor()
+                host.run_timer("poll_ml_tasks")
+            keep("rerunExport", owner.post(f"{base}/exports/{again['id']}/rerun", timeout=30))  # 409
             keep("listProjectExports", owner.get(f"{base}/projects/{sample.project_id}/exports", timeout=30))
             keep("listProjects", owner.get(f"{base}/projects", timeout=30))
             keep("cancelExport", owner.post(f"{base}/exports/{export['id']}/cancel", timeout=30))  # 409

@@ -141,7 +141,15 @@ def _caller(req: func.HttpRequest, services: Services) -> Caller:
 
 
 def _resource(services: Services, export: model.Export) -> dict:
-    return model.to_resource(export, services.settings.external_url)
+    csv_url = None
+    if export.results_csv_blob is not None:
+        # Minted on each read, for that one blob, read only, for at most an hour.
+        csv_url = services.storage.read_sas_url(
+            services.settings.container_name,
+            export.results_csv_blob,
+            dt.timedelta(minutes=services.settings.results_csv_minutes),
+        )
+    return model.to_resource(export, services.settings.external_url, csv_url)
 
 
 def _visible_export(req: func.HttpRequest, services: Services, caller: Caller | None = None) -> Versioned:
@@ -181,6 +189,12 @@ def start_export(req: func.HttpRequest, services: Services) -> func.HttpResponse
         sealed,
         subjects_total=subject_count,
     )
+    return _queue(services, export, sealed, caller)
+
+
+def _queue(services: Services, export: model.Export, sealed: str | None, caller: Caller) -> func.HttpResponse:
+    """Create the export (or find the one already active for its subject set) and queue it:
+    202 and the new export, or 200 and the active one."""
     current, created = services.store.create(export)
     headers = {"Location": f"/api/exports/{current.export.id}"}
     if not created:
@@ -194,13 +208,44 @@ def start_export(req: func.HttpRequest, services: Services) -> func.HttpResponse
             503, "queue_unavailable", "The export could not be queued. Please try again in a minute."
         ) from None
     log.info(
-        "export %s (project %s, subject set %s): queued by user %s",
+        "export %s (project %s, subject set %s): queued by user %s%s",
         export.id,
-        project_id,
-        subject_set_id,
+        export.project_id,
+        export.subject_set_id,
         caller.user.id,
+        f", re-running {export.rerun_of}" if export.rerun_of else "",
     )
     return json_response(_resource(services, current.export), 202, headers)
+
+
+def rerun_export(req: func.HttpRequest, services: Services) -> func.HttpResponse:
+    """A new export of the same subject set whose manifest is exactly the failed and missing rows
+    of a completed export (recorded when it completed: the detections link is not needed)."""
+    _refuse_large_body(req)
+    caller = _caller(req, services)
+    _check_body(req)
+    parent = _visible_export(req, services, caller).export
+    if parent.status != model.COMPLETED:
+        raise ApiError(
+            409,
+            "export_not_completed",
+            f"Export {parent.id} is {parent.status}: only a completed export's failed and missing "
+            "images can be re-run.",
+        )
+    if not parent.rerun_images or parent.rerun_blob is None:
+        reason = parent.rerun_note or "Every image was scored: nothing failed or went missing."
+        raise ApiError(
+            409, "nothing_to_rerun", f"There is nothing to re-run for export {parent.id}. {reason}"
+        )
+    now = services.clock()
+    export = model.new_rerun(
+        parent,
+        model.new_export_id(parent.project_id, parent.subject_set_id, now),
+        caller.user.id,
+        now,
+        dt.timedelta(hours=services.settings.transient_retry_hours),
+    )
+    return _queue(services, export, None, caller)
 
 
 def _fail_unqueued(services: Services, current: Versioned) -> None:

@@ -1,4 +1,5 @@
-"""BlockBlobWriter: streams the manifest into a block blob without holding it whole."""
+"""Blobs as streams: BlockBlobWriter writes one (a manifest, a results CSV) without holding it
+whole; read_blob reads one piece by piece."""
 
 from __future__ import annotations
 
@@ -82,3 +83,19 @@ class BlockBlobWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class BlobReader:
+    """A blob as a plain `read(size)` stream (the SDK's downloader also offers `readinto`, which
+    ijson would call with a buffer the downloader cannot write into)."""
+
+    def __init__(self, downloader):
+        self._downloader = downloader
+
+    def read(self, size: int = -1) -> bytes:
+        return bytes(self._downloader.read(size))
+
+
+def read_blob(container, name: str) -> BlobReader:
+    """One blob of `container`, streamed (ResourceNotFoundError when it is gone)."""
+    return BlobReader(container.get_blob_client(name).download_blob(max_concurrency=1))

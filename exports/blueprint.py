@@ -42,6 +42,11 @@ def cancel_export(req: func.HttpRequest) -> func.HttpResponse:
     return api.handle(req, api.cancel_export)
 
 
+@http_route(bp, "api/exports/{export_id}/rerun", ["POST"])
+def rerun_export(req: func.HttpRequest) -> func.HttpResponse:
+    return api.handle(req, api.rerun_export)
+
+
 @http_route(bp, "api/health", ["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
     return api.health(req)

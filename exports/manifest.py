@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from json.encoder import encode_basestring_ascii as _json_string  # what json.dumps uses for str
 from typing import Any
 from urllib.parse import urlsplit
 
+import ijson
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_SUBJECT_ID = re.compile(r'"subject_id": "([0-9]+)"')  # in a meta this module wrote
 # Fast path for plain absolute URLs (all of Panoptes'): printable ASCII without spaces or
 # brackets, where group 1 is exactly urlsplit's path. Anything else takes urlsplit itself.
 _C = r"\x00-\x20\x5b\x5d\x7f-\U0010ffff"  # characters that send a URL to the slow path
@@ -116,6 +119,46 @@ class ManifestEncoder:
 
     def finish(self) -> bytes:
         return b"]" if self._started else b"[]"
+
+
+def subject_of(meta: str) -> str:
+    """The subject id of a manifest row's meta (normally our own json.dumps of four strings)."""
+    found = _SUBJECT_ID.search(meta)
+    if found:
+        return found[1]
+    try:
+        parsed = json.loads(meta)
+    except ValueError:
+        return meta[:40]
+    value = parsed.get("subject_id") if isinstance(parsed, dict) else None
+    return str(value)[:40] if value is not None else meta[:40]
+
+
+def copy_manifest_rows(stream: Any, write: Callable[[bytes], None]) -> ManifestCounts:
+    """Copy a manifest (a re-run's rows) to `write`, row by row, re-encoded to the very same bytes
+    (json.dumps of the rows), counting its images and subjects (a subject's rows are consecutive).
+    ValueError when it is not a manifest."""
+    counts = ManifestCounts()
+    last_subject = None
+    started = False
+    try:
+        for row in ijson.items(stream, "item", buf_size=64 * 1024):
+            if type(row) is not list or len(row) != 2 or not all(type(v) is str for v in row):
+                raise ValueError("a manifest row is not a [url, meta] pair of strings")
+            url, meta = row
+            write(
+                ((", " if started else "[") + f"[{_json_string(url)}, {_json_string(meta)}]").encode("ascii")
+            )
+            started = True
+            counts.images += 1
+            key = subject_of(meta)
+            if key != last_subject:
+                counts.subjects += 1
+                last_subject = key
+    except ijson.common.JSONError as exc:
+        raise ValueError(f"not a manifest ({exc})") from None
+    write(b"]" if started else b"[]")
+    return counts
 
 
 def build_manifest(

@@ -95,6 +95,16 @@ class Export:
     # sweep can re-queue a lost message; cleared on record_manifest and on any final state.
     token_ciphertext: str | None = None
     summary: dict[str, Any] | None = None  # results summary once completed
+    # Results people can act on (exports/accounting.py), recorded at completion: the detections
+    # link expires, so a re-run never depends on it.
+    results_csv_blob: str | None = None  # one row per subject, beside the manifest
+    rerun_images: int | None = None  # failed + missing rows (None: not accounted for)
+    rerun_subjects: int | None = None  # subjects with a failed or missing row
+    rerun_blob: str | None = None  # those rows, byte for byte, for a re-run of this export
+    rerun_note: str | None = None  # why there is nothing to re-run, when rerun_images is None
+    # A re-run: the export it re-runs, and the blob of rows it sends instead of reading Panoptes.
+    rerun_of: str | None = None
+    rerun_source: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -128,6 +138,52 @@ def new_export(
         retry_until=now + transient_retry,
         token_ciphertext=token_ciphertext,
         subjects_total=subjects_total,
+    )
+
+
+def new_rerun(
+    parent: Export, export_id: str, requested_by: str, now: dt.datetime, transient_retry: dt.timedelta
+) -> Export:
+    """A queued re-run of `parent`'s failed and missing images: the same subject set, a manifest of
+    exactly those rows (the parent's re-run blob), no Panoptes read (so no token)."""
+    if parent.status != COMPLETED:
+        raise InvalidTransition(f"only a completed export can be re-run, not a {parent.status} one")
+    if not parent.rerun_images or parent.rerun_blob is None:
+        raise InvalidTransition("the export has no failed or missing images to re-run")
+    return dataclasses.replace(
+        new_export(
+            export_id,
+            parent.project_id,
+            parent.subject_set_id,
+            requested_by,
+            now,
+            transient_retry,
+            subjects_total=parent.rerun_subjects,
+        ),
+        rerun_of=parent.id,
+        rerun_source=parent.rerun_blob,
+    )
+
+
+def record_results(
+    export: Export,
+    summary: dict[str, Any],
+    *,
+    csv_blob: str | None = None,
+    rerun_images: int | None = None,
+    rerun_subjects: int | None = None,
+    rerun_blob: str | None = None,
+    rerun_note: str | None = None,
+) -> Export:
+    """A completed export with what the accounting found (exports/accounting.py)."""
+    return dataclasses.replace(
+        export,
+        summary=summary,
+        results_csv_blob=csv_blob,
+        rerun_images=rerun_images,
+        rerun_subjects=rerun_subjects,
+        rerun_blob=rerun_blob,
+        rerun_note=rerun_note,
     )
 
 
@@ -290,8 +346,9 @@ def cancel(export: Export, now: dt.datetime, ml_status: str | None = None) -> Ex
     )
 
 
-def to_resource(export: Export, external_url: str) -> dict[str, Any]:
-    """The contract's Export JSON (every key present, null when unknown)."""
+def to_resource(export: Export, external_url: str, results_csv_url: str | None = None) -> dict[str, Any]:
+    """The contract's Export JSON (every key present, null when unknown). `results_csv_url` is
+    minted by the caller (a short-lived SAS) when the export has a results CSV."""
     manifest = None
     if export.manifest_blob is not None:
         manifest = {
@@ -320,4 +377,7 @@ def to_resource(export: Export, external_url: str) -> dict[str, Any]:
         "subject_assistant_url": (external_url + export.ml_task_id) if export.ml_task_id else None,
         "error": error,
         "results_summary": export.summary,
+        "rerun_of": export.rerun_of,
+        "rerun_images": export.rerun_images if export.status == COMPLETED else None,
+        "results_csv_url": results_csv_url if export.results_csv_blob else None,
     }

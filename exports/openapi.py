@@ -34,6 +34,8 @@ ERROR_STATUS = {  # every error code the API answers, with its HTTP status
     "export_final": 409,
     "cancel_refused": 409,
     "export_busy": 409,
+    "export_not_completed": 409,
+    "nothing_to_rerun": 409,
     "body_too_large": 413,
     "too_many_requests": 429,
     "internal_error": 500,
@@ -53,6 +55,9 @@ ERROR_MEANING = {
     "export_final": "The export is already completed, failed or cancelled.",
     "cancel_refused": "The ML service cannot cancel the task as it is now (the message says why).",
     "export_busy": "The export kept changing during the request: try again.",
+    "export_not_completed": "Only a completed export's failed and missing images can be re-run.",
+    "nothing_to_rerun": "Nothing failed or went missing, or the export's results could not be "
+    "accounted for (the message says which).",
     "body_too_large": "The body is larger than 64 KiB (refused on its Content-Length, unread).",
     "too_many_requests": "Too many new access tokens were checked with Panoptes this second "
     "(UNKNOWN_TOKEN_LOOKUPS_PER_SECOND): retry after the Retry-After seconds.",
@@ -128,26 +133,69 @@ SCHEMAS: dict[str, Any] = {
         "oneOf": [
             {
                 "type": "object",
+                "description": "Every manifest row accounted for: scored, failed or missing "
+                "(images_sent = images_scored + images_failed + images_missing).",
                 "additionalProperties": False,
                 "required": [
                     "available",
-                    "images_submitted",
-                    "images_returned",
+                    "reason",
+                    "model",
+                    "images_sent",
+                    "images_scored",
                     "images_failed",
                     "images_missing",
-                    "images_likely_empty",
+                    "images_unknown",
+                    "failures",
                     "likely_empty_threshold",
+                    "images_likely_empty",
+                    "subjects_sent",
+                    "subjects_all_likely_empty",
+                    "subjects_incomplete",
                     "failed_shards",
+                    "csv_reason",
                 ],
                 "properties": {
                     "available": {"const": True},
-                    "images_submitted": _COUNT,
-                    "images_returned": _COUNT,
-                    "images_failed": _COUNT,
-                    "images_missing": _COUNT,
-                    "images_likely_empty": _COUNT,
+                    "reason": {"type": "null"},
+                    "model": _nullable({**_STRING, "description": "The detector, e.g. megadetector_v5a."}),
+                    "images_sent": {**_COUNT, "description": "Rows of the manifest (image frames)."},
+                    "images_scored": {**_COUNT, "description": "In the detections file, without a failure."},
+                    "images_failed": {
+                        **_COUNT,
+                        "description": "In the file with a failure. The Subject Assistant shows them as "
+                        "100% empty: do not retire them; re-run them.",
+                    },
+                    "images_missing": {
+                        **_COUNT,
+                        "description": "Sent but not in the file (their shard failed): the Subject "
+                        "Assistant never shows them.",
+                    },
+                    "images_unknown": {
+                        **_COUNT,
+                        "description": "Rows of the file that match no manifest row.",
+                    },
+                    "failures": {
+                        "type": "object",
+                        "description": "Failed images by the service's failure text.",
+                        "additionalProperties": _COUNT,
+                    },
                     "likely_empty_threshold": {"type": "number", "minimum": 0, "maximum": 1},
+                    "images_likely_empty": {
+                        **_COUNT,
+                        "description": "Scored images with max_detection_conf <= likely_empty_threshold: "
+                        "what the Subject Assistant's default filter selects.",
+                    },
+                    "subjects_sent": _COUNT,
+                    "subjects_all_likely_empty": {
+                        **_COUNT,
+                        "description": "Subjects whose every frame was scored and is likely empty.",
+                    },
+                    "subjects_incomplete": {
+                        **_COUNT,
+                        "description": "Subjects with a frame failed or missing.",
+                    },
                     "failed_shards": _nullable(_COUNT),
+                    "csv_reason": _nullable({**_STRING, "description": "Why there is no results CSV."}),
                 },
             },
             {
@@ -178,6 +226,9 @@ SCHEMAS: dict[str, Any] = {
             "subject_assistant_url",
             "error",
             "results_summary",
+            "rerun_of",
+            "rerun_images",
+            "results_csv_url",
         ],
         "properties": {
             "id": {"type": "string", "description": "Opaque, URL-safe."},
@@ -219,6 +270,23 @@ SCHEMAS: dict[str, Any] = {
                 }
             ),
             "results_summary": _nullable({"$ref": "#/components/schemas/ResultsSummary"}),
+            "rerun_of": _nullable(
+                {**_STRING, "description": "The export whose failed and missing images this one re-runs."}
+            ),
+            "rerun_images": _nullable(
+                {
+                    **_COUNT,
+                    "description": "Failed + missing images of a completed export: what a re-run sends.",
+                }
+            ),
+            "results_csv_url": _nullable(
+                {
+                    "type": "string",
+                    "format": "uri",
+                    "description": "The results per subject (CSV), through a read-only SAS on that one "
+                    "blob valid for at most an hour, minted when the export is read.",
+                }
+            ),
         },
     },
     "SubjectSetExports": {
@@ -336,6 +404,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "its latest completed export.",
         "parameters": [PROJECT_ID],
         "ok": {"200": ("The project's subject sets.", "ProjectExports")},
+        "completed_links": True,
         "errors": ["invalid_id", *AUTHENTICATED, "forbidden"],
     },
     ("api/projects", "GET"): {
@@ -369,6 +438,30 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             "cancel_refused",
             "export_busy",
             "ml_unavailable",
+        ],
+    },
+    ("api/exports/{export_id}/rerun", "POST"): {
+        "operationId": "rerunExport",
+        "summary": "Re-run the failed and missing images of a completed export",
+        "description": "A new export of the same subject set whose manifest holds exactly the "
+        "completed export's failed and missing rows, verbatim, in its order; the new export's "
+        "rerun_of is its id. Idempotent while an export of that subject set is active: 202 with the "
+        "new export, or 200 with the active one.",
+        "parameters": [EXPORT_ID],
+        "requestBody": OPTIONAL_BODY,
+        "ok": {
+            "202": ("A new export, queued, re-running the failed and missing images.", "Export"),
+            "200": ("The export already active for this subject set.", "Export"),
+        },
+        "location": True,
+        "errors": [
+            *WITH_BODY,
+            *AUTHENTICATED,
+            "export_not_found",
+            "export_not_completed",
+            "nothing_to_rerun",
+            "queue_unavailable",
+            "export_busy",
         ],
     },
     ("api/health", "GET"): {
@@ -448,9 +541,21 @@ def _operation(spec: dict[str, Any], head: bool, examples: dict[str, Any]) -> di
                 "operationId": "cancelExport",
                 "parameters": {"export_id": "$response.body#/id"},
             },
+            "rerunExport": {
+                "operationId": "rerunExport",
+                "parameters": {"export_id": "$response.body#/id"},
+            },
         }
         for status in ("200", "202"):
             operation["responses"][status]["links"] = links
+    if spec.get("completed_links") and not head:
+        # From a completed export (the listing names each set's latest one) to its re-run.
+        operation["responses"]["200"]["links"] = {
+            "rerunLatestCompleted": {
+                "operationId": "rerunExport",
+                "parameters": {"export_id": "$response.body#/subject_sets/0/latest_completed_export/id"},
+            }
+        }
     return operation
 
 

@@ -195,8 +195,17 @@ class ExportSettings(AppSettings):
     likely_empty_confidence: float = setting(
         "LIKELY_EMPTY_CONFIDENCE",
         float_range(0, 1),
-        "0.2",
-        "Images whose max_detection_conf is below this count as likely empty in the summary.",
+        "0.5",
+        "An image counts as likely empty when its max_detection_conf is at most this: the Subject "
+        'Assistant\'s own default filter ("50% or more likely to be empty" at 0.5), computed as it '
+        "computes it. Failed images never count.",
+    )
+    results_csv_minutes: int = setting(
+        "RESULTS_CSV_MINUTES",
+        int_range(1, 60),
+        "60",
+        "Lifetime of the read-only SAS in results_csv_url, minted each time the export is read "
+        "(at most an hour).",
     )
     results_allowed_hosts: tuple[str, ...] = setting(
         "RESULTS_ALLOWED_HOSTS",

@@ -4,13 +4,12 @@ and by the API's cancel, which must record an answer exactly as the poller would
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 from typing import Any
 
-from exports import ml_status, model, results
-from exports.ml_service import ResultsUnreadable, TaskStatus
+from exports import completion, ml_status, model, results
+from exports.ml_service import TaskStatus
 from exports.services import Services
 from exports.store import ConcurrentUpdate, Versioned
 
@@ -34,7 +33,7 @@ def next_state(services: Services, export: model.Export, answer: Any) -> model.E
         if updated.results_url is None and updated.summary is not None:
             log.warning("export %s: results link not followed: %s", export.id, _reported_url(answer))
         elif updated.summary is None:
-            updated = dataclasses.replace(updated, summary=_summary(services, updated, answer))
+            updated = completion.account(services, updated, answer)
     return updated
 
 
@@ -70,36 +69,3 @@ def log_change(before: model.Export, after: model.Export) -> None:
 def _reported_url(answer: Any) -> str:
     url = ml_status.detections_url(answer.message) if isinstance(answer, TaskStatus) else None
     return results.describe(url) if url else "(none)"
-
-
-def _summary(services: Services, export: model.Export, answer: Any) -> dict:
-    """Download and summarise the detections file; a file that cannot be read never blocks the
-    completion: the summary then says why."""
-    settings = services.settings
-    threshold = settings.likely_empty_confidence
-    failed_shards = (
-        answer.message.get("num_failed_shards")
-        if isinstance(getattr(answer, "message", None), dict)
-        else None
-    )
-    assert export.results_url is not None  # next_state keeps only a link it will follow
-    try:
-        # Parsed once more by the same parser: the download connects to exactly this host and port.
-        url = results.checked_url(export.results_url, poll_rules(services).results)
-        with services.ml.results(
-            url,
-            settings.results_max_megabytes * 1024 * 1024,
-            settings.results_download_seconds,
-        ) as stream:
-            counts = results.count_images(stream, threshold)
-    except (ResultsUnreadable, results.UrlProblem) as exc:
-        log.warning("export %s: results summary unavailable: %s", export.id, exc)
-        return results.unavailable(str(exc))
-    except ValueError as exc:
-        log.warning("export %s: results summary unavailable: %s", export.id, exc)
-        return results.unavailable(f"The detections file could not be read: {exc}.")
-    except Exception as exc:  # a results file we cannot read must not block completion
-        log.exception("export %s: results summary failed", export.id)
-        return results.unavailable(f"The detections file could not be read ({type(exc).__name__}).")
-    submitted = export.ml_num_images if export.ml_num_images is not None else export.manifest_images
-    return results.summary(counts, submitted, threshold, failed_shards)

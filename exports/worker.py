@@ -24,9 +24,11 @@ import time
 import uuid
 from collections.abc import Callable
 
+from azure.core.exceptions import ResourceNotFoundError
+
 from exports import model
-from exports.blob_writer import BlockBlobWriter
-from exports.manifest import ManifestEncoder
+from exports.blob_writer import BlockBlobWriter, read_blob
+from exports.manifest import ManifestEncoder, copy_manifest_rows
 from exports.messages import ExportMessage
 from exports.ml_service import MlBusy, MlOutcomeUnknown, MlRejected, MlUnavailable, MlUnusableTaskId
 from exports.panoptes import PanoptesError, PanoptesUnauthorized, PanoptesUnavailable
@@ -121,6 +123,8 @@ class ExportRun:
 
     # -- stage 1: manifest -------------------------------------------------------------
     def _build_manifest(self) -> bool:
+        if self.export.rerun_source is not None:
+            return self._copy_rerun_rows(self.export.rerun_source)
         token = None
         if self.message.token is not None:
             try:
@@ -206,6 +210,41 @@ class ExportRun:
             counts.skipped_frames,
             counts.duplicates,
             writer.size,
+        )
+        return True
+
+    def _copy_rerun_rows(self, source: str) -> bool:
+        """A re-run's manifest: the parent's failed and missing rows, byte for byte (recorded when
+        the parent completed), under this export's own name. No Panoptes read, so no token."""
+        blob_name = manifest_blob_name(self.export.id)
+        try:
+            with BlockBlobWriter(self.services.container.get_blob_client(blob_name)) as writer:
+                counts = copy_manifest_rows(read_blob(self.services.container, source), writer.write)
+                writer.commit()
+        except (ResourceNotFoundError, ValueError):
+            self._fail(
+                "internal_error",
+                f"The failed and missing images of export {self.export.rerun_of} are no longer "
+                "stored (or could not be read). Please export the subject set again.",
+            )
+            return False
+        self._save_owned(
+            lambda e: model.record_manifest(
+                e,
+                self.owner,
+                self.now(),
+                subjects=counts.subjects,
+                images=counts.images,
+                skipped=0,
+                blob=blob_name,
+            )
+        )
+        self.log(
+            logging.INFO,
+            "re-run manifest written from %s: %d subjects, %d images",
+            self.export.rerun_of,
+            counts.subjects,
+            counts.images,
         )
         return True
 

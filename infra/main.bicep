@@ -190,8 +190,11 @@ param mlNotFoundTicks string = '3'
 @description('STUCK_EXPORT_MINUTES: a queued/building export untouched this long is re-queued once, then failed.')
 param stuckExportMinutes string = '30'
 
-@description('LIKELY_EMPTY_CONFIDENCE: images whose max_detection_conf is below this count as likely empty (0-1).')
-param likelyEmptyConfidence string = '0.2'
+@description('LIKELY_EMPTY_CONFIDENCE: an image is likely empty when its max_detection_conf is at most this (the Subject Assistant default filter at 0.5).')
+param likelyEmptyConfidence string = '0.5'
+
+@description('RESULTS_CSV_MINUTES: lifetime of the read-only SAS of results_csv_url, minted on each read (1-60).')
+param resultsCsvMinutes string = '60'
 // ---------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------
@@ -311,6 +314,7 @@ module api 'app/api.bicep' = {
     mlNotFoundTicks: mlNotFoundTicks
     stuckExportMinutes: stuckExportMinutes
     likelyEmptyConfidence: likelyEmptyConfidence
+    resultsCsvMinutes: resultsCsvMinutes
     mlProblemTicks: mlProblemTicks
     mlServiceAllowHttp: mlServiceAllowHttp
     authRetrySeconds: authRetrySeconds

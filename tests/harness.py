@@ -99,6 +99,10 @@ class Stack:
     def exports(self):
         return [export_from_row(row) for row in self.table_rows()]
 
+    def exports_rerunning(self, export_id):
+        """Exports (active or finished) that re-run `export_id`."""
+        return [e for e in self.exports() if e.rerun_of == export_id]
+
     def queued_messages(self):
         return [m.content for m in self.services.queue.peek_messages(max_messages=32)]
 

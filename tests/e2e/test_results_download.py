@@ -185,9 +185,9 @@ def test_a_slow_download_does_not_hold_back_the_ticks_other_exports(stack):
     assert written_after < 2
 
 
-def test_the_summary_counts_what_the_service_reports(stack):
-    """images_submitted is the service's num_images (after its own filtering), so the same image
-    URL listed twice in the manifest is not counted as missing."""
+def test_the_same_image_in_two_subjects_is_accounted_for_twice(stack):
+    """Rows are matched on (file, meta): the same image URL in two subjects is two rows, each
+    found in the file, neither counted as missing."""
     twice = [
         {"id": "950", "locations": [{"image/jpeg": "https://x.example/same.jpg"}]},
         {"id": "951", "locations": [{"image/jpeg": "https://x.example/same.jpg"}]},
@@ -196,5 +196,5 @@ def test_the_summary_counts_what_the_service_reports(stack):
     export = stack.submitted_export("5681")
     stack.tick(), stack.tick()
     summary = stack.get(export["id"]).json()["results_summary"]
-    assert summary["images_submitted"] == 2 and summary["images_returned"] == 2
-    assert summary["images_missing"] == 0
+    assert summary["images_sent"] == 2 and summary["images_scored"] + summary["images_failed"] == 2
+    assert summary["images_missing"] == 0 and summary["subjects_sent"] == 2

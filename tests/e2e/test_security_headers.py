@@ -49,6 +49,12 @@ class Walk:
     def active_export(self) -> str:
         return self.stack.start_export().json()["id"]
 
+    def completed_with_failures(self) -> str:
+        export = self.stack.submitted_export()
+        self.stack.ml.configure(export["ml_task_id"], failed_rows=[0])
+        self.stack.tick(), self.stack.tick()
+        return export["id"]
+
     def path_for(self, template: str) -> str:
         return "/" + (
             template.replace("{project_id}", "1234")
@@ -61,6 +67,17 @@ class Walk:
         stack, patch = self.stack, self.monkeypatch
         is_start = template.endswith("/subject-sets/{subject_set_id}/exports")
         is_cancel = template.endswith("/cancel")
+        is_rerun = template.endswith("/rerun")
+        if is_rerun and status in (200, 202, 503):
+            rerun = path.replace(UNKNOWN_EXPORT, self.completed_with_failures())
+            if status == 200:
+                self.send(method, rerun)  # now active: the same POST answers it
+            if status == 503:
+                patch.setattr(stack.services, "enqueue", _broken_queue)
+            return self.send(method, rerun)
+        if is_rerun and status in (400, 409):
+            active = path.replace(UNKNOWN_EXPORT, self.active_export())
+            return self.send(method, active, data=b"[1]" if status == 400 else b"")  # 409: not completed
         if status in (200, 202) and "{export_id}" in template:
             export_id = self.active_export()
             return self.send(method, path.replace(UNKNOWN_EXPORT, export_id))

@@ -24,11 +24,11 @@ def test_submitted_running_completed_with_summary(stack):
     images = detections["images"]
     summary = done["results_summary"]
     assert summary["available"] is True
-    assert summary["images_submitted"] == stack.sample.image_count
-    assert summary["images_returned"] == len(images)
+    assert summary["images_sent"] == stack.sample.image_count
+    assert summary["images_scored"] + summary["images_failed"] == len(images)
     assert summary["images_failed"] == sum("failure" in i for i in images)
     assert summary["images_likely_empty"] == sum(
-        1 for i in images if "failure" not in i and i["max_detection_conf"] < 0.2
+        1 for i in images if "failure" not in i and i["max_detection_conf"] <= 0.5
     )
     assert summary["images_missing"] == 0
     assert done["subject_assistant_url"].endswith("/#/tasks/" + export["ml_task_id"])
@@ -44,8 +44,11 @@ def test_failed_shards_show_as_missing(stack):
     export = stack.submitted_export()
     stack.tick(), stack.tick()
     summary = stack.get(export["id"]).json()["results_summary"]
-    assert summary["images_missing"] > 0
-    assert summary["images_returned"] + summary["images_missing"] == summary["images_submitted"]
+    assert summary["images_missing"] > 0 and summary["failed_shards"] == 1
+    assert (
+        summary["images_scored"] + summary["images_failed"] + summary["images_missing"]
+        == summary["images_sent"]
+    )
 
 
 def test_unreadable_results_leave_completed_with_summary_unavailable(stack):

@@ -79,7 +79,7 @@ def test_start_build_submit_poll_complete(services, ml):
         ml.run_monitor()
         poller.run_tick(services)
     status, export = call(services, api.get_export, token=COLLABORATOR, export_id=export["id"])
-    assert export["status"] == "completed" and export["results_summary"]["images_submitted"] == 49
+    assert export["status"] == "completed" and export["results_summary"]["images_sent"] == 49
     status, listing = call(services, api.list_project_exports, project_id="1234")
     entry = next(s for s in listing["subject_sets"] if s["id"] == "5678")
     assert entry["latest_completed_export"]["id"] == export["id"] and entry["subjects_count"] == 25

@@ -165,7 +165,12 @@ def test_hostile_paths_ids_and_methods(stack, route, a, b, method, query):
         assert status == 200
     elif not (method == "OPTIONS" and status == 204):
         assert 400 <= status < 500 or status == 200, (method, path, status)
-    assert_json_answer(method, status, headers, payload)
+    content_type = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
+    if route == "/{a}" and content_type.startswith("text/html"):
+        # Outside /api/ the site answers its own 404 page (the page at / is a 200 page).
+        assert status == 404 or (status == 200 and method in ("GET", "HEAD")), (method, path, status)
+    else:
+        assert_json_answer(method, status, headers, payload)
     assert_nothing_created(stack)
 
 
