@@ -239,8 +239,10 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
             )
         elif run.export is None:
             message = "Interrupted."
-        else:
+        elif run.export.get("status") in render.ACTIVE:
             message = f"Stopped waiting. Export {run.export['id']} goes on; follow it with: {run.follow()}"
+        else:
+            message = f"Interrupted. Export {run.export['id']} had ended ({run.export.get('status')})."
         print(f"\nsa-export: {message}", file=sys.stderr, flush=True)
         document = {"error": {"code": "interrupted", "message": message}}
         if run.export is not None:

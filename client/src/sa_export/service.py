@@ -178,13 +178,11 @@ def download_csv(url: str, destination: str, session: requests.Session | None = 
                 raise Unreachable(
                     "csv_download_failed",
                     f"The results CSV could not be downloaded: its host answered {response.status_code}.",
-                    response.status_code,
                 )
             if response.status_code != 200:
                 raise NoCsv(
                     "csv_download_failed",
                     f"The results CSV could not be downloaded: its host answered {response.status_code}.",
-                    response.status_code,
                 )
             return _write_atomically(response, destination)
     except requests.RequestException as exc:
