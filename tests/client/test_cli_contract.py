@@ -183,6 +183,14 @@ def test_an_answer_that_is_not_the_services_json_is_exit_5(fake):
     assert_no_traceback(result)
 
 
+def test_json_that_is_not_an_export_is_exit_5(fake):
+    fake.faults.add(r"^/api/exports/", "status", status=200, body={"status": "ok"})
+    result = sa_export("status", "1234-5678-x", "--json", env=cli_env(fake.url, TOKEN))
+    assert result.returncode == 5
+    assert json.loads(result.stdout)["error"]["code"] == "not_an_export"
+    assert_no_traceback(result)
+
+
 def test_usage_errors_are_exit_2(fake):
     plain = sa_export("status", "x", "--url", "http://example.org", env=cli_env(None, TOKEN))
     assert plain.returncode == 2 and "unencrypted" in plain.stderr

@@ -63,7 +63,7 @@ class Run:
 
     def emit(self, document: dict[str, Any]) -> None:
         if self.args.json:
-            print(json.dumps(document, indent=2, ensure_ascii=False), flush=True)
+            print(json.dumps(document, indent=2), flush=True)  # ASCII: valid whatever the locale
 
 
 # -- commands ---------------------------------------------------------------------------

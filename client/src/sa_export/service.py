@@ -79,17 +79,17 @@ class Service:
     # -- the routes ---------------------------------------------------------------------
     def start_export(self, project_id: str, subject_set_id: str) -> Answer:
         response = self._call("POST", "projects", project_id, "subject-sets", subject_set_id, "exports")
-        return Answer(_json_object(response, self.base_url), response.status_code == 202)
+        return Answer(_export(response, self.base_url), response.status_code == 202)
 
     def rerun(self, export_id: str) -> Answer:
         response = self._call("POST", "exports", export_id, "rerun")
-        return Answer(_json_object(response, self.base_url), response.status_code == 202)
+        return Answer(_export(response, self.base_url), response.status_code == 202)
 
     def export(self, export_id: str) -> dict[str, Any]:
-        return _json_object(self._call("GET", "exports", export_id), self.base_url)
+        return _export(self._call("GET", "exports", export_id), self.base_url)
 
     def cancel(self, export_id: str) -> dict[str, Any]:
-        return _json_object(self._call("POST", "exports", export_id, "cancel"), self.base_url)
+        return _export(self._call("POST", "exports", export_id, "cancel"), self.base_url)
 
     def listing(self, project_id: str) -> dict[str, Any]:
         return _json_object(self._call("GET", "projects", project_id, "exports"), self.base_url)
@@ -129,6 +129,19 @@ def _json_object(response: requests.Response, base_url: str) -> dict[str, Any]:
             "not_json",
             f"The service at {base_url} answered {response.status_code} with something that is not "
             "the export service's JSON: is the URL right?",
+            response.status_code,
+        )
+    return body
+
+
+def _export(response: requests.Response, base_url: str) -> dict[str, Any]:
+    """An Export resource: at least its id and status, which every command relies on."""
+    body = _json_object(response, base_url)
+    if not (isinstance(body.get("id"), str) and isinstance(body.get("status"), str)):
+        raise Unreachable(
+            "not_an_export",
+            f"The service at {base_url} answered {response.status_code} with JSON that is not an export: "
+            "is the URL right?",
             response.status_code,
         )
     return body
