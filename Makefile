@@ -9,7 +9,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup browser lint test fmt docs fuzz run demo bench loadtest clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
