@@ -15,8 +15,6 @@ import subprocess
 import termios
 import time
 
-import pytest
-
 from tests.client.running import COMMAND, CONSOLE_SCRIPT, assert_no_traceback, cli_env, sa_export, start
 from tests.harness import wait_for
 
