@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import azure.functions as func
 
-from exports import model, openapi, tracking
+from exports import callbacks, delivery, model, openapi, tracking
 from exports.access import UNAUTHENTICATED, Access
 from exports.messages import ExportMessage
 from exports.ml_service import MlError, MlRejected, MlTaskNotFound, TaskStatus
@@ -102,18 +102,35 @@ def _refuse_large_body(req: func.HttpRequest) -> None:
         raise _too_large(int(declared) if len(declared) <= 12 else 10**12)
 
 
-def _check_body(req: func.HttpRequest) -> None:
-    """Read the body (only once the caller's token was accepted) and check its shape."""
+def _check_body(req: func.HttpRequest) -> dict:
+    """Read the body (only once the caller's token was accepted) and check its shape: the JSON
+    object it holds ({} when empty)."""
     body = req.get_body() or b""
     if len(body) > MAX_BODY:  # sent without a Content-Length (chunked)
         raise _too_large(len(body))
-    if body.strip():
-        try:
-            parsed = json.loads(body)
-        except (ValueError, RecursionError):  # RecursionError: deeply nested JSON under MAX_BODY
-            raise ApiError(400, "invalid_body", "The request body must be empty or a JSON object.") from None
-        if not isinstance(parsed, dict):
-            raise ApiError(400, "invalid_body", "The request body must be empty or a JSON object.")
+    if not body.strip():
+        return {}
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: deeply nested JSON under MAX_BODY
+        raise ApiError(400, "invalid_body", "The request body must be empty or a JSON object.") from None
+    if not isinstance(parsed, dict):
+        raise ApiError(400, "invalid_body", "The request body must be empty or a JSON object.")
+    return parsed
+
+
+def _callback(body: dict, services: Services) -> callbacks.CallbackRequest | None:
+    """The callback a start POST asks for, checked (400 invalid_callback, nothing sent)."""
+    allow_private = services.settings.callback_allow_private
+    try:
+        asked = callbacks.requested(body, allow_private)
+        if asked is not None:
+            problem = services.callback_sender.check_host(asked.url)
+            if problem is not None:
+                raise callbacks.InvalidCallback(f"callback_url cannot receive callbacks: {problem}.")
+    except callbacks.InvalidCallback as exc:
+        raise ApiError(400, "invalid_callback", str(exc)) from None
+    return asked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,15 +158,7 @@ def _caller(req: func.HttpRequest, services: Services) -> Caller:
 
 
 def _resource(services: Services, export: model.Export) -> dict:
-    csv_url = None
-    if export.results_csv_blob is not None:
-        # Minted on each read, for that one blob, read only, for at most an hour.
-        csv_url = services.storage.read_sas_url(
-            services.settings.container_name,
-            export.results_csv_blob,
-            dt.timedelta(minutes=services.settings.results_csv_minutes),
-        )
-    return model.to_resource(export, services.settings.external_url, csv_url)
+    return services.resource(export)
 
 
 def _visible_export(req: func.HttpRequest, services: Services, caller: Caller | None = None) -> Versioned:
@@ -172,7 +181,7 @@ def start_export(req: func.HttpRequest, services: Services) -> func.HttpResponse
     subject_set_id = _id(req, "subject_set_id")
     _refuse_large_body(req)
     caller = _caller(req, services)
-    _check_body(req)
+    callback = _callback(_check_body(req), services)
     caller.access.require_export_role(caller.token, caller.user.id, project_id)
     subject_count = caller.access.require_subject_set(caller.token, project_id, subject_set_id)
 
@@ -188,6 +197,11 @@ def start_export(req: func.HttpRequest, services: Services) -> func.HttpResponse
         dt.timedelta(hours=services.settings.transient_retry_hours),
         sealed,
         subjects_total=subject_count,
+        # A re-POST while this set's export is active keeps the first export's callback.
+        callback_url=callback.url.text if callback else None,
+        callback_token=services.cipher.encrypt(callback.token, delivery.token_binding(export_id))
+        if callback
+        else None,
     )
     return _queue(services, export, sealed, caller)
 

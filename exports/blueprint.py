@@ -9,9 +9,9 @@ import logging
 
 import azure.functions as func
 
-from exports import api, poller, worker
+from exports import api, delivery, poller, worker
 from exports.services import get_services
-from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE, STORAGE_CONNECTION
+from shared.names import CALLBACK_QUEUE, EXPORT_POISON_QUEUE, EXPORT_QUEUE, STORAGE_CONNECTION
 from shared.routing import http_route
 
 bp = func.Blueprint()
@@ -65,6 +65,11 @@ def build_and_submit_export(msg: func.QueueMessage) -> None:
 @bp.queue_trigger(arg_name="msg", queue_name=EXPORT_POISON_QUEUE, connection=STORAGE_CONNECTION)
 def fail_poisoned_export(msg: func.QueueMessage) -> None:
     worker.process_poison_message(msg.get_body().decode("utf-8"), get_services())
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=CALLBACK_QUEUE, connection=STORAGE_CONNECTION)
+def deliver_export_callback(msg: func.QueueMessage) -> None:
+    delivery.process_callback_message(msg.get_body().decode("utf-8"), get_services())
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%ML_POLL_SCHEDULE%", run_on_startup=False, use_monitor=True)

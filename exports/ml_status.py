@@ -126,14 +126,7 @@ def _completed(export: Export, message: Any, text: str | None, now: dt.datetime,
         reason = text if isinstance(message, str) else "it returned no detections file"
         return model.fail(export, "ml_no_results", f"The ML service finished with no results: {reason}", now)
     problem = results.url_problem(url, rules.results)
-    done = dataclasses.replace(
-        export,
-        status=model.COMPLETED,
-        updated_at=now,
-        lease_owner=None,
-        lease_until=None,
-        token_ciphertext=None,
-    )
+    done = model.complete(export, now)
     if problem is not None:
         return dataclasses.replace(done, results_url=None, summary=results.unavailable(problem))
     return dataclasses.replace(done, results_url=url)

@@ -105,6 +105,17 @@ class Export:
     # A re-run: the export it re-runs, and the blob of rows it sends instead of reading Panoptes.
     rerun_of: str | None = None
     rerun_source: str | None = None
+    # The caller's callback (exports/callbacks.py): POSTed the Export once it is final.
+    callback_url: str | None = None
+    callback_token: str | None = None  # sealed like the Panoptes token, for "callback:<id>"
+    callback_state: str | None = None  # pending | delivered | gave_up, from the final state on
+    callback_attempts: int = 0
+    callback_last_status: int | None = None  # the receiver's last HTTP status
+    callback_last_error: str | None = None  # or why no status came back
+    callback_pending_since: dt.datetime | None = None  # retries stop CALLBACK_RETRY_HOURS later
+    callback_due_at: dt.datetime | None = None  # the next attempt is due then
+    callback_lease_until: dt.datetime | None = None  # an attempt is in flight until then
+    callback_delivered_at: dt.datetime | None = None
 
     @property
     def is_final(self) -> bool:
@@ -124,6 +135,8 @@ def new_export(
     transient_retry: dt.timedelta,
     token_ciphertext: str | None = None,
     subjects_total: int | None = None,
+    callback_url: str | None = None,
+    callback_token: str | None = None,
 ) -> Export:
     """A queued export. `subjects_total` is Panoptes' count of the set when it was requested:
     shown as progress at once, and the worker's hint for fetching pages early."""
@@ -138,6 +151,8 @@ def new_export(
         retry_until=now + transient_retry,
         token_ciphertext=token_ciphertext,
         subjects_total=subjects_total,
+        callback_url=callback_url,
+        callback_token=callback_token,
     )
 
 
@@ -315,34 +330,84 @@ def record_submission(export: Export, task_id: str, now: dt.datetime) -> Export:
     )
 
 
-def fail(export: Export, code: str, message: str, now: dt.datetime) -> Export:
+def _finish(export: Export, now: dt.datetime, **changes: Any) -> Export:
+    """Every move to a final status: the build lease and the sealed token go, and a callback
+    becomes due."""
     if export.is_final:
         raise InvalidTransition(f"export is already {export.status}")
+    callback: dict[str, Any] = {}
+    if export.callback_url is not None:
+        callback = {"callback_state": PENDING, "callback_pending_since": now, "callback_due_at": now}
     return _change(
+        export, now, lease_owner=None, lease_until=None, token_ciphertext=None, **callback, **changes
+    )
+
+
+def complete(export: Export, now: dt.datetime, **changes: Any) -> Export:
+    return _finish(export, now, status=COMPLETED, **changes)
+
+
+def fail(export: Export, code: str, message: str, now: dt.datetime) -> Export:
+    return _finish(
         export,
         now,
         status=FAILED,
         error_code=code,
         error_message=message,
-        lease_owner=None,
-        lease_until=None,
-        token_ciphertext=None,
     )
 
 
 def cancel(export: Export, now: dt.datetime, ml_status: str | None = None) -> Export:
     """Cancelled for good: nothing the ML service reports later changes it (the real service's
     monitor overwrites its own `canceled` with `running`, then `completed`)."""
-    if export.is_final:
-        raise InvalidTransition(f"export is already {export.status}")
-    return _change(
+    return _finish(export, now, status=CANCELLED, ml_status=ml_status or export.ml_status)
+
+
+# -- callbacks -----------------------------------------------------------------------------
+PENDING, DELIVERED, GAVE_UP = "pending", "delivered", "gave_up"
+
+
+def callback_is_due(export: Export, now: dt.datetime) -> bool:
+    return (
+        export.callback_state == PENDING
+        and (export.callback_due_at is None or export.callback_due_at <= now)
+        and not (export.callback_lease_until is not None and export.callback_lease_until > now)
+    )
+
+
+def start_callback_attempt(export: Export, now: dt.datetime, lease: dt.timedelta) -> Export:
+    """Take the callback for one attempt (ETag-checked by the store: one sender at a time)."""
+    if not callback_is_due(export, now):
+        raise InvalidTransition("the callback is not due")
+    return dataclasses.replace(
+        export, callback_attempts=export.callback_attempts + 1, callback_lease_until=now + lease
+    )
+
+
+def record_callback_attempt(
+    export: Export,
+    now: dt.datetime,
+    *,
+    status: int | None,
+    error: str | None,
+    retry_at: dt.datetime | None,
+) -> Export:
+    """The outcome of one attempt: delivered on a 2xx; else due again at `retry_at`, or given up
+    when there is none."""
+    if export.callback_state != PENDING:
+        return export
+    delivered = status is not None and 200 <= status < 300
+    state = DELIVERED if delivered else (PENDING if retry_at is not None else GAVE_UP)
+    return dataclasses.replace(
         export,
-        now,
-        status=CANCELLED,
-        lease_owner=None,
-        lease_until=None,
-        token_ciphertext=None,
-        ml_status=ml_status or export.ml_status,
+        callback_state=state,
+        callback_last_status=status,
+        callback_last_error=None if delivered else error,
+        callback_lease_until=None,
+        callback_due_at=retry_at if state == PENDING else None,
+        callback_delivered_at=now if delivered else None,
+        # The receiver's token is needed no longer once delivery is over.
+        callback_token=export.callback_token if state == PENDING else None,
     )
 
 
@@ -380,4 +445,18 @@ def to_resource(export: Export, external_url: str, results_csv_url: str | None =
         "rerun_of": export.rerun_of,
         "rerun_images": export.rerun_images if export.status == COMPLETED else None,
         "results_csv_url": results_csv_url if export.results_csv_blob else None,
+        "callback": _callback_resource(export),
+    }
+
+
+def _callback_resource(export: Export) -> dict[str, Any] | None:
+    if export.callback_url is None:
+        return None
+    return {
+        "url": export.callback_url.split("?", 1)[0].split("#", 1)[0],  # a query may hold a secret
+        "state": export.callback_state,  # null until the export is final
+        "attempts": export.callback_attempts,
+        "last_status": export.callback_last_status,
+        "last_error": export.callback_last_error,
+        "delivered_at": iso(export.callback_delivered_at),
     }

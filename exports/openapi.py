@@ -27,6 +27,7 @@ EXAMPLES = pathlib.Path(__file__).resolve().parent / "openapi_examples.json"
 ERROR_STATUS = {  # every error code the API answers, with its HTTP status
     "invalid_id": 400,
     "invalid_body": 400,
+    "invalid_callback": 400,
     "unauthenticated": 401,
     "forbidden": 403,
     "subject_set_not_found": 404,
@@ -48,6 +49,9 @@ ERROR_MEANING = {
     "invalid_id": "A project or subject-set id is not a Panoptes id (a whole number from 1 to "
     f"{MAX_PANOPTES_ID}); checked before anything else.",
     "invalid_body": "The body is neither empty nor a JSON object.",
+    "invalid_callback": "callback_url or callback_token cannot be used (the message says why): give "
+    "both or neither; the URL https on a host that resolves only to public addresses; the token 16 to "
+    "256 printable characters.",
     "unauthenticated": "No bearer token, or Panoptes rejected it (expired or revoked): sign in again.",
     "forbidden": "The project does not exist, or the caller is not its owner or collaborator.",
     "subject_set_not_found": "The subject set does not exist, or belongs to another project.",
@@ -229,6 +233,7 @@ SCHEMAS: dict[str, Any] = {
             "rerun_of",
             "rerun_images",
             "results_csv_url",
+            "callback",
         ],
         "properties": {
             "id": {"type": "string", "description": "Opaque, URL-safe."},
@@ -279,6 +284,7 @@ SCHEMAS: dict[str, Any] = {
                     "description": "Failed + missing images of a completed export: what a re-run sends.",
                 }
             ),
+            "callback": _nullable({"$ref": "#/components/schemas/Callback"}),
             "results_csv_url": _nullable(
                 {
                     "type": "string",
@@ -287,6 +293,25 @@ SCHEMAS: dict[str, Any] = {
                     "blob valid for at most an hour, minted when the export is read.",
                 }
             ),
+        },
+    },
+    "Callback": {
+        "type": "object",
+        "description": "The callback asked for when the export was started, and its delivery.",
+        "additionalProperties": False,
+        "required": ["url", "state", "attempts", "last_status", "last_error", "delivered_at"],
+        "properties": {
+            "url": {**_STRING, "description": "callback_url without its query string."},
+            "state": _nullable(
+                {
+                    "enum": ["pending", "delivered", "gave_up"],
+                    "description": "null until the export is completed, failed or cancelled.",
+                }
+            ),
+            "attempts": _COUNT,
+            "last_status": _nullable({"type": "integer", "description": "The receiver's last HTTP status."}),
+            "last_error": _nullable({**_STRING, "description": "Why the last attempt got no 2xx."}),
+            "delivered_at": _nullable({"type": "string", "format": "date-time"}),
         },
     },
     "SubjectSetExports": {
@@ -371,6 +396,75 @@ OPTIONAL_BODY = {
     "description": "None needed: empty, or a JSON object of at most 64 KiB (ignored).",
     "content": {"application/json": {"schema": {"type": "object"}}},
 }
+START_BODY = {
+    "required": False,
+    "description": "Empty, or a JSON object of at most 64 KiB. `callback_url` and `callback_token` "
+    "(both or neither) ask for the Export to be POSTed to that URL when it is completed, failed or "
+    "cancelled, signed with the token (see `callbacks`); a re-POST while the export is active keeps "
+    "the first callback. Other keys are ignored.",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "callback_url": {
+                        "type": "string",
+                        "format": "uri",
+                        "description": "https, on a host that resolves only to public addresses.",
+                    },
+                    "callback_token": {
+                        "type": "string",
+                        "minLength": 16,
+                        "maxLength": 256,
+                        "pattern": "^[ -~]{16,256}$",
+                        "description": "The HMAC-SHA256 key of X-Signature-256. Stored encrypted.",
+                    },
+                },
+                "dependentRequired": {"callback_url": ["callback_token"], "callback_token": ["callback_url"]},
+            },
+            "example": {
+                "callback_url": "https://pipeline.example.org/hooks/exports",
+                "callback_token": "a-long-random-secret-of-yours",
+            },
+        }
+    },
+}
+VERIFY_EXAMPLE = """```python
+import hashlib, hmac
+
+def verified(body: bytes, header: str, token: str) -> bool:
+    expected = "sha256=" + hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header)  # header: the X-Signature-256 value
+```"""
+CALLBACKS = {
+    "exportEnded": {
+        "{$request.body#/callback_url}": {
+            "post": {
+                "summary": "The export ended (completed, failed or cancelled)",
+                "description": "The Export resource, as JSON, signed: verify `X-Signature-256` "
+                "over the exact body bytes before trusting it. A 2xx ends delivery; network errors, "
+                "408, 425, 429 and 5xx are retried with backoff (30 s doubling to 1 h) for "
+                "CALLBACK_RETRY_HOURS; any other answer gives up. Redirects are not followed. "
+                "The export's `callback` shows the delivery; GET the export when one was missed.\n\n"
+                + VERIFY_EXAMPLE,
+                "parameters": [
+                    {
+                        "name": "X-Signature-256",
+                        "in": "header",
+                        "required": True,
+                        "description": "sha256=<hex HMAC-SHA256 of the exact body bytes, keyed with callback_token>",
+                        "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Export"}}},
+                },
+                "responses": {"2XX": {"description": "Received: delivery ends."}},
+            }
+        }
+    }
+}
 
 # (template, method) -> what the code cannot say by itself.
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
@@ -380,7 +474,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "description": "Idempotent while one is active: 202 with a new export, or 200 with the "
         "export already in progress for that subject set.",
         "parameters": [PROJECT_ID, SUBJECT_SET_ID],
-        "requestBody": OPTIONAL_BODY,
+        "requestBody": START_BODY,
+        "callbacks": CALLBACKS,
         "ok": {
             "202": ("A new export, queued.", "Export"),
             "200": ("The export already active for this subject set.", "Export"),
@@ -389,6 +484,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "errors": [
             "invalid_id",
             *WITH_BODY,
+            "invalid_callback",
             *AUTHENTICATED,
             "forbidden",
             "subject_set_not_found",
@@ -529,6 +625,8 @@ def _operation(spec: dict[str, Any], head: bool, examples: dict[str, Any]) -> di
         operation["security"] = []
     if spec.get("requestBody") and not head:
         operation["requestBody"] = spec["requestBody"]
+    if spec.get("callbacks") and not head:
+        operation["callbacks"] = spec["callbacks"]
     if not head:
         for status, example in examples.get(spec["operationId"], {}).items():
             media = operation["responses"].get(status, {}).get("content", {}).get("application/json")

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import Counter
 
-from exports import ml_status, model, tracking
+from exports import delivery, ml_status, model, tracking
 from exports.messages import ExportMessage
 from exports.ml_service import MlError, MlTaskNotFound
 from exports.services import Services
@@ -175,13 +175,18 @@ def run_tick(services: Services) -> TickReport:
     finally:
         written = writes.finish()
     report.outcomes["skipped_changed"] += writes.changes - written
+    # Callbacks whose queued delivery was lost (or is due again) are sent from here too.
+    try:
+        report.outcomes["callbacks_tried"] += delivery.sweep(services)
+    except Exception:
+        log.exception("the callback sweep failed")
     log.info("poll tick: %d active, %s", report.active, dict(report.outcomes))
     return report
 
 
-def _safely(function, *args) -> str:
+def _safely(function, *args):
     try:
         return function(*args)
     except Exception:
-        log.exception("stuck-export check failed")
+        log.exception("%s failed", function.__name__)
         return "error"

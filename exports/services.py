@@ -12,7 +12,9 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContainerClient
 from azure.storage.queue import QueueClient
 
+from exports import model
 from exports.access import KNOWN_TOKEN_SECONDS, REJECTED_TOKEN_SECONDS
+from exports.callback_sender import CallbackSender
 from exports.messages import ExportMessage
 from exports.ml_service import MlServiceClient
 from exports.panoptes import AuthCache, PanoptesClient
@@ -20,7 +22,13 @@ from exports.settings import ExportSettings, get_settings
 from exports.store import ExportStore
 from shared import log_redaction
 from shared.crypto import TokenCipher
-from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE, EXPORT_TABLE
+from shared.names import (
+    CALLBACK_POISON_QUEUE,
+    CALLBACK_QUEUE,
+    EXPORT_POISON_QUEUE,
+    EXPORT_QUEUE,
+    EXPORT_TABLE,
+)
 from shared.rate_limit import TokenBucket
 from shared.storage import StorageClients
 
@@ -47,6 +55,8 @@ class Services:
     rejected_tokens: AuthCache
     known_tokens: AuthCache  # tokens Panoptes accepted: never wait for the lookup budget
     token_lookups: TokenBucket  # lookups of tokens in no cache, per instance
+    callback_queue: QueueClient
+    callback_sender: CallbackSender
     clock: Callable[[], dt.datetime] = utcnow
 
     @classmethod
@@ -80,7 +90,32 @@ class Services:
             token_lookups=TokenBucket(
                 settings.unknown_token_lookups_per_second, 2 * settings.unknown_token_lookups_per_second
             ),
+            callback_queue=storage.queue(CALLBACK_QUEUE),
+            callback_sender=CallbackSender(
+                settings.callback_allow_private, settings.callback_timeout_seconds
+            ),
         )
+
+    def __post_init__(self) -> None:
+        # Every export the store ends with a callback: its delivery is queued at once.
+        self.store.on_finished = lambda export: self.enqueue_callback(export.id)
+
+    def enqueue_callback(self, export_id: str, delay_seconds: float = 0) -> None:
+        self.callback_queue.send_message(
+            export_id, visibility_timeout=max(0, min(int(delay_seconds), 604_800))
+        )
+
+    def resource(self, export: model.Export) -> dict:
+        """The Export resource as the API shows it (with a freshly minted results_csv_url)."""
+        csv_url = None
+        if export.results_csv_blob is not None:
+            # Minted on each read, for that one blob, read only, for at most an hour.
+            csv_url = self.storage.read_sas_url(
+                self.settings.container_name,
+                export.results_csv_blob,
+                dt.timedelta(minutes=self.settings.results_csv_minutes),
+            )
+        return model.to_resource(export, self.settings.external_url, csv_url)
 
     def ensure_resources(self) -> None:
         """Create the table, queues and container if missing (Bicep creates them in Azure)."""
@@ -88,6 +123,8 @@ class Services:
         for create in (
             self.queue.create_queue,
             self.storage.queue(EXPORT_POISON_QUEUE).create_queue,
+            self.callback_queue.create_queue,
+            self.storage.queue(CALLBACK_POISON_QUEUE).create_queue,
             self.container.create_container,
         ):
             try:

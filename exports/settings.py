@@ -207,6 +207,26 @@ class ExportSettings(AppSettings):
         "Lifetime of the read-only SAS in results_csv_url, minted each time the export is read "
         "(at most an hour).",
     )
+    callback_allow_private: bool = setting(
+        "CALLBACK_ALLOW_PRIVATE",
+        boolean,
+        "false",
+        "Local runs and tests only: admit callback URLs on loopback or private addresses, and plain "
+        "http. In Azure leave false: a callback goes only to https on public addresses.",
+    )
+    callback_retry_hours: float = setting(
+        "CALLBACK_RETRY_HOURS",
+        float_range(0, 168),
+        "24",
+        "How long a callback is retried (network errors, 408/425/429, 5xx) with backoff from 30 s "
+        "to 1 h before it is given up; it is always tried at least once.",
+    )
+    callback_timeout_seconds: float = setting(
+        "CALLBACK_TIMEOUT_SECONDS",
+        float_range(1, 60),
+        "10",
+        "Timeout of one callback attempt (connecting, and each read of the answer).",
+    )
     results_allowed_hosts: tuple[str, ...] = setting(
         "RESULTS_ALLOWED_HOSTS",
         host_patterns,

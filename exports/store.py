@@ -15,7 +15,14 @@ Layout, all in one partition (so that a move between rows is one entity-group tr
   history of finished exports.
 - `get(id)` reads the active row of the id's subject set first, then the finished row; callers
   hand the returned `Versioned` back to `update` (or use `apply`), which knows which row its ETag
-  belongs to.
+  belongs to. A finished export is changed only for its callback's delivery; its set's index
+  rows that repeat it are rewritten in the same transaction, so the listing never shows a stale
+  copy.
+- An export that ends with a callback to deliver also gets a `callback-{id}` row in the
+  transaction that ends it, deleted when the delivery is over: the poll tick's sweep reads those
+  (exports/delivery.py), so a callback whose queue message was lost is still delivered. The
+  store's `on_finished` hook (set once by exports/services.py) is told of every such export it
+  ends, to queue the delivery at once.
 One partition serves about 2,000 operations a second, far above this service's load.
 """
 
@@ -37,7 +44,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
-from exports.model import COMPLETED, Export, parse_export_id
+from exports.model import COMPLETED, PENDING, Export, parse_export_id
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,7 @@ ACTIVE_PREFIX = "active-"
 LATEST_PREFIX = "latest-"  # a subject set's newest finished export
 COMPLETED_PREFIX = "completed-"  # a subject set's newest completed export
 SET_INDEX_PREFIXES = (LATEST_PREFIX, COMPLETED_PREFIX)  # rows that repeat an export of a set
+CALLBACK_PREFIX = "callback-"  # a finished export whose callback is still to be delivered
 MAX_ATTEMPTS = 10  # writes tried against newer versions before giving up (see `apply`)
 MAX_TRANSACTION_OPERATIONS = 100  # an entity-group transaction's limit
 _ROW_CONFLICT = (404, 409, 412)  # a transaction refused because a row changed, vanished or exists
@@ -159,8 +167,20 @@ def _prefix_filter(prefix: str) -> str:
 
 
 class ExportStore:
-    def __init__(self, table: TableClient):
+    def __init__(self, table: TableClient, on_finished: Callable[[Export], None] | None = None):
         self.table = table
+        # Told of every export this store ended with a callback still to deliver.
+        self.on_finished = on_finished
+
+    def _finished(self, exports: list[Export]) -> None:
+        if self.on_finished is None:
+            return
+        for export in exports:
+            if export.is_final and export.callback_state == PENDING:
+                try:
+                    self.on_finished(export)
+                except Exception:  # the poll tick's sweep delivers it anyway
+                    log.exception("export %s: could not queue its callback", export.id)
 
     def ensure_table(self) -> None:
         try:
@@ -247,10 +267,13 @@ class ExportStore:
                 etags = self._transact(self._operations(export, current.etag))
             except TransactionRefused as exc:
                 raise ConcurrentUpdate(f"export changed since it was read ({exc})") from exc
+            self._finished([export])
             return Versioned(export, etags[0])
         if not current.active_row and export.is_active:
             raise ValueError(f"export {export.id} has finished; it cannot become active again")
-        entity = _active_entity(export) if current.active_row else _to_entity(export)
+        if not current.active_row:
+            return self._update_finished(export, current)
+        entity = _active_entity(export)
         try:
             result = self.table.update_entity(entity, mode=UpdateMode.REPLACE, **_etag_check(current.etag))
         except (ResourceModifiedError, ResourceNotFoundError) as exc:
@@ -260,6 +283,33 @@ class ExportStore:
                 raise ConcurrentUpdate("export changed since it was read") from exc
             raise
         return Versioned(export, result["etag"], active_row=current.active_row)
+
+    def _update_finished(self, export: Export, current: Versioned) -> Versioned:
+        """A finished export rewritten, with its set's index rows that repeat it and its callback
+        row (deleted once the delivery is over), in one transaction."""
+        operations: list = [(REPLACE, _to_entity(export), current.etag)]
+        for prefix in SET_INDEX_PREFIXES:
+            row = self._get_entity(f"{prefix}{export.project_id}-{export.subject_set_id}")
+            if row is not None and row.get("export_id") == export.id:
+                operations.append((REPLACE, _set_entity(prefix, export), row.metadata["etag"]))
+        if export.callback_state != PENDING:
+            row = self._get_entity(CALLBACK_PREFIX + export.id)
+            if row is not None:
+                operations.append(
+                    (DELETE, {"PartitionKey": PARTITION, "RowKey": row["RowKey"]}, row.metadata["etag"])
+                )
+        try:
+            etags = self._transact(operations)
+        except TransactionRefused as exc:
+            raise ConcurrentUpdate(f"export changed since it was read ({exc})") from exc
+        return Versioned(export, etags[0])
+
+    def pending_callback_ids(self) -> list[str]:
+        """Finished exports whose callback is still to be delivered (one range query)."""
+        rows = self.table.query_entities(
+            _prefix_filter(CALLBACK_PREFIX), select=["export_id"], results_per_page=1000
+        )
+        return [row["export_id"] for row in rows if row.get("export_id")]
 
     def apply(self, current: Versioned, change: Callable[[Export], Export | None]) -> Versioned:
         """The one way to change an export: apply `change` to the version last read and write the
@@ -302,6 +352,7 @@ class ExportStore:
     def _submit_batch(self, batch: list[tuple[Versioned, Export]], operations: list) -> int:
         try:
             self._transact(operations)
+            self._finished([export for _, export in batch])
             return len(batch)
         except TransactionRefused:
             pass
@@ -327,6 +378,13 @@ class ExportStore:
             ]
             if export.status == COMPLETED:
                 operations.append((UPSERT, _set_entity(COMPLETED_PREFIX, export), None))
+            if export.callback_state == PENDING:
+                row = {
+                    "PartitionKey": PARTITION,
+                    "RowKey": CALLBACK_PREFIX + export.id,
+                    "export_id": export.id,
+                }
+                operations.append((UPSERT, row, None))
             return operations
         return [(REPLACE, _active_entity(export), active_etag)]
 

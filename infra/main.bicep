@@ -171,6 +171,12 @@ param unknownTokenLookupsPerSecond string = '20'
 @description('FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: the host refuses larger request bodies unread (the API takes at most 64 KiB).')
 param requestBodySizeLimit string = '1048576'
 
+@description('CALLBACK_RETRY_HOURS: how long a callback to a caller is retried with backoff before it is given up.')
+param callbackRetryHours string = '24'
+
+@description('CALLBACK_TIMEOUT_SECONDS: timeout of one callback attempt.')
+param callbackTimeoutSeconds string = '10'
+
 @description('RESULTS_ALLOWED_HOSTS: hosts the detections file may come from (https; *. for subdomains).')
 param resultsAllowedHosts string = '*.blob.core.windows.net'
 
@@ -319,6 +325,8 @@ module api 'app/api.bicep' = {
     mlServiceAllowHttp: mlServiceAllowHttp
     authRetrySeconds: authRetrySeconds
     unknownTokenLookupsPerSecond: unknownTokenLookupsPerSecond
+    callbackRetryHours: callbackRetryHours
+    callbackTimeoutSeconds: callbackTimeoutSeconds
     requestBodySizeLimit: requestBodySizeLimit
     resultsAllowedHosts: resultsAllowedHosts
     resultsMaxMegabytes: resultsMaxMegabytes

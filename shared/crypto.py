@@ -52,12 +52,16 @@ class TokenCipher:
         payload = json.dumps({"for": bound_to, "token": token}).encode()
         return self._fernet.encrypt_at_time(payload, int(now or time.time())).decode("ascii")
 
-    def decrypt(self, ciphertext: str, bound_to: str, now: float | None = None) -> str:
-        """The token sealed for `bound_to`. TokenExpired past the time-to-live; otherwise
+    def decrypt(self, ciphertext: str, bound_to: str, now: float | None = None, expires: bool = True) -> str:
+        """The token sealed for `bound_to`. TokenExpired past the time-to-live (unless `expires` is
+        False: a callback's token is needed as long as its delivery lasts); otherwise
         TokenDecryptionError for anything not sealed by us for exactly this binding."""
         try:
             data = ciphertext.encode("ascii")
-            payload = self._fernet.decrypt_at_time(data, self.ttl_seconds, int(now or time.time()))
+            if not expires:
+                payload = self._fernet.decrypt(data)
+            else:
+                payload = self._fernet.decrypt_at_time(data, self.ttl_seconds, int(now or time.time()))
         except InvalidToken:
             try:  # genuine but too old, or not ours at all?
                 self._fernet.decrypt(data)

@@ -5,6 +5,9 @@ STORAGE_CONNECTION = "AzureWebJobsStorage"
 # Work queue of the export worker; the Functions host moves failed messages to "<queue>-poison".
 EXPORT_QUEUE = "subject-assistant-exports"
 EXPORT_POISON_QUEUE = EXPORT_QUEUE + "-poison"
+# Deliveries of callbacks (export ids), and where the host moves the ones that kept failing.
+CALLBACK_QUEUE = "subject-assistant-callbacks"
+CALLBACK_POISON_QUEUE = CALLBACK_QUEUE + "-poison"
 # Table of export state (table names are alphanumeric only).
 EXPORT_TABLE = "SubjectAssistantExports"
 # host.json's extensions.http.routePrefix: empty, so the page is served at `/`; the API's routes

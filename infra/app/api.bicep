@@ -68,6 +68,8 @@ param mlProblemTicks string
 param mlServiceAllowHttp string
 param authRetrySeconds string
 param unknownTokenLookupsPerSecond string
+param callbackRetryHours string
+param callbackTimeoutSeconds string
 param requestBodySizeLimit string
 param resultsAllowedHosts string
 param resultsMaxMegabytes string
@@ -202,6 +204,10 @@ resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
     ML_SERVICE_ALLOW_HTTP: mlServiceAllowHttp
     AUTH_RETRY_SECONDS: authRetrySeconds
     UNKNOWN_TOKEN_LOOKUPS_PER_SECOND: unknownTokenLookupsPerSecond
+    // Callbacks go only to https on public addresses in Azure (the opt-in is for local runs).
+    CALLBACK_ALLOW_PRIVATE: 'false'
+    CALLBACK_RETRY_HOURS: callbackRetryHours
+    CALLBACK_TIMEOUT_SECONDS: callbackTimeoutSeconds
     // The host reads a request's body before the worker sees it: refuse absurd ones unread.
     FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: requestBodySizeLimit
     RESULTS_ALLOWED_HOSTS: resultsAllowedHosts

@@ -29,6 +29,8 @@ param manifestRetentionDays int
 // shared/names.py: EXPORT_QUEUE, EXPORT_POISON_QUEUE, EXPORT_TABLE.
 var exportQueueName = 'subject-assistant-exports'
 var exportPoisonQueueName = 'subject-assistant-exports-poison'
+var callbackQueueName = 'subject-assistant-callbacks'
+var callbackPoisonQueueName = 'subject-assistant-callbacks-poison'
 var exportTableName = 'SubjectAssistantExports'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -124,6 +126,17 @@ resource exportQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@202
 resource exportPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
   parent: queueService
   name: exportPoisonQueueName
+}
+
+// Deliveries of callbacks to callers (exports/delivery.py), and the host's poison queue for them.
+resource callbackQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: callbackQueueName
+}
+
+resource callbackPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: callbackPoisonQueueName
 }
 
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {

@@ -80,8 +80,10 @@ def test_tick_with_200_active_exports_and_faulty_tasks(stack, monkeypatch):
     )
     stack.tick()
 
-    # One range query over the active index, no point reads: the 300 old exports are never read.
-    assert point_reads == [] and len(queries) == 1 and "RowKey ge 'active-'" in queries[0]
+    # One range query over the active index (and one over the pending callbacks, none here), no
+    # point reads: the 300 old exports are never read.
+    assert point_reads == [] and len(queries) == 2
+    assert "RowKey ge 'active-'" in queries[0] and "RowKey ge 'callback-'" in queries[1]
     statuses = {task: stack.export(export_id).status for task, export_id in tasks.items()}
     assert all(statuses[t] == "submitted" for t in hanging + failing)  # untouched until next tick
     advanced = [t for t in tasks if t not in hanging + failing]

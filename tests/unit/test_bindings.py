@@ -4,7 +4,7 @@ import json
 import pathlib
 
 import function_app
-from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE, ROUTE_PREFIX, STORAGE_CONNECTION
+from shared.names import CALLBACK_QUEUE, EXPORT_POISON_QUEUE, EXPORT_QUEUE, ROUTE_PREFIX, STORAGE_CONNECTION
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -72,6 +72,8 @@ def test_queue_triggers():
     poison = trigger("fail_poisoned_export")
     assert poison["queueName"] == EXPORT_POISON_QUEUE == EXPORT_QUEUE + "-poison"
     assert poison["connection"] == "AzureWebJobsStorage"
+    callbacks = trigger("deliver_export_callback")
+    assert callbacks == {**worker, "queueName": CALLBACK_QUEUE}
 
 
 def test_timer_reads_its_schedule_from_the_setting():
@@ -97,6 +99,7 @@ def test_every_function_is_registered_once():
             "zz_unmatched_route",
             "build_and_submit_export",
             "fail_poisoned_export",
+            "deliver_export_callback",
             "poll_ml_tasks",
         ]
     )
