@@ -10,6 +10,7 @@ Settings come from the environment (as in the Functions host). Jobs:
 
 from __future__ import annotations
 
+import cProfile
 import dataclasses
 import gc
 import json
@@ -17,21 +18,25 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 from bench.common import reset_peak_rss, rss_kb
+from exports import results
+from exports.ml_service import MlServiceClient
+from exports.poller import run_tick
+from exports.services import Services, get_services
+from exports.worker import process_export_message
+from shared.outbound import OutboundHttp
 
 
-def _services():
-    from exports.services import get_services
-
+def _services() -> Services:
     services = get_services()
     services.store.active_export_ids()  # open the storage connection pools
     return services
 
 
-def job_export(args: dict) -> dict:
-    from exports.worker import process_export_message
-
+def job_export(args: dict[str, Any]) -> dict[str, Any]:
     services = _services()
     for body in args.get("warmup", []):
         process_export_message(body, services)
@@ -40,21 +45,19 @@ def job_export(args: dict) -> dict:
     idle = rss_kb("VmRSS")
     hwm_reset = reset_peak_rss()
     hwm_before = rss_kb("VmHWM")
-    results = []
+    runs = []
     for body in args["bodies"]:
         started = time.perf_counter()
         process_export_message(body, services)
         wall = time.perf_counter() - started
-        results.append({"wall": wall, "peak_kb": rss_kb("VmHWM"), "rss_after_kb": rss_kb("VmRSS")})
-    return {"idle_kb": idle, "hwm_reset": hwm_reset, "hwm_before_kb": hwm_before, "runs": results}
+        runs.append({"wall": wall, "peak_kb": rss_kb("VmHWM"), "rss_after_kb": rss_kb("VmRSS")})
+    return {"idle_kb": idle, "hwm_reset": hwm_reset, "hwm_before_kb": hwm_before, "runs": runs}
 
 
-def job_tick(args: dict) -> dict:
-    from exports.poller import run_tick
-
+def job_tick(args: dict[str, Any]) -> dict[str, Any]:
     services = _services()
     base = services.settings
-    out = []
+    out: list[dict[str, Any]] = []
     for concurrency in args["concurrencies"]:
         services.settings = dataclasses.replace(base, ml_poll_concurrency=int(concurrency))
         started, cpu = time.perf_counter(), time.process_time()
@@ -72,13 +75,9 @@ def job_tick(args: dict) -> dict:
     return {"ticks": out}
 
 
-def job_results(args: dict) -> dict:
+def job_results(args: dict[str, Any]) -> dict[str, Any]:
     """Summarise a detections file from its URL: ours (streamed, exports/results.py) or the
     baseline (`whole`: read it whole, then json.loads). Wall time, idle and peak RSS."""
-    from exports import results
-    from exports.ml_service import MlServiceClient
-    from shared.outbound import OutboundHttp
-
     client = MlServiceClient("http://127.0.0.1:1/v4", "bench")
     http = OutboundHttp(pool_size=1, timeout=300)
     gc.collect()
@@ -101,7 +100,11 @@ def job_results(args: dict) -> dict:
     return {"wall": wall, "idle_kb": idle, "peak_kb": rss_kb("VmHWM"), "counts": counts}
 
 
-JOBS = {"export": job_export, "tick": job_tick, "results": job_results}
+JOBS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "export": job_export,
+    "tick": job_tick,
+    "results": job_results,
+}
 
 
 def main() -> None:
@@ -110,8 +113,6 @@ def main() -> None:
     args = json.loads(sys.stdin.read() or "{}")
     profile_path = os.environ.get("BENCH_PROFILE")
     if profile_path:  # diagnosis: `BENCH_PROFILE=/tmp/x.prof python -m bench --only ...`
-        import cProfile
-
         profiler = cProfile.Profile()
         result = profiler.runcall(JOBS[job], args)
         profiler.dump_stats(f"{profile_path}.{job}.{os.getpid()}")
