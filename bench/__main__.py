@@ -6,7 +6,8 @@ Every figure is measured in this run, and every ratio compares figures of this r
 2. peak RSS of the worker process for 100,000 and 1,000,000 frames;
 3. one poll tick over 1,000 active exports, concurrent vs one by one;
 4. HTTP start latency through the local host vs its own storage round trips;
-5. summary of a 1,000,000-image detections file, streamed, vs json.load of the same file.
+5. summary of a 1,000,000-image detections file, streamed, vs json.load of the same file;
+6. a cold start's import of function_app vs a bare `import azure.functions`, fresh processes.
 Options: `python -m bench --help` (`--only` picks sections). Environment: BENCH_PANOPTES_LATENCY,
 BENCH_ML_LATENCY (seconds).
 """
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from bench.options import Options, parse_args
 from bench.report import Table
 from bench.rig import Rig
-from bench.sections import baseline, export, http, memory, results, tick
+from bench.sections import baseline, cold_start, export, http, memory, results, tick
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "latest.txt"
 
@@ -43,14 +44,15 @@ def run_sections(opts: Options, table: Table) -> None:
     wanted = [name for name in RIG_SECTIONS if name in opts.only]
     if "baseline" in wanted and "export" not in wanted:
         wanted.insert(0, "export")  # the baseline is compared with section 1's figures
-    if not wanted:
-        return
-    rig = Rig(opts)
-    try:
-        for name in wanted:
-            RIG_SECTIONS[name](rig, table)
-    finally:
-        rig.close()
+    if wanted:
+        rig = Rig(opts)
+        try:
+            for name in wanted:
+                RIG_SECTIONS[name](rig, table)
+        finally:
+            rig.close()
+    if "cold_start" in opts.only:  # fresh processes of its own: no rig
+        cold_start.run(opts.cold_start_runs, table)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]})",
         f"Stand-ins: Panoptes latency {opts.panoptes_latency * 1000:.0f} ms, ML latency "
         f"{opts.ml_latency * 1000:.0f} ms; Azurite in memory. Whole run: {total:.0f} s.",
+        f"Sections: {', '.join(opts.only)}.",
     ]
     text = table.render(header)
     print(text)

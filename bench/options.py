@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import os
 
-SECTIONS = ("export", "baseline", "memory", "tick", "http", "results")
+SECTIONS = ("export", "baseline", "memory", "tick", "http", "results", "cold_start")
 
 
 def _ints(text: str) -> list[int]:
@@ -26,6 +26,7 @@ class Options:
     tick_exports: int
     http_requests: int
     results_images: int
+    cold_start_runs: int
     only: tuple[str, ...]
 
 
@@ -71,6 +72,12 @@ def parse_args(argv: list[str] | None, description: str) -> Options:
     parser.add_argument("--http-requests", type=int, default=500)
     parser.add_argument("--results-images", type=int, default=1_000_000)
     parser.add_argument(
+        "--cold-start-runs",
+        type=int,
+        default=15,
+        help="fresh processes per import in the cold-start section (at least 10; default 15)",
+    )
+    parser.add_argument(
         "--only",
         default=",".join(SECTIONS),
         help=f"comma-separated sections to run, in this order: {','.join(SECTIONS)}",
@@ -80,6 +87,8 @@ def parse_args(argv: list[str] | None, description: str) -> Options:
     unknown = sorted(set(only) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown sections {unknown}; choose from {', '.join(SECTIONS)}")
+    if args.cold_start_runs < 10:
+        parser.error("--cold-start-runs must be at least 10: the target compares medians of at least 10")
     return Options(
         panoptes_latency=args.panoptes_latency,
         ml_latency=args.ml_latency,
@@ -92,5 +101,6 @@ def parse_args(argv: list[str] | None, description: str) -> Options:
         tick_exports=args.tick_exports,
         http_requests=args.http_requests,
         results_images=args.results_images,
+        cold_start_runs=args.cold_start_runs,
         only=only,
     )
