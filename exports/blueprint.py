@@ -5,7 +5,8 @@ served at `/`); shared/routing.py registers them and shared/fallback.py answers 
 
 Importing this module does only what indexing needs: the handlers, and with them the SDK
 clients, Panoptes and ML code, are imported by the first invocation that needs them (a cold
-start imports function_app before anything else; tests/unit/test_cold_start.py pins it)."""
+start imports function_app before anything else; tests/unit/test_cold_start.py pins it), and
+telemetry starts with the first invocation (shared/telemetry.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import azure.functions as func
 
 from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE, STORAGE_CONNECTION
 from shared.routing import http_route
+from shared.telemetry import started
 
 bp = func.Blueprint()
 
@@ -69,6 +71,7 @@ def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=EXPORT_QUEUE, connection=STORAGE_CONNECTION)
+@started
 def build_and_submit_export(msg: func.QueueMessage) -> None:
     from exports import worker
     from exports.services import get_services
@@ -77,6 +80,7 @@ def build_and_submit_export(msg: func.QueueMessage) -> None:
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=EXPORT_POISON_QUEUE, connection=STORAGE_CONNECTION)
+@started
 def fail_poisoned_export(msg: func.QueueMessage) -> None:
     from exports import worker
     from exports.services import get_services
@@ -85,6 +89,7 @@ def fail_poisoned_export(msg: func.QueueMessage) -> None:
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%ML_POLL_SCHEDULE%", run_on_startup=False, use_monitor=True)
+@started
 def poll_ml_tasks(timer: func.TimerRequest) -> None:
     from exports import poller
     from exports.services import get_services

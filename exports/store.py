@@ -17,6 +17,7 @@ Layout, all in one partition (so that a move between rows is one entity-group tr
   hand the returned `Versioned` back to `update` (or use `apply`), which knows which row its ETag
   belongs to.
 One partition serves about 2,000 operations a second, far above this service's load.
+Every write that changes an export's status is logged here, once (exports/events.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
+from exports import events
 from exports.model import COMPLETED, Export, parse_export_id
 
 log = logging.getLogger(__name__)
@@ -231,6 +233,7 @@ class ExportStore:
         for _ in range(MAX_ATTEMPTS):
             try:
                 result = self.table.create_entity(_active_entity(export))
+                events.recorded(None, export)
                 return Versioned(export, result["etag"], active_row=True), True
             except ResourceExistsError:
                 pass
@@ -247,6 +250,7 @@ class ExportStore:
                 etags = self._transact(self._operations(export, current.etag))
             except TransactionRefused as exc:
                 raise ConcurrentUpdate(f"export changed since it was read ({exc})") from exc
+            events.recorded(current.export, export)
             return Versioned(export, etags[0])
         if not current.active_row and export.is_active:
             raise ValueError(f"export {export.id} has finished; it cannot become active again")
@@ -259,6 +263,7 @@ class ExportStore:
             if exc.status_code in (404, 412):
                 raise ConcurrentUpdate("export changed since it was read") from exc
             raise
+        events.recorded(current.export, export)
         return Versioned(export, result["etag"], active_row=current.active_row)
 
     def apply(self, current: Versioned, change: Callable[[Export], Export | None]) -> Versioned:
@@ -302,9 +307,12 @@ class ExportStore:
     def _submit_batch(self, batch: list[tuple[Versioned, Export]], operations: list) -> int:
         try:
             self._transact(operations)
-            return len(batch)
         except TransactionRefused:
             pass
+        else:
+            for current, export in batch:
+                events.recorded(current.export, export)
+            return len(batch)
         written = 0
         for current, export in batch:
             try:

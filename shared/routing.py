@@ -16,6 +16,8 @@ from typing import Any
 
 import azure.functions as func
 
+from shared.telemetry import started
+
 ANONYMOUS = func.AuthLevel.ANONYMOUS  # the Panoptes bearer token is the credential
 
 
@@ -35,10 +37,12 @@ ROUTES: list[Route] = []
 
 def http_route(bp: func.Blueprint, template: str, methods: list[str]) -> Callable[..., Any]:
     """Register an anonymous HTTP route on `bp` and remember its shape. A GET route also takes
-    HEAD (health checks use it): the host sends a HEAD answer's headers without its body."""
+    HEAD (health checks use it): the host sends a HEAD answer's headers without its body.
+    Telemetry starts with the first invocation of any route (shared/telemetry.py)."""
     methods = [*methods, "HEAD"] if "GET" in methods and "HEAD" not in methods else list(methods)
     ROUTES.append(Route(template, tuple(methods)))
-    return bp.route(route=template, methods=methods, auth_level=ANONYMOUS)
+    register = bp.route(route=template, methods=methods, auth_level=ANONYMOUS)
+    return lambda function: register(started(function))
 
 
 def allowed_methods(path: str) -> list[str]:

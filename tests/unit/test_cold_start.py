@@ -37,7 +37,6 @@ NOT_AT_IMPORT = (
     "shared.storage",
     "shared.outbound",
     "shared.crypto",
-    "shared.telemetry",
 )
 
 
