@@ -208,6 +208,22 @@ class ExportStore:
             if row.get("export_id"):
                 yield Versioned(export_from_row(row), row.metadata["etag"], active_row=True)
 
+    def finished_exports(self, prefix: str = "", page_size: int = 1000) -> Iterator[Versioned]:
+        """Finished exports (rows keyed by their id) whose id starts with `prefix`: `{project}-`
+        or `{project}-{set}-` (a set's newest first), or every one (a scan: for operators)."""
+        if prefix:
+            rows = self._query(prefix, page_size)
+        else:  # export ids start with a digit from 1 to 9; ':' sorts right after '9'
+            rows = iter(
+                self.table.query_entities(
+                    f"PartitionKey eq '{PARTITION}' and RowKey ge '1' and RowKey lt ':'",
+                    select=READ,
+                    results_per_page=page_size,
+                )
+            )
+        for row in rows:
+            yield Versioned(export_from_row(row), row.metadata["etag"])
+
     def latest_of_project(self, project_id: str) -> dict[str, tuple[Export, Export | None]]:
         """For each subject set of the project with an export: (its newest export, its newest
         completed export or None). Three range queries, one row per set each."""

@@ -5,6 +5,8 @@ STORAGE_CONNECTION = "AzureWebJobsStorage"
 # Work queue of the export worker; the Functions host moves failed messages to "<queue>-poison".
 EXPORT_QUEUE = "subject-assistant-exports"
 EXPORT_POISON_QUEUE = EXPORT_QUEUE + "-poison"
+# Where the operator's re-drive keeps each poison message it sent back, as it was (ops/redrive.py).
+EXPORT_REDRIVEN_QUEUE = EXPORT_QUEUE + "-redriven"
 # Table of export state (table names are alphanumeric only).
 EXPORT_TABLE = "SubjectAssistantExports"
 # host.json's extensions.http.routePrefix: empty, so the page is served at `/`; the API's routes

@@ -26,9 +26,10 @@ param manifestContainerName string
 @description('Days after its last change a manifest blob is deleted (main.bicep: manifestRetentionDays).')
 param manifestRetentionDays int
 
-// shared/names.py: EXPORT_QUEUE, EXPORT_POISON_QUEUE, EXPORT_TABLE.
+// shared/names.py: EXPORT_QUEUE, EXPORT_POISON_QUEUE, EXPORT_REDRIVEN_QUEUE, EXPORT_TABLE.
 var exportQueueName = 'subject-assistant-exports'
 var exportPoisonQueueName = 'subject-assistant-exports-poison'
+var exportRedrivenQueueName = 'subject-assistant-exports-redriven'
 var exportTableName = 'SubjectAssistantExports'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -124,6 +125,12 @@ resource exportQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@202
 resource exportPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
   parent: queueService
   name: exportPoisonQueueName
+}
+
+// The operator's re-drive (`python -m ops redrive`) keeps here each poison message it sent back.
+resource exportRedrivenQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: exportRedrivenQueueName
 }
 
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {

@@ -815,7 +815,11 @@ def resolved_names(rtype: str) -> set[str]:
 
 
 def test_queue_and_table_names_match_shared_names():
-    assert resolved_names(QUEUE) == {names.EXPORT_QUEUE, names.EXPORT_POISON_QUEUE}
+    assert resolved_names(QUEUE) == {
+        names.EXPORT_QUEUE,
+        names.EXPORT_POISON_QUEUE,
+        names.EXPORT_REDRIVEN_QUEUE,
+    }
     assert resolved_names(TABLE) == {names.EXPORT_TABLE}
 
 
