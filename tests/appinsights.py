@@ -156,7 +156,13 @@ COLUMNS = {
     "requests": "timestamp TIMESTAMP, name VARCHAR, url VARCHAR, resultCode VARCHAR, duration DOUBLE, "
     "success BOOLEAN",
 }
-COMMON_COLUMNS = "customDimensions JSON, operation_Id VARCHAR, cloud_RoleName VARCHAR"
+COMMON_COLUMNS = "customDimensions JSON, operation_Id VARCHAR, cloud_RoleName VARCHAR, itemType VARCHAR"
+ITEM_TYPES = {
+    "traces": "trace",
+    "dependencies": "dependency",
+    "exceptions": "exception",
+    "requests": "request",
+}
 
 
 def database(rows: dict[str, list[dict[str, Any]]]) -> Any:
@@ -169,7 +175,8 @@ def database(rows: dict[str, list[dict[str, Any]]]) -> Any:
         names = [c.split()[0] for c in (columns + ", " + COMMON_COLUMNS).split(", ")]
         for row in rows.get(table, []):
             placeholders = ", ".join("?" for _ in names)
-            connection.execute(f"INSERT INTO {table} VALUES ({placeholders})", [row[n] for n in names])
+            values = {**row, "itemType": ITEM_TYPES[table]}
+            connection.execute(f"INSERT INTO {table} VALUES ({placeholders})", [values[n] for n in names])
     return connection
 
 
