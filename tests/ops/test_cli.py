@@ -201,3 +201,17 @@ def test_ready_names_what_is_down(services, azurite, capsys):
         assert lines["storage"].startswith("ok")
         assert lines["Panoptes"].startswith("DOWN") and lines["ML"].startswith("DOWN")
         assert "503" in lines["ML"]
+
+
+def test_account_means_the_account_in_azure_with_the_operators_sign_in(monkeypatch):
+    """--account takes the app's identity-based path (shared/storage.py) with
+    DefaultAzureCredential; nothing is called until a command runs (not tried against Azure)."""
+    from ops.connect import open_storage, settings_env
+
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    assert settings_env(None, "stsaexample") == {"AzureWebJobsStorage__accountName": "stsaexample"}
+    storage = open_storage(account="stsaexample")
+    assert storage.store.table.url.startswith("https://stsaexample.table.core.windows.net")
+    assert storage.poison.url == "https://stsaexample.queue.core.windows.net/subject-assistant-exports-poison"
+    assert type(storage.queue.credential).__name__ == "DefaultAzureCredential"
+    assert main(["list"]) == 2  # neither a connection string nor an account: says how, changes nothing
