@@ -68,8 +68,9 @@ run: setup
 demo: setup
 	$(PY) -m scripts.demo
 
+# All sections; one or some with e.g. `make bench BENCH="--only cold_start"` (python -m bench --help).
 bench: setup
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH)
 
 loadtest: setup .venv-checkov/.installed
 	CHECKOV=$(CURDIR)/.venv-checkov/bin/checkov $(PY) -m pytest -q -m load tests/load

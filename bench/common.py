@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
-import os
 import statistics
+from typing import Any
 
 from exports import model
 from exports.messages import ExportMessage
+from exports.services import Services
 
 PROJECT_ID = "4321"
 OWNER_TOKEN = "bench-owner-token"
@@ -36,7 +38,7 @@ def reset_peak_rss() -> bool:
 
 
 def create_export(
-    services, project_id: str, subject_set_id: str, token: str | None = OWNER_TOKEN, **changes
+    services: Services, project_id: str, subject_set_id: str, token: str | None = OWNER_TOKEN, **changes: Any
 ) -> tuple[model.Export, str]:
     """An export record created exactly as the HTTP handler does, and its queue message body."""
     now = services.clock()
@@ -55,8 +57,6 @@ def create_export(
         subjects_total=(found or {}).get("set_member_subjects_count"),
     )
     if changes:
-        import dataclasses
-
         export = dataclasses.replace(export, **changes)
     current, created = services.store.create(export)
     if not created:
@@ -76,10 +76,3 @@ def percentile(values: list[float], p: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
-
-
-def env_for(base: dict, **overrides) -> dict:
-    env = dict(os.environ)
-    env.update(base)
-    env.update({k: str(v) for k, v in overrides.items()})
-    return env

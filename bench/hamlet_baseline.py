@@ -12,7 +12,9 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
+from azure.storage.blob import ContainerClient
 from panoptes_client import Panoptes, SubjectSet
 
 
@@ -24,11 +26,13 @@ class BaselineResult:
     manifest: bytes
 
 
-def hamlet_rows(project_id: str, subject_set_id: str, endpoint: str, limit: int | None = None):
+def hamlet_rows(
+    project_id: str, subject_set_id: str, endpoint: str, limit: int | None = None
+) -> tuple[list[list[Any]], int]:
     """Hamlet's loop: one row per frame, meta as a JSON string (no image filter)."""
     for name in [k for k in os.environ if k.startswith("PANOPTES_")]:
         os.environ.pop(name)  # the client's constructor reads these and may try to log in
-    rows = []
+    rows: list[list[Any]] = []
     subjects = 0
     with Panoptes(endpoint=endpoint):
         subject_set = SubjectSet.find(subject_set_id)
@@ -58,7 +62,7 @@ def run_baseline(
     project_id: str,
     subject_set_id: str,
     endpoint: str,
-    container_client,
+    container_client: ContainerClient,
     blob_name: str,
     limit: int | None = None,
 ) -> BaselineResult:

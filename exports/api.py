@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import azure.functions as func
 
-from exports import callbacks, delivery, model, openapi, tracking
+from exports import callbacks, delivery, events, model, openapi, tracking
 from exports.access import UNAUTHENTICATED, Access
 from exports.messages import ExportMessage
 from exports.ml_service import MlError, MlRejected, MlTaskNotFound, TaskStatus
@@ -19,6 +19,7 @@ from exports.ml_status import NOT_FOUND
 from exports.panoptes import PanoptesUser
 from exports.services import Services, get_services
 from exports.store import ConcurrentUpdate, Versioned
+from shared import telemetry
 from shared.responses import INTERNAL_ERROR, ApiError, bearer_token, error_response, json_response
 from shared.settings import SettingsError
 
@@ -39,6 +40,26 @@ def handle(
     req: func.HttpRequest,
     handler: Callable[[func.HttpRequest, Services], func.HttpResponse],
     services: Callable[[], Services] = get_services,
+) -> func.HttpResponse:
+    with telemetry.log_context(**_route_ids(req)):
+        return _answer(req, handler, services)
+
+
+def _route_ids(req: func.HttpRequest) -> dict[str, str | None]:
+    """The ids a route names, as log dimensions (only well-formed ones: they come from outside)."""
+    params = req.route_params
+    if params.get("export_id"):
+        return events.ids(params.get("export_id"))
+    return {
+        "project_id": model.parse_panoptes_id(params.get("project_id")),
+        "subject_set_id": model.parse_panoptes_id(params.get("subject_set_id")),
+    }
+
+
+def _answer(
+    req: func.HttpRequest,
+    handler: Callable[[func.HttpRequest, Services], func.HttpResponse],
+    services: Callable[[], Services],
 ) -> func.HttpResponse:
     try:
         return handler(req, services())
@@ -210,6 +231,7 @@ def _queue(services: Services, export: model.Export, sealed: str | None, caller:
     """Create the export (or find the one already active for its subject set) and queue it:
     202 and the new export, or 200 and the active one."""
     current, created = services.store.create(export)
+    telemetry.bind(export_id=current.export.id)
     headers = {"Location": f"/api/exports/{current.export.id}"}
     if not created:
         return json_response(_resource(services, current.export), 200, headers)

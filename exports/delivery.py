@@ -20,7 +20,7 @@ import datetime as dt
 import json
 import logging
 
-from exports import callbacks, model
+from exports import callbacks, events, model
 from exports.services import Services
 from exports.store import ConcurrentUpdate
 from shared.crypto import TokenDecryptionError
@@ -38,6 +38,11 @@ def token_binding(export_id: str) -> str:
 
 def deliver(services: Services, export_id: str) -> str:
     """One delivery attempt for the export, if one is due; what happened, for the log and tests."""
+    with events.context(export_id):  # its log records carry the export's ids
+        return _deliver(services, export_id)
+
+
+def _deliver(services: Services, export_id: str) -> str:
     current = services.store.get(export_id)
     if current is None or not current.export.is_final or current.export.callback_state != model.PENDING:
         return "nothing_due"

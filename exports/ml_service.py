@@ -18,6 +18,7 @@ from typing import Any
 
 from exports.results import ByteStream
 from shared.outbound import AnswerTooLarge, AnswerTooSlow, HttpAnswer, OutboundError, OutboundHttp
+from shared.telemetry import traced
 from shared.urls import Url
 
 REQUEST_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,92}")
@@ -84,7 +85,7 @@ class MlServiceClient:
         self.caller = caller
         self.timeout = timeout
         # Pool sized for the poller's concurrency (ML_POLL_CONCURRENCY is at most 256).
-        self._http = http or OutboundHttp(pool_size=256, timeout=timeout)
+        self._http = traced(http or OutboundHttp(pool_size=256, timeout=timeout), "ML service")
 
     def submit(self, manifest_sas_url: str, request_name: str) -> str:
         """POST request_detections; returns the task id. Never retried here: see module doc."""

@@ -9,6 +9,7 @@ Here every call takes the user's token explicitly and subjects come 100 a page.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import copy
 import logging
 import math
@@ -22,6 +23,7 @@ from typing import Any
 import cachetools
 
 from shared.outbound import OutboundError, OutboundHttp
+from shared.telemetry import traced
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ class PanoptesClient:
         # Most a call may sleep between retries in total (None: as long as its retries take).
         self.patience = patience
         # One pool serves every user; it keeps no state between calls (see shared/outbound.py).
-        self._http = http or OutboundHttp(pool_size=64, timeout=timeout)
+        self._http = traced(http or OutboundHttp(pool_size=64, timeout=timeout), "Panoptes", ("page",))
         self._sleep = sleep
 
     def with_patience(self, seconds: float) -> PanoptesClient:
@@ -243,8 +245,9 @@ class PanoptesClient:
         def fill(page_count: int) -> None:
             nonlocal next_to_submit
             while next_to_submit <= page_count and len(pending) < 4 * concurrency:
+                # In a copy of this context: the page's log lines and dependency carry the export's ids.
                 pending[next_to_submit] = pool.submit(
-                    self.subjects_page, token, subject_set_id, next_to_submit
+                    contextvars.copy_context().run, self.subjects_page, token, subject_set_id, next_to_submit
                 )
                 next_to_submit += 1
 

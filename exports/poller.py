@@ -18,7 +18,7 @@ import threading
 import time
 from collections import Counter
 
-from exports import delivery, ml_status, model, tracking
+from exports import delivery, events, ml_status, model, tracking
 from exports.messages import ExportMessage
 from exports.ml_service import MlError, MlTaskNotFound
 from exports.services import Services
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 @dataclasses.dataclass
 class TickReport:
     active: int = 0
+    ml_polled: int = 0  # exports whose ML task was polled
     outcomes: Counter = dataclasses.field(default_factory=Counter)
 
 
@@ -142,13 +143,17 @@ class _TickWriter:
 
 def _poll_and_record(services: Services, current: Versioned, writes: _TickWriter) -> str:
     """Poll one export and hand its change to the writer; returns the outcome to count."""
+    with events.context(current.export):
+        return _poll_and_hand_over(services, current, writes)
+
+
+def _poll_and_hand_over(services: Services, current: Versioned, writes: _TickWriter) -> str:
     updated = _poll(services, current)
     if updated is None:
         return "ml_unavailable"
     if updated == current.export:
         return "unchanged"
-    writes.add(current, updated)
-    tracking.log_change(current.export, updated)
+    writes.add(current, updated)  # the store logs the change when it is written
     return updated.status
 
 
@@ -165,7 +170,8 @@ def run_tick(services: Services) -> TickReport:
                 if current.export.status in model.ML_ACTIVE_STATUSES:
                     futures.append(pool.submit(_poll_and_record, services, current, writes))
                 else:
-                    report.outcomes[_safely(recover_if_stuck, services, current)] += 1
+                    with events.context(current.export):
+                        report.outcomes[_safely(recover_if_stuck, services, current)] += 1
             for future in concurrent.futures.as_completed(futures):
                 try:
                     report.outcomes[future.result()] += 1
@@ -180,7 +186,21 @@ def run_tick(services: Services) -> TickReport:
         report.outcomes["callbacks_tried"] += delivery.sweep(services)
     except Exception:
         log.exception("the callback sweep failed")
-    log.info("poll tick: %d active, %s", report.active, dict(report.outcomes))
+    report.ml_polled = len(futures)
+    log.info(
+        "poll tick: %d active, %s",
+        report.active,
+        dict(report.outcomes),
+        extra={
+            "event": events.POLL_TICK,
+            "active": report.active,
+            "ml_polled": report.ml_polled,
+            # Polls the ML service did not answer (unreachable, 5xx): the ML alert counts
+            # ticks in a row where every poll went unanswered.
+            "ml_unavailable": report.outcomes["ml_unavailable"],
+            "changed": writes.changes,
+        },
+    )
     return report
 
 

@@ -24,6 +24,7 @@ Layout, all in one partition (so that a move between rows is one entity-group tr
   store's `on_finished` hook (set once by exports/services.py) is told of every such export it
   ends, to queue the delivery at once.
 One partition serves about 2,000 operations a second, far above this service's load.
+Every write that changes an export's status is logged here, once (exports/events.py).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
+from exports import events
 from exports.model import COMPLETED, PENDING, Export, parse_export_id
 
 log = logging.getLogger(__name__)
@@ -226,6 +228,22 @@ class ExportStore:
             if row.get("export_id"):
                 yield Versioned(export_from_row(row), row.metadata["etag"], active_row=True)
 
+    def finished_exports(self, prefix: str = "", page_size: int = 1000) -> Iterator[Versioned]:
+        """Finished exports (rows keyed by their id) whose id starts with `prefix`: `{project}-`
+        or `{project}-{set}-` (a set's newest first), or every one (a scan: for operators)."""
+        if prefix:
+            rows = self._query(prefix, page_size)
+        else:  # export ids start with a digit from 1 to 9; ':' sorts right after '9'
+            rows = iter(
+                self.table.query_entities(
+                    f"PartitionKey eq '{PARTITION}' and RowKey ge '1' and RowKey lt ':'",
+                    select=READ,
+                    results_per_page=page_size,
+                )
+            )
+        for row in rows:
+            yield Versioned(export_from_row(row), row.metadata["etag"])
+
     def latest_of_project(self, project_id: str) -> dict[str, tuple[Export, Export | None]]:
         """For each subject set of the project with an export: (its newest export, its newest
         completed export or None). Three range queries, one row per set each."""
@@ -251,6 +269,7 @@ class ExportStore:
         for _ in range(MAX_ATTEMPTS):
             try:
                 result = self.table.create_entity(_active_entity(export))
+                events.recorded(None, export)
                 return Versioned(export, result["etag"], active_row=True), True
             except ResourceExistsError:
                 pass
@@ -267,6 +286,7 @@ class ExportStore:
                 etags = self._transact(self._operations(export, current.etag))
             except TransactionRefused as exc:
                 raise ConcurrentUpdate(f"export changed since it was read ({exc})") from exc
+            events.recorded(current.export, export)
             self._finished([export])
             return Versioned(export, etags[0])
         if not current.active_row and export.is_active:
@@ -282,6 +302,7 @@ class ExportStore:
             if exc.status_code in (404, 412):
                 raise ConcurrentUpdate("export changed since it was read") from exc
             raise
+        events.recorded(current.export, export)
         return Versioned(export, result["etag"], active_row=current.active_row)
 
     def _update_finished(self, export: Export, current: Versioned) -> Versioned:
@@ -352,10 +373,13 @@ class ExportStore:
     def _submit_batch(self, batch: list[tuple[Versioned, Export]], operations: list) -> int:
         try:
             self._transact(operations)
-            self._finished([export for _, export in batch])
-            return len(batch)
         except TransactionRefused:
             pass
+        else:
+            for current, export in batch:
+                events.recorded(current.export, export)
+            self._finished([export for _, export in batch])
+            return len(batch)
         written = 0
         for current, export in batch:
             try:

@@ -49,21 +49,7 @@ def record(services: Services, current: Versioned, answer: Any) -> model.Export:
     except ConcurrentUpdate:
         log.info("export %s: changed during the poll; the next tick looks again", export.id)
         return export
-    log_change(export, updated)
-    return updated
-
-
-def log_change(before: model.Export, after: model.Export) -> None:
-    if after.status != before.status:
-        log.info(
-            "export %s (project %s, subject set %s): %s -> %s (ML %s)",
-            after.id,
-            after.project_id,
-            after.subject_set_id,
-            before.status,
-            after.status,
-            after.ml_status,
-        )
+    return updated  # the store logged the change (exports/events.py)
 
 
 def _reported_url(answer: Any) -> str:

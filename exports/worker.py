@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from exports import model
+from exports import events, model
 from exports.blob_writer import BlockBlobWriter, read_blob
 from exports.manifest import ManifestEncoder, copy_manifest_rows
 from exports.messages import ExportMessage
@@ -34,6 +34,7 @@ from exports.ml_service import MlBusy, MlOutcomeUnknown, MlRejected, MlUnavailab
 from exports.panoptes import PanoptesError, PanoptesUnauthorized, PanoptesUnavailable
 from exports.services import Services
 from exports.store import Versioned
+from shared import telemetry
 from shared.crypto import TokenDecryptionError, TokenExpired
 
 log = logging.getLogger(__name__)
@@ -319,6 +320,7 @@ class ExportRun:
         self.current = self.services.store.apply(self.current, record)
         if self.export.ml_task_id != task_id:
             return
+        telemetry.bind(ml_task_id=task_id)
         self.log(logging.INFO, "submitted as ML task %s", task_id)
         if self.export.status == model.CANCELLED:
             # Cancelled while the POST was in flight: pass the cancel on to the service.
@@ -359,6 +361,11 @@ def process_export_message(body: str, services: Services) -> None:
     if message is None:
         log.error("dropping a malformed export message")
         return
+    with events.context(message.export_id):
+        _process(message, services)
+
+
+def _process(message: ExportMessage, services: Services) -> None:
     current = services.store.get(message.export_id)
     if current is None:
         log.warning("export %s: no record; dropping its message", message.export_id)
@@ -370,7 +377,18 @@ def process_poison_message(body: str, services: Services) -> None:
     """A message the host gave up on: fail its export unless it has moved on."""
     message = ExportMessage.parse(body)
     if message is None:
+        log.error("a malformed message reached the poison queue", extra={"event": events.POISONED})
         return
+    with events.context(message.export_id):
+        log.error(
+            "export %s: its message reached the poison queue",
+            message.export_id,
+            extra={"event": events.POISONED},
+        )
+        _fail_poisoned(message, services)
+
+
+def _fail_poisoned(message: ExportMessage, services: Services) -> None:
     current = services.store.get(message.export_id)
     if current is None:
         return
@@ -390,4 +408,4 @@ def process_poison_message(body: str, services: Services) -> None:
 
     current = services.store.apply(current, fail_if_abandoned)
     if current.export.status == model.FAILED and current.export.error_code == "internal_error":
-        log.error("export %s: message reached the poison queue; marked failed", current.export.id)
+        log.error("export %s: failed after its message reached the poison queue", current.export.id)

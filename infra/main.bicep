@@ -5,6 +5,7 @@
 //     export table, manifest container) with shared keys disabled
 //   user-assigned managed identity with data-plane roles on that account only
 //   Log Analytics workspace + workspace-based Application Insights (Entra auth only)
+//   alert rules on the app's telemetry and the action group that e-mails the operators
 //
 // This file declares the parameters and calls one module per part, in app/:
 //   app/identity.bicep    user-assigned managed identity
@@ -13,6 +14,7 @@
 //   app/rbac.bicep        the identity's role assignments
 //   app/plan.bicep        Flex Consumption plan
 //   app/api.bicep         function app, its app settings and publishing policies
+//   app/alerts.bicep      action group + log alert rules (docs/OPERATIONS.md says what to do)
 //
 // Layout and API versions follow Azure-Samples/functions-quickstart-python-http-azd
 // (infra/), written as plain resources (no registry modules) so that offline checks
@@ -72,6 +74,9 @@ param maximumInstanceCount int = 100
 @minValue(30)
 @maxValue(730)
 param logRetentionDays int = 30
+
+@description('E-mail addresses the alerts go to (docs/OPERATIONS.md lists the alerts). Empty: the alerts still fire and show in the portal, but nobody is e-mailed.')
+param alertEmails array = []
 
 @description('Days after its last change a manifest blob is deleted. Must outlive the manifest SAS (MANIFEST_SAS_HOURS, at most 7 days).')
 @minValue(8)
@@ -216,6 +221,7 @@ var identityName = 'id-subject-assistant-${environmentName}-${take(resourceToken
 var logAnalyticsName = 'log-subject-assistant-${environmentName}-${take(resourceToken, 6)}'
 var appInsightsName = 'appi-subject-assistant-${environmentName}-${take(resourceToken, 6)}'
 var planName = 'plan-subject-assistant-${environmentName}-${take(resourceToken, 6)}'
+var actionGroupName = 'ag-subject-assistant-${environmentName}-${take(resourceToken, 6)}'
 
 // Flex Consumption deploys the app package from this container (identity access).
 var deploymentContainerName = 'app-package-${take(resourceToken, 7)}'
@@ -258,6 +264,21 @@ module monitoring 'app/monitoring.bicep' = {
     tags: allTags
     logRetentionDays: logRetentionDays
   }
+}
+
+module alerts 'app/alerts.bicep' = {
+  name: 'subject-assistant-alerts'
+  params: {
+    appInsightsName: appInsightsName
+    actionGroupName: actionGroupName
+    location: location
+    tags: allTags
+    alertEmails: alertEmails
+    namePrefix: 'subject-assistant-${environmentName}'
+  }
+  dependsOn: [
+    monitoring
+  ]
 }
 
 module rbac 'app/rbac.bicep' = {

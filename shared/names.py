@@ -5,6 +5,8 @@ STORAGE_CONNECTION = "AzureWebJobsStorage"
 # Work queue of the export worker; the Functions host moves failed messages to "<queue>-poison".
 EXPORT_QUEUE = "subject-assistant-exports"
 EXPORT_POISON_QUEUE = EXPORT_QUEUE + "-poison"
+# Where the operator's re-drive keeps each poison message it sent back, as it was (ops/redrive.py).
+EXPORT_REDRIVEN_QUEUE = EXPORT_QUEUE + "-redriven"
 # Deliveries of callbacks (export ids), and where the host moves the ones that kept failing.
 CALLBACK_QUEUE = "subject-assistant-callbacks"
 CALLBACK_POISON_QUEUE = CALLBACK_QUEUE + "-poison"

@@ -20,6 +20,7 @@ from typing import Any
 import azure.functions as func
 
 from shared.responses import INTERNAL_ERROR, error_response, secure
+from shared.telemetry import started
 
 ANONYMOUS = func.AuthLevel.ANONYMOUS  # the Panoptes bearer token is the credential
 HttpFunction = Callable[[func.HttpRequest], func.HttpResponse]
@@ -42,11 +43,12 @@ ROUTES: list[Route] = []
 
 def http_route(bp: func.Blueprint, template: str, methods: list[str]) -> Callable[..., Any]:
     """Register an anonymous HTTP route on `bp` and remember its shape. A GET route also takes
-    HEAD (health checks use it): the host sends a HEAD answer's headers without its body."""
+    HEAD (health checks use it): the host sends a HEAD answer's headers without its body.
+    Telemetry starts with the first invocation of any route (shared/telemetry.py)."""
     methods = [*methods, "HEAD"] if "GET" in methods and "HEAD" not in methods else list(methods)
     ROUTES.append(Route(template, tuple(methods)))
-    route = bp.route(route=template, methods=methods, auth_level=ANONYMOUS)
-    return lambda function: route(guarded(function))
+    register = bp.route(route=template, methods=methods, auth_level=ANONYMOUS)
+    return lambda function: register(guarded(function))
 
 
 def guarded(function: HttpFunction) -> HttpFunction:
@@ -57,10 +59,12 @@ def guarded(function: HttpFunction) -> HttpFunction:
     if list(inspect.signature(function).parameters) != ["req"]:
         raise TypeError(f"{function.__name__}: an HTTP function takes exactly one parameter, `req`")
 
+    run = started(function)  # telemetry starts with the first invocation (shared/telemetry.py)
+
     @functools.wraps(function)
     def answer(req: func.HttpRequest) -> func.HttpResponse:
         try:
-            response = function(req)
+            response = run(req)
         except Exception:
             log.exception("%s failed", function.__name__)
             response = error_response(INTERNAL_ERROR)

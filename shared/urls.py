@@ -25,8 +25,6 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
-from urllib3.util import parse_url as urllib3_parse_url
-
 MAX_URL_LENGTH = 8192
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -159,6 +157,10 @@ def _host(raw: str) -> str:
 
 def _same_for_other_parsers(url: Url) -> None:
     """Belt and braces: the standard library and urllib3 must read exactly what we read."""
+    # Imported here, not at the top: settings are declared with this module, and importing
+    # function_app for indexing must not load urllib3 (cold start, tests/unit/test_cold_start.py).
+    from urllib3.util import parse_url as urllib3_parse_url
+
     try:
         split = urlsplit(url.text)
         theirs = urllib3_parse_url(url.text)

@@ -13,6 +13,7 @@ from page.settings import get_page_settings
 from standins.ml_service import MlServiceStandIn
 from standins.panoptes import PanoptesStandIn
 from standins.sample_data import load_sample
+from tests.appinsights import Capture, run_scenario
 from tests.harness import FAST, TOKEN_KEY, Stack, clear_storage, host_json
 
 
@@ -21,6 +22,13 @@ def azurite():
     emulator = start_azurite()
     yield emulator
     emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def telemetry(azurite, tmp_path_factory) -> Capture:
+    """What the app's telemetry exporter sent during a scenario with every event the runbook
+    and the alerts read (tests/appinsights.py); run once, shared by the tests that read it."""
+    return run_scenario(azurite, tmp_path_factory.mktemp("telemetry"))
 
 
 @pytest.fixture

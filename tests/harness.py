@@ -3,15 +3,22 @@ ML emulator, as `Stack`), and the reliability suite's helpers and invariants. Th
 build them are in tests/conftest.py."""
 
 import collections
+import contextlib
 import datetime as dt
 import json
+import os
 import pathlib
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import requests
 from azure.core.exceptions import ResourceNotFoundError
 
+from devtools.azurite import free_port
 from devtools.host import LocalHost
 from exports import model
 from exports.messages import ExportMessage
@@ -218,3 +225,59 @@ def wait_final(stack, export_id, timeout=30.0) -> model.Export:
         timeout,
         message=f"export {export_id} to reach a final state",
     )
+
+
+# -- the app in its own process, as the Functions worker runs it ---------------------------
+@dataclass
+class HostProcess:
+    """`python -m devtools.host` in a fresh process: nothing of the app is imported before it
+    starts (a cold start), and process-wide state such as telemetry stays in it."""
+
+    url: str
+    process: subprocess.Popen
+    log: pathlib.Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def host_process(env: dict, tmp_path, timers: bool = False, timeout: float = 60) -> Iterator[HostProcess]:
+    port = free_port()
+    log = tmp_path / f"host-{port}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "devtools.host",
+        "--port",
+        str(port),
+        "--host-json",
+        str(host_json(tmp_path)),
+    ]
+    if not timers:
+        command.append("--no-timers")
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    host = HostProcess(f"http://127.0.0.1:{port}", process, log)
+    try:
+        deadline = time.monotonic() + timeout
+        while "Local Functions host listening" not in host.output():
+            assert process.poll() is None, f"the host exited early:\n{host.output()[-3000:]}"
+            assert time.monotonic() < deadline, f"the host did not start:\n{host.output()[-3000:]}"
+            time.sleep(0.05)
+        yield host
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # as the platform stops an instance
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

@@ -99,9 +99,12 @@ class LocalHost:
             # second on every stop (every test stack's teardown).
             self._spawn("http", self._server.serve_forever, 0.05)
             for f in self._queue_functions:
-                self._start_poller(f)
+                if not disabled(f.name):
+                    self._start_poller(f)
             if self.timers:
                 for timer in self._timers.values():
+                    if disabled(timer.function.name):
+                        continue
                     # Resolved and parsed before its thread starts: a bad schedule fails start().
                     self._spawn(
                         f"timer-{timer.function.name}", timer.run_schedule, timer.schedule(), self._stopping
@@ -192,3 +195,10 @@ class LocalHost:
             f"{f.trigger_type:<12} {f.trigger.get('queueName') or f.trigger.get('schedule')}  ({f.name})"
             for f in functions
         ]
+
+
+def disabled(function_name: str) -> bool:
+    """The host's `AzureWebJobs.<function name>.Disabled` app setting: a disabled queue or timer
+    function is not triggered (its messages wait in the queue). HTTP functions ignore it here."""
+    value = os.environ.get(f"AzureWebJobs.{function_name}.Disabled", "")
+    return value.strip().lower() in ("true", "1")

@@ -173,6 +173,10 @@ resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
     // Telemetry with Entra auth (Application Insights has local auth disabled).
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${appIdentity.properties.clientId};Authorization=AAD'
+    // host.json sets telemetryMode OpenTelemetry; the worker attaches each invocation's trace
+    // context and streams its own logs (no duplicates through the host). The app configures
+    // the exporter itself on first use (shared/telemetry.py, docs/DECISIONS.md).
+    PYTHON_ENABLE_OPENTELEMETRY: 'true'
 
     // The service's settings (exports/settings.py).
     PANOPTES_URL: panoptesUrl

@@ -26,9 +26,11 @@ param manifestContainerName string
 @description('Days after its last change a manifest blob is deleted (main.bicep: manifestRetentionDays).')
 param manifestRetentionDays int
 
-// shared/names.py: EXPORT_QUEUE, EXPORT_POISON_QUEUE, EXPORT_TABLE.
+// shared/names.py: EXPORT_QUEUE, EXPORT_POISON_QUEUE, EXPORT_REDRIVEN_QUEUE, CALLBACK_QUEUE,
+// CALLBACK_POISON_QUEUE, EXPORT_TABLE.
 var exportQueueName = 'subject-assistant-exports'
 var exportPoisonQueueName = 'subject-assistant-exports-poison'
+var exportRedrivenQueueName = 'subject-assistant-exports-redriven'
 var callbackQueueName = 'subject-assistant-callbacks'
 var callbackPoisonQueueName = 'subject-assistant-callbacks-poison'
 var exportTableName = 'SubjectAssistantExports'
@@ -137,6 +139,12 @@ resource callbackQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2
 resource callbackPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
   parent: queueService
   name: callbackPoisonQueueName
+}
+
+// The operator's re-drive (`python -m ops redrive`) keeps here each poison message it sent back.
+resource exportRedrivenQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: exportRedrivenQueueName
 }
 
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {

@@ -64,6 +64,7 @@ class BlobStore:
     def __init__(self, table: TaskTable, stopping: threading.Event):
         self.table = table
         self.stopping = stopping  # set when the server stops: ends a drip
+        self.drips_ended = threading.Event()  # set by a test: ends every drip now, and later ones
 
     def serve(self, req: Request) -> Response:
         if req.method not in ("GET", "HEAD"):
@@ -174,7 +175,7 @@ class BlobStore:
                 subject_set_id = str(meta.get("subject_set_id", subject_set_id))
             except (TypeError, ValueError, AttributeError):
                 pass
-        return SyntheticImages(count, project_id, subject_set_id)
+        return SyntheticImages(count, project_id, subject_set_id, frames=t.results_frames)
 
     @staticmethod
     def _images(t: Task, spec: FileSpec) -> Iterator[dict]:
@@ -223,7 +224,7 @@ class BlobStore:
     def _drip(self, source: Iterator[bytes], count: int, interval: float) -> Iterator[bytes]:
         """One byte every `interval` seconds; stops early when the server stops."""
         for i, byte in enumerate(itertools.islice(source, count)):
-            if i and self.stopping.wait(interval):
+            if i and (self.stopping.wait(interval) or self.drips_ended.is_set()):
                 return
             yield byte
 

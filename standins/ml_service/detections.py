@@ -237,6 +237,7 @@ class SyntheticImages:
     project_id: str = "1"
     subject_set_id: str = "1"
     first_subject_id: int = 10_000_000
+    frames: int = 3  # frames a subject
 
     def rows(self) -> Iterator[list]:
         i = 0
@@ -250,8 +251,8 @@ class SyntheticImages:
         # json.dumps of the four keys, spelt out because this runs a million times
         meta = (
             f'{{"project_id": {json.dumps(self.project_id)}, "subject_set_id": '
-            f'{json.dumps(self.subject_set_id)}, "subject_id": "{self.first_subject_id + i // 3}", '
-            f'"frame_id": "{i % 3}"}}'
+            f'{json.dumps(self.subject_set_id)}, "subject_id": "{self.first_subject_id + i // self.frames}", '
+            f'"frame_id": "{i % self.frames}"}}'
         )
         return [url, meta]
 

@@ -136,6 +136,11 @@ class MlServiceStandIn(StandInServer):
             tasks = list(self.table.tasks.values())
         return all(t.downloaded.wait(max(0.0, deadline - time.monotonic())) for t in tasks)
 
+    def end_drips(self) -> None:
+        """End every "drip" answer now (within one drip_interval), cut short as when the server
+        stops, and any drip started later at once."""
+        self.blobs.drips_ended.set()
+
     def detections(self, request_id: str) -> dict:
         """The detections file the service aggregated, parsed (fine for small files).
 
@@ -192,6 +197,7 @@ class MlServiceStandIn(StandInServer):
         access_failure_rate: float | None = None,
         shards_done_at_cancel: int | None = None,
         results_images: int | None = None,
+        results_frames: int | None = None,
         results_url: Any = _UNSET,
         results_mode: Any = _UNSET,
         results_bytes: int | None = None,
@@ -211,7 +217,8 @@ class MlServiceStandIn(StandInServer):
         results_images) written as "Failure inference" / left out of the file; the shards
         that held a missing row count as failed. extra_rows: rows ([file, meta] or a URL) the
         file holds although the manifest did not; the k-th follows the file's k-th image.
-        results_images=N: the file holds N synthetic images instead of the manifest's.
+        results_images=N: the file holds N synthetic images instead of the manifest's
+        (results_frames a subject, 3 by default: SyntheticImages, detections.py).
         results_url: the URL the completed message reports, verbatim (None: the real one).
         results_mode: None, "gzip_bomb", "drip" (drip_interval, drip_max_seconds),
         "oversized" (a valid file larger than results_bytes) or "not_json".
@@ -233,6 +240,7 @@ class MlServiceStandIn(StandInServer):
                 access_failure_rate=access_failure_rate,
                 shards_done_at_cancel=shards_done_at_cancel,
                 results_images=results_images,
+                results_frames=results_frames,
                 results_bytes=results_bytes,
                 drip_interval=drip_interval,
                 drip_max_seconds=drip_max_seconds,

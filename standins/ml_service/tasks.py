@@ -58,6 +58,7 @@ class Task:
     missing_rows: frozenset[int] = frozenset()  # row indices left out of the file
     extra_rows: tuple[str, ...] = ()  # JSON of rows the file holds that the manifest did not
     results_images: int | None = None
+    results_frames: int = 3  # frames a synthetic subject
     results_url: str | None = None
     results_mode: str | None = None
     results_bytes: int | None = None

@@ -820,6 +820,7 @@ def test_queue_and_table_names_match_shared_names():
         names.EXPORT_POISON_QUEUE,
         names.CALLBACK_QUEUE,
         names.CALLBACK_POISON_QUEUE,
+        names.EXPORT_REDRIVEN_QUEUE,
     }
     assert resolved_names(TABLE) == {names.EXPORT_TABLE}
 
@@ -1002,3 +1003,107 @@ def test_checkov_finds_nothing_unjustified(tmp_path: Path):
             assert comment and comment != "No comment provided", (
                 f"{skipped['check_id']} skipped without reason"
             )
+
+
+# --------------------------------------------------------------------------------------
+# Alerts (infra/app/alerts.bicep; their queries run on captured telemetry in tests/ops)
+# --------------------------------------------------------------------------------------
+
+ACTION_GROUP = "Microsoft.Insights/actionGroups"
+QUERY_RULE = "Microsoft.Insights/scheduledQueryRules"
+ALERTS = INFRA / "app" / "alerts.bicep"
+OPERATIONAL_CODES = {
+    "internal_error",
+    "panoptes_unavailable",
+    "ml_rejected",
+    "deadline_exceeded",
+    "ml_task_not_found",
+}
+
+
+def bicep_text(value: str, path: Path) -> str:
+    """A Bicep string as deployed: escapes decoded, `${variable}` replaced by its value."""
+    variables = parse(path).get("variables", {})
+    value = re.sub(r"\$\{(\w+)\}", lambda m: bicep_text(variables[m.group(1)]["value"], path), value)
+    return value.replace("\\n", "\n").replace("\\'", "'").replace("\\\\", "\\")
+
+
+def alert_rules() -> dict[str, dict[str, str]]:
+    """The log alert rules by name, their strings decoded (each rule is an entry of `rules`)."""
+    rules = parse(ALERTS)["variables"]["rules"]["value"]
+    return {
+        rule["name"]: {k: bicep_text(v, ALERTS) if isinstance(v, str) else v for k, v in rule.items()}
+        for rule in rules
+    }
+
+
+def test_the_alerts_email_the_operators_given_as_a_parameter_empty_by_default():
+    [group] = find_resources(ACTION_GROUP)
+    properties = group.config["properties"]
+    assert properties["enabled"] is True and len(properties["groupShortName"]) <= 12
+    receivers = properties["emailReceivers"]
+    assert receivers["loop_type"]["detail"]["array_name"] == "alertEmails"
+    assert receivers["config"]["emailAddress"] == receivers["loop_type"]["detail"]["item_name"]
+    where, top = trace("alertEmails", group.path)
+    assert where == MAIN and main_doc()["parameters"][top]["default"] == []
+
+
+def test_every_alert_rule_queries_application_insights_and_says_what_to_do():
+    [found] = find_resources(QUERY_RULE)
+    assert found.path == ALERTS and found.resource["api_version"] >= "2023-03-15-preview"
+    assert found.config["loop_type"]["detail"]["array_name"] == "rules"
+    rule = found.config["config"]
+    assert rule["kind"] == "LogAlert"
+    properties = rule["properties"]
+    [scope] = properties["scopes"]
+    assert accessor_path(scope) == ["appInsights", "id"]
+    assert real_resource(ALERTS, "appInsights").key in all_resources(INSIGHTS)
+    assert [accessor_path(a) for a in properties["actions"]["actionGroups"]] == [["operators", "id"]]
+    [condition] = properties["criteria"]["allOf"]
+    assert (condition["timeAggregation"], condition["operator"], condition["threshold"]) == (
+        "Count",
+        "GreaterThan",
+        0,
+    )
+    assert properties["enabled"] is True and properties["autoMitigate"] is True
+    rules = alert_rules()
+    assert set(rules) == {
+        "exports-failed-operational",
+        "export-message-poisoned",
+        "ml-service-unreachable",
+        "http-5xx-rate",
+    }
+    for name, each in rules.items():
+        assert "docs/OPERATIONS.md" in each["description"], (
+            f"{name}: the description must say where to read on"
+        )
+        assert 0 <= each["severity"] <= 4 and each["query"].strip()
+        assert re.fullmatch(r"PT\d+[MH]", each["evaluationFrequency"]) and re.fullmatch(
+            r"PT\d+[MH]", each["windowSize"]
+        )
+
+
+def test_the_failure_alert_counts_operational_codes_and_no_user_outcome():
+    query = alert_rules()["exports-failed-operational"]["query"]
+    listed = set(re.findall(r'"(\w+)"', query.split(" in (", 1)[1]))
+    assert listed == OPERATIONAL_CODES
+    for user_outcome in (
+        "subject_set_empty",
+        "token_expired",
+        "ml_failed",
+        "ml_no_results",
+        "ml_submission_unknown",
+    ):
+        assert user_outcome not in query
+
+
+def test_the_alerts_read_the_events_the_code_logs():
+    from exports import events
+
+    queries = {name: rule["query"] for name, rule in alert_rules().items()}
+    assert f'"{events.FINISHED}"' in queries["exports-failed-operational"]
+    assert (
+        f'"{events.POISONED}"' in queries["export-message-poisoned"]
+        and names.EXPORT_POISON_QUEUE in queries["export-message-poisoned"]
+    )
+    assert f'"{events.POLL_TICK}"' in queries["ml-service-unreachable"]

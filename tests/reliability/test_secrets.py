@@ -216,3 +216,21 @@ def test_key_rotation_keeps_queued_exports(stack, tmp_path, previous):
         FIGURES["exports_run"] += 1
     finally:
         host.stop()
+
+
+# -- telemetry ----------------------------------------------------------------------------------
+def test_no_secret_in_what_the_telemetry_exporter_sends(telemetry):
+    """What the Application Insights exporter sent over HTTP during a scenario with a completed
+    export (its manifest SAS and its detections file's SAS link), ML outages and refusals, and a
+    poisoned message (tests/appinsights.py). Breaks if a token, the encryption key, the storage
+    key or a SAS signature reaches a log record, a dependency or an exception."""
+    sent = {"telemetry": telemetry.bodies}
+    assert len(telemetry.bodies) >= 3 and any("export_finished" in body for body in telemetry.bodies)
+    # The scan can fail: a value known to be sent is found.
+    assert find_leaks({"export id": telemetry.exports["completed"]}, sent) == [("telemetry", "export id")]
+    leaks = find_leaks(telemetry.secrets, sent)
+    leaks += [
+        ("telemetry", "sig=") for body in telemetry.bodies if re.search(r"(?i)sig=(?!REDACTED)[^&\s\"]", body)
+    ]
+    FIGURES["leaks_found"] += len(leaks)
+    assert not leaks, sorted(set(leaks))
