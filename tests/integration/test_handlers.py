@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 
 import azure.functions as func
 import pytest
@@ -200,3 +201,30 @@ def test_a_listing_whose_next_page_does_not_move_forward_ends(azurite, ml):
         panoptes.faults.add(r"^/api/subject_sets\?", "status", status=200, body=stuck, times=5)
         client = PanoptesClient(panoptes.url, retries=0)
         assert [s["id"] for s in client.subject_sets_of_project(OWNER, "1234")] == ["5678"]
+
+
+def test_a_tick_logs_at_info_only_when_it_did_something(services, ml, caplog):
+    """`make run` ticks every 3 s: a tick that changed nothing must not fill the log."""
+    caplog.set_level(logging.DEBUG, logger="exports.poller")
+
+    def ticks(level):
+        found = [
+            r.getMessage()
+            for r in caplog.records
+            if r.getMessage().startswith("poll tick") and r.levelno == level
+        ]
+        caplog.clear()
+        return found
+
+    poller.run_tick(services)  # nothing active
+    assert ticks(logging.INFO) == [] and ticks(logging.DEBUG) == []  # (cleared by the first call)
+    poller.run_tick(services)
+    assert len(ticks(logging.DEBUG)) == 1
+    _, export = start(services)
+    deliver_queued(services)
+    assert ml.wait_for_downloads(10)
+    ml.set_plan(services.store.get(export["id"]).export.ml_task_id, ["running", "running", "running"])
+    poller.run_tick(services)  # submitted -> running: a change
+    assert [m for m in ticks(logging.INFO) if "1 active" in m and "'running': 1" in m]
+    poller.run_tick(services)  # still running: nothing to say
+    assert ticks(logging.INFO) == []
