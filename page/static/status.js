@@ -96,23 +96,33 @@ export function titleWord(exp) {
  * statuses running, completed and failed (created, problem and canceled show "ML Task
  * encountered an unknown error"). A cancel is accepted only for a running (or problem) task,
  * and the service then completes it with the part it had done, so a cancelled export whose
- * cancel reached the service counts.
+ * cancel reached the service counts. A failed export counts when its task got that far (the
+ * Subject Assistant then shows the ML service's message), unless the service lost the task.
  * @param {Export} exp
  * @returns {boolean}
  */
 function reachedRunning(exp) {
   if (!exp.ml_task_id) return false;
-  if (exp.status === "running") return exp.ml_status === "running";
-  if (exp.status === "completed") return true;
-  if (exp.status === "cancelled") return exp.ml_status === "canceled" || exp.ml_status === "running" || exp.ml_status === "completed";
-  return false;
+  switch (exp.status) {
+    case "running":
+      return exp.ml_status === "running";
+    case "completed":
+      return true;
+    case "cancelled":
+      return exp.ml_status === "canceled" || exp.ml_status === "running" || exp.ml_status === "completed";
+    case "failed":
+      return (exp.ml_status === "running" || exp.ml_status === "completed" || exp.ml_status === "failed") &&
+        exp.error?.code !== "ml_task_not_found";
+    default:
+      return false;
+  }
 }
 
-/** @typedef {{url: string, kind: "running" | "completed" | "partial", text: string}} AssistantLink */
+/** @typedef {{url: string, kind: "running" | "completed" | "partial" | "failed", text: string}} AssistantLink */
 
 /**
  * The link to the Subject Assistant, only when the Subject Assistant can open it, named by what
- * it shows. A failed export has none (no results to open; its task id stays on the card).
+ * it shows.
  * @param {Export | null | undefined} exp
  * @returns {AssistantLink | null}
  */
@@ -122,6 +132,7 @@ export function assistantLink(exp) {
   if (!url) return null;
   if (exp.status === "running") return {url, kind: "running", text: "Open the running task in the Subject Assistant"};
   if (exp.status === "cancelled") return {url, kind: "partial", text: "Partial results of the cancelled export"};
+  if (exp.status === "failed") return {url, kind: "failed", text: "The failed export's task in the Subject Assistant"};
   return {url, kind: "completed", text: completedLinkText(exp)};
 }
 

@@ -400,8 +400,12 @@ def test_a_failed_export_shows_its_message_and_keeps_the_last_completed_results(
     expect(card.locator(".state-detail")).to_contain_text(failed["error"]["message"])
     expect(card.locator(".state-detail")).to_contain_text("To try again, press Export.")
     expect(card.locator(".results .task-id")).to_have_text(second["ml_task_id"])  # for support
-    # The failed task has no results to open; the last completed export's link stays, named so.
-    expect(card.get_by_role("link")).to_have_count(1)
+    # The Subject Assistant shows a failed task's message: its link, and the last completed
+    # export's, each named by what it opens.
+    expect(card.get_by_role("link")).to_have_count(2)
+    expect(link(ui, SET_A, "The failed export's task in the Subject Assistant")).to_have_attribute(
+        "href", second["subject_assistant_url"]
+    )
     earlier = card.locator(".earlier")
     expect(earlier.get_by_role("link", name=COMPLETED_LINK)).to_have_attribute(
         "href", first["subject_assistant_url"]

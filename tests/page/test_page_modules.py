@@ -78,7 +78,8 @@ def call(page, module, function, *args):
         ("running", "running", "running"),
         ("running", "problem", None),  # the same unknown error while the service reports a problem
         ("completed", "completed", "completed"),
-        ("failed", "failed", None),  # no results to open; the card keeps the task id
+        ("failed", "failed", "failed"),  # the Subject Assistant shows the ML service's message
+        ("failed", "created", None),  # it never ran (a failed Batch submission)
         ("cancelled", "canceled", "partial"),  # the service completes it with the part it had done
         ("cancelled", None, None),  # cancelled before the ML service started on it
     ],
@@ -100,6 +101,11 @@ def test_the_subject_assistant_link_only_from_ml_running_on(modules, status, ml_
         assert "cannot open the task while the ML service reports a problem" in note
 
 
+def test_a_task_the_ml_service_lost_gets_no_link(modules):
+    lost = export("failed", "running", error={"code": "ml_task_not_found", "message": "gone"})
+    assert call(modules, "status_", "assistantLink", lost) is None
+
+
 def test_a_link_that_is_not_http_is_never_shown(modules):
     exp = export("completed", "completed", subject_assistant_url="javascript:alert(1)")
     assert call(modules, "status_", "assistantLink", exp) is None
@@ -109,6 +115,8 @@ def test_the_links_are_named_by_what_they_show(modules):
     running = call(modules, "status_", "assistantLink", export("running", "running"))
     completed = call(modules, "status_", "assistantLink", export("completed", "completed"))
     partial = call(modules, "status_", "assistantLink", export("cancelled", "canceled"))
+    failed = call(modules, "status_", "assistantLink", export("failed", "failed"))
+    assert failed["text"] == "The failed export's task in the Subject Assistant"
     assert running["text"] == "Open the running task in the Subject Assistant"
     assert completed["text"].startswith("Results of the export completed on ")
     assert any(c.isdigit() for c in completed["text"])  # the date
