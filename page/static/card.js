@@ -143,7 +143,7 @@ export function updateCard(card, set) {
     setText(card.badge, "Not exported yet");
     setText(card.when, "");
     setText(card.detail, set.subjects_count === 0
-      ? "This set has no subjects yet."
+      ? "Nothing to send to the ML service yet."
       : "Export sends this set's images to the ML service (MegaDetector), which looks for animals, people and vehicles in each of them.");
   } else {
     setText(card.badge, statusLabel(exp));
@@ -210,8 +210,7 @@ export function updateCard(card, set) {
       : empty
         ? "This set has no subjects. Add images to it in the Zooniverse Project Builder, then export it."
         : "");
-  card.cancel.hidden = !active && !card.watched;
-  card.cancel.classList.toggle("invisible", !active);
+  card.cancel.hidden = !active;
   card.cancel.disabled = !active || card.cancelInFlight;
   setText(card.cancelNote, card.cancelInFlight ? "Cancelling…" : card.checking ? "Checking the export's state…" : "");
 
@@ -229,7 +228,7 @@ export function updateCard(card, set) {
  */
 export function focusTarget(card, preferred) {
   /** @param {HTMLElement} b */
-  const usable = (b) => b.isConnected && !b.hidden && !(b instanceof HTMLButtonElement && b.disabled) && !b.classList.contains("invisible");
+  const usable = (b) => b.isConnected && !b.hidden && !(b instanceof HTMLButtonElement && b.disabled);
   const target = [preferred, card.cancel, card.export].find(usable);
   if (target) return target;
   card.name.setAttribute("tabindex", "-1");

@@ -379,6 +379,8 @@ export class ProjectScreen {
       const {body} = await api.cancelExport(exp.id);
       card.cancelInFlight = false;
       if (this.disposed) return;
+      // The person's own click ends it: the card may shrink now without surprising anyone.
+      card.watched = isActive(body);
       this.showAnswer(card, body);
       announce(`Export of ${name}: ${statusWord(body)}`);
       this.refocus(card, card.export);

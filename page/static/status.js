@@ -220,18 +220,23 @@ export function sentSentence(exp) {
 }
 
 /**
- * The results a new export would be sent alongside: the latest export completed, or was
- * cancelled after the ML service had started (partial results). Null otherwise.
+ * The results that exist for a set and stay when it is exported again: the latest export's, when
+ * it completed or was cancelled after its task started (partial results), and the last completed
+ * export's. Null when the latest export has none (then Export does not ask).
  * @param {SubjectSet} set
- * @returns {{exp: Export, words: string} | null}
+ * @returns {{images: number | null, words: string} | null}
  */
 export function existingResults(set) {
   const exp = set.latest_export;
   if (!exp) return null;
-  const when = formatDate(exp.updated_at);
-  if (exp.status === "completed") return {exp, words: `The results of the export completed on ${when}`};
-  if (exp.status === "cancelled" && assistantLink(exp)) return {exp, words: `The partial results of the export cancelled on ${when}`};
-  return null;
+  const images = exp.manifest?.images ?? null;
+  if (exp.status === "completed") return {images, words: `The results of the export completed on ${formatDate(exp.updated_at)} are`};
+  if (exp.status !== "cancelled" || !assistantLink(exp)) return null;
+  const partial = `The partial results of the export cancelled on ${formatDate(exp.updated_at)}`;
+  const completed = set.latest_completed_export;
+  return completed && completed.id !== exp.id
+    ? {images, words: `${partial}, and the results of the export completed on ${formatDate(completed.updated_at)}, are`}
+    : {images, words: `${partial} are`};
 }
 
 /**
@@ -242,10 +247,10 @@ export function existingResults(set) {
 export function exportAgainQuestion(set) {
   const existing = existingResults(set);
   if (!existing) return null;
-  const images = plural(existing.exp.manifest?.images, "image");
+  const images = plural(existing.images, "image");
   return {
     title: `Export “${setName(set)}” again?`,
-    text: `${existing.words} are in the Subject Assistant and stay there. Exporting again sends ${images ? `all ${images}` : "all of the set's images"} ` +
+    text: `${existing.words} in the Subject Assistant and stay there. Exporting again sends ${images ? `all ${images}` : "all of the set's images"} ` +
       "to the ML service once more, as a new task that may take an hour or more.",
   };
 }

@@ -53,7 +53,7 @@ def serve_static(route):
 @pytest.fixture(scope="module")
 def modules(browser):
     """A page with status.js and summary.js imported as window.status_ / window.summary_."""
-    context = browser.new_context()
+    context = browser.new_context(locale="en-US", timezone_id="UTC")  # the dates the tests read
     context.route(f"{ORIGIN}/**", serve_static)
     page = context.new_page()
     page.goto(f"{ORIGIN}/")
@@ -166,6 +166,20 @@ def test_export_again_asks_only_when_results_exist(modules, status, ml_status, a
         assert question["title"] == "Export “Camera A - March” again?"
         assert question["text"].startswith(asks)
         assert "sends all 49 images to the ML service once more" in question["text"]
+
+
+def test_export_again_names_every_result_that_exists(modules):
+    completed = export("completed", "completed", id="e0", updated_at="2026-11-30T09:00:00Z")
+    cancelled = export("cancelled", "canceled")
+    question = call(
+        modules,
+        "status_",
+        "exportAgainQuestion",
+        {**SET, "latest_export": cancelled, "latest_completed_export": completed},
+    )
+    assert question["text"].startswith("The partial results of the export cancelled on ")
+    assert ", and the results of the export completed on " in question["text"]
+    assert "Nov 30, 2026" in question["text"] and "Dec 2, 2026" in question["text"]
 
 
 def test_the_failed_empty_set_says_what_to_do_instead_of_export_again(modules):
