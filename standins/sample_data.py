@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from .panoptes import UPLOADS, PanoptesStandIn
 
-
 OTHER_PROJECT_NAME = "Someone Else's Cameras"  # demo-outsider's private project
 
 
