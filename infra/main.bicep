@@ -186,6 +186,9 @@ param stuckExportMinutes string = '30'
 
 @description('LIKELY_EMPTY_CONFIDENCE: images whose max_detection_conf is below this count as likely empty (0-1).')
 param likelyEmptyConfidence string = '0.2'
+
+@description('PAGE_REFRESH_SECONDS: how often the page refreshes its subject sets while an export is active (0.05-600).')
+param pageRefreshSeconds string = '3'
 // ---------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------
@@ -305,6 +308,7 @@ module api 'app/api.bicep' = {
     mlNotFoundTicks: mlNotFoundTicks
     stuckExportMinutes: stuckExportMinutes
     likelyEmptyConfidence: likelyEmptyConfidence
+    pageRefreshSeconds: pageRefreshSeconds
     mlProblemTicks: mlProblemTicks
     mlServiceAllowHttp: mlServiceAllowHttp
     authRetrySeconds: authRetrySeconds

@@ -63,6 +63,7 @@ param mlTaskDeadlineDays string
 param mlNotFoundTicks string
 param stuckExportMinutes string
 param likelyEmptyConfidence string
+param pageRefreshSeconds string
 param mlProblemTicks string
 param mlServiceAllowHttp string
 param authRetrySeconds string
@@ -194,6 +195,7 @@ resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
     ML_NOT_FOUND_TICKS: mlNotFoundTicks
     STUCK_EXPORT_MINUTES: stuckExportMinutes
     LIKELY_EMPTY_CONFIDENCE: likelyEmptyConfidence
+    PAGE_REFRESH_SECONDS: pageRefreshSeconds
     ML_PROBLEM_TICKS: mlProblemTicks
     ML_SERVICE_ALLOW_HTTP: mlServiceAllowHttp
     AUTH_RETRY_SECONDS: authRetrySeconds
