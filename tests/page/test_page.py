@@ -121,6 +121,12 @@ def test_sign_in_see_projects_open_a_project_and_sign_out(ui, stack):
         expect(ui.set_card(name).locator(".set-meta")).to_have_text(meta)
         expect(badge(ui, name)).to_have_text("Not exported yet")
     expect(export_button(ui, SET_A)).to_be_enabled()
+    # A card is as tall as what it shows: no room is kept for results while there are none.
+    for name in (SET_A, SET_B):
+        assert ui.set_card(name).locator(".set-state").evaluate("el => getComputedStyle(el).minHeight") in (
+            "0px",
+            "auto",
+        )
     # A set with no subjects cannot be exported: the button says why (and what to do instead).
     expect(export_button(ui, SET_B)).to_be_disabled()
     expect(export_button(ui, SET_B)).to_have_accessible_description(
