@@ -12,11 +12,12 @@ the platform: set them before starting, or pass `env=` to `LocalHost`.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import logging
 import os
+import select
 import signal
+import socket
 import sys
 import threading
 from typing import Any
@@ -42,32 +43,47 @@ def load_app(module_name: str = "function_app") -> Any:
     return apps[0]
 
 
-def _stop_now(signum: int, frame: Any) -> None:
-    """The first stop signal interrupts the main thread, as Ctrl-C does, and the next ones are
-    ignored. It takes no lock: a handler runs in the main thread between two bytecodes, maybe
-    while that thread holds a lock, such as the one inside a threading.Event it waits on, or the
-    one a handler running for an earlier signal took. Calling Event.set() here hung about one
-    `make run` stop in four (make passes a second SIGTERM on)."""
-    ignore_stop_signals()
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+# A byte per stop signal received (signal.set_wakeup_fd writes them): (reader, writer).
+_wakeup: tuple[socket.socket, socket.socket] | None = None
+
+
+def _noted(signum: int, frame: Any) -> None:
+    """Does nothing: the interpreter has already written the signal to the wake-up socket, which
+    serve() reads. A handler runs in the main thread between two bytecodes, maybe while that
+    thread holds a lock (inside a threading.Event it waits on, or taken by the handler of the
+    signal before), so it must take none: calling Event.set() here hung about one `make run` stop
+    in four (make passes a second SIGTERM on). Raising would cut whatever the main thread was
+    doing (printing the banner, starting Azurite) in the middle."""
 
 
 def stop_on_signals() -> None:
-    """From now on SIGINT, SIGTERM or SIGHUP raises KeyboardInterrupt in the main thread, once."""
+    """From now on SIGINT, SIGTERM and SIGHUP are noted, not acted on where they land: serve()
+    stops at the first (received before it started, or while it runs). Main thread only."""
+    global _wakeup
+    if _wakeup is None:
+        _wakeup = socket.socketpair()
+        for end in _wakeup:
+            end.setblocking(False)
+        signal.set_wakeup_fd(_wakeup[1].fileno(), warn_on_full_buffer=False)
     for sig in STOP_SIGNALS:
-        signal.signal(sig, _stop_now)
+        signal.signal(sig, _noted)
 
 
 def ignore_stop_signals() -> None:
-    """While shutting down: a further signal must not interrupt the clean-up halfway."""
+    """While shutting down: further signals change nothing (not even at the interpreter's exit)."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
 
 
+def _stop_signal_received(timeout: float) -> bool:
+    assert _wakeup is not None
+    ready, _, _ = select.select([_wakeup[0]], [], [], timeout)
+    return bool(ready)
+
+
 def serve(host: LocalHost, until: threading.Event | None = None) -> None:
     """Start `host`, print its URL, routes and triggers, and run until SIGINT (Ctrl-C), SIGTERM
-    or SIGHUP (or `until`). Call it from the main thread; the caller catches KeyboardInterrupt
-    when a signal comes before the host has started."""
+    or SIGHUP, received before or after it started (or until `until` is set). Main thread only."""
     until = until or threading.Event()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every HTTP call at INFO
@@ -77,10 +93,8 @@ def serve(host: LocalHost, until: threading.Event | None = None) -> None:
         for line in host.describe_routes() + host.describe_triggers():
             print(f"  {line}", flush=True)
         try:
-            while not until.wait(0.5):
+            while not until.is_set() and not _stop_signal_received(0.2):
                 pass
-        except KeyboardInterrupt:
-            pass
         finally:
             ignore_stop_signals()
         print("Stopping the local Functions host", flush=True)
@@ -106,8 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         cors_origins=origins,
         timers=not args.no_timers,
     )
-    with contextlib.suppress(KeyboardInterrupt):  # a signal while the host was starting
-        serve(host)
+    serve(host)
 
 
 if __name__ == "__main__":

@@ -59,12 +59,10 @@ def _port_free(port: int) -> bool:
 
 
 def main() -> None:
-    # A signal at any point, start-up included, stops everything started so far (Azurite too).
+    # A signal at any point, start-up included, is noted now; serve() stops at it, and the
+    # ExitStack below then stops everything in order, Azurite last.
     stop_on_signals()
-    try:
-        run()
-    except KeyboardInterrupt:
-        pass
+    run()
 
 
 def run() -> None:
