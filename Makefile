@@ -38,11 +38,13 @@ browser:
 		exit 1; \
 	fi
 
-# Lint, format check, types, layers (pyproject.toml) and the generated README sections.
+# Lint, format check, types (Python, and the page's JavaScript through its JSDoc types:
+# tsconfig.json), layers (pyproject.toml) and the generated README sections.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	node_modules/.bin/tsc -p tsconfig.json
 	$(VENV)/bin/lint-imports
 	$(PY) -m devtools.docs --check
 
@@ -53,10 +55,14 @@ fmt: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# README's generated tables, and the OpenAPI document's examples recorded from a real local run.
-docs: setup node_modules/.installed
+# README's generated tables, the OpenAPI document's examples recorded from a real local run, and
+# the README's screenshot of the page (taken by its browser test only when asked, so that
+# `make test` leaves the tree as it was).
+docs: setup node_modules/.installed browser
 	$(PY) -m devtools.openapi_examples
 	$(PY) -m devtools.docs
+	PAGE_SCREENSHOT=1 CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q -p no:cacheprovider \
+		tests/page/test_page.py -k test_export_shows_progress_then_the_subject_assistant_link_then_the_summary
 
 # schemathesis against the running app, longer than in `make test` and with a fresh seed.
 fuzz: setup node_modules/.installed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -17,6 +18,12 @@ AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite"
 # Azurite's well-known development account (public, documented by Microsoft; not a secret).
 ACCOUNT = "devstoreaccount1"
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+# Azurite runs in its own session (a Ctrl-C reaches only us, and we stop it in order); should we
+# be killed outright (SIGKILL), the kernel sends it SIGTERM (util-linux's setpriv, where there is
+# one). The parent is the thread that started it: start it from the main thread.
+_DIES_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM", "--"] if shutil.which("setpriv") else []
 
 
 def free_port() -> int:
@@ -75,6 +82,7 @@ def start_azurite(
     workdir = tempfile.mkdtemp(prefix="azurite-")
     process = subprocess.Popen(
         [
+            *_DIES_WITH_PARENT,
             str(AZURITE_BIN),
             "--inMemoryPersistence",
             "--skipApiVersionCheck",

@@ -24,7 +24,7 @@ import sys
 from typing import Any
 
 from devtools.azurite import ROOT, start_azurite
-from devtools.host import LocalHost, load_app, serve
+from devtools.host import LocalHost, load_app, serve, stop_on_signals
 from devtools.local_env import CALLER_ID, OAUTH_CLIENT_ID, new_token_key
 
 PORT = int(os.environ.get("PORT", "7071"))
@@ -38,6 +38,11 @@ LOCAL_RUN = {  # what makes a local run watchable: seconds, not minutes
 # The ML emulator's monitor: every 5 s instead of the real service's 10 minutes, so each ML state
 # stays on the page for a poll or two.
 ML_MONITOR_SECONDS = 5.0
+# The stand-in answers in microseconds; Panoptes takes a second or two for a page of 100
+# subjects with their locations. Here only (tests want it fast), so that reading a set shows.
+SUBJECT_PAGE_SECONDS = 1.5
+# A set large enough to read over several pages (30 of them, 8 at a time): its progress bar moves.
+LARGE_SET = {"set_id": "5680", "display_name": "Camera C - May (3,000 subjects)", "count": 3000, "frames": 1}
 
 
 def own_settings() -> dict[str, str]:
@@ -58,6 +63,13 @@ def _port_free(port: int) -> bool:
 
 
 def main() -> None:
+    # A signal at any point, start-up included, is noted now; serve() stops at it, and the
+    # ExitStack below then stops everything in order, Azurite last.
+    stop_on_signals()
+    run()
+
+
+def run() -> None:
     from standins.ml_service import MlServiceStandIn
     from standins.panoptes import PanoptesStandIn
     from standins.sample_data import load_sample
@@ -66,6 +78,7 @@ def main() -> None:
     if not _port_free(PORT):
         sys.exit(f"Port {PORT} is in use (another `make run`?). Stop it, or run with PORT=<free port>.")
     with contextlib.ExitStack() as running:
+        running.callback(print, "Stopped: Azurite, the stand-ins and the local host.", flush=True)
         # Azurite's usual ports when free, so Storage Explorer & co. find it; any free ports otherwise.
         ports = AZURITE_DEFAULT_PORTS if all(map(_port_free, AZURITE_DEFAULT_PORTS)) else (None, None, None)
         azurite = start_azurite(*ports)
@@ -81,6 +94,8 @@ def main() -> None:
         if "PANOPTES_URL" not in mine:
             panoptes = running.enter_context(PanoptesStandIn())
             sample = load_sample(panoptes)
+            panoptes.add_synthetic_subject_set(project_id=sample.project_id, **LARGE_SET)
+            panoptes.faults.add(r"^/api/subjects\?", "slow", delay=SUBJECT_PAGE_SECONDS)
             env["PANOPTES_URL"] = panoptes.url
         if "SUBJECT_ASSISTANT_ML_SERVICE_URL" not in mine:
             ml = running.enter_context(
@@ -111,15 +126,32 @@ def main() -> None:
 
 
 def sample_users(sample: Any) -> list[tuple[str, str, str]]:
-    users = [
-        ("demo-owner", sample.owner_token, f"owner of {sample.project_id}"),
-        ("demo-collaborator", sample.collaborator_token, f"collaborator on {sample.project_id}"),
+    """Every user on the stand-in's sign-in form: (login, token, what they may do)."""
+    return [
+        ("demo-owner", sample.owner_token, f"owner of {sample.project_id}: may export"),
+        ("demo-collaborator", sample.collaborator_token, f"collaborator on {sample.project_id}: may export"),
+        (
+            "demo-outsider",
+            sample.outsider_token,
+            f"owner of the private {sample.other_project_id} only: nothing of {sample.project_id}",
+        ),
+        ("demo-tester", sample.tester_token, f"tester on {sample.project_id}: no export role, no projects"),
+        ("demo-nobody", sample.nobody_token, "no role on any project"),
     ]
-    if getattr(sample, "tester_token", None):
-        users.append(("demo-tester", sample.tester_token, f"tester on {sample.project_id}: no export role"))
-    if getattr(sample, "nobody_token", None):
-        users.append(("demo-nobody", sample.nobody_token, "no role on any project"))
-    return users
+
+
+def sample_projects(sample: Any) -> list[str]:
+    """Every project and subject set on the stand-in, one line each."""
+    return [
+        f'project {sample.project_id} "{sample.project_name}":',
+        f'  set {sample.subject_set_id} "Camera A - March": {sample.subject_count} subjects, '
+        f"{sample.image_count} images ({sample.skipped_frames} video frame left out)",
+        f'  set {sample.empty_set_id} "Camera B - April (empty)": no subjects (Export is off)',
+        f'  set {LARGE_SET["set_id"]} "{LARGE_SET["display_name"]}": read over 30 pages, '
+        "so its progress bar moves",
+        f'project {sample.other_project_id} "{sample.other_project_name}" (private, demo-outsider\'s):',
+        f"  set {sample.other_set_id}",
+    ]
 
 
 def banner(
@@ -138,21 +170,22 @@ def banner(
         f"  The API        {host_url}/api/...   e.g. {host_url}/api/health",
         f"  Settings       {source}",
         f"  Panoptes       {env['PANOPTES_URL']}"
-        + ("  (stand-in: sign in by picking a sample user)" if panoptes else ""),
+        + (
+            f"  (stand-in: sign in by picking a sample user; {SUBJECT_PAGE_SECONDS:g} s a page of subjects)"
+            if panoptes
+            else ""
+        ),
         f"  ML service     {env['SUBJECT_ASSISTANT_ML_SERVICE_URL']}"
         + (f"  (emulator: its tasks move every {ML_MONITOR_SECONDS:g} s)" if ml else ""),
         f"  Storage        Azurite, blob :{azurite.blob_port}, queue :{azurite.queue_port}, table :{azurite.table_port}",
         f"  ML poll        every few seconds ({env['ML_POLL_SCHEDULE']}); every 10 minutes in Azure",
     ]
     if sample is not None:
-        lines += [
-            "",
-            f'  Sample project {sample.project_id} "{sample.project_name}": subject set '
-            f"{sample.subject_set_id} ({sample.subject_count} subjects), {sample.empty_set_id} (empty)",
-            "  Sample users (sign in on the page, or send the token with curl):",
-        ]
+        lines += ["", "  Sample projects on the Panoptes stand-in:"]
+        lines += [f"    {line}" for line in sample_projects(sample)]
+        lines += ["", "  Sample users (pick one on the sign-in form, or send the token with curl):"]
         for login, token, what in sample_users(sample):
-            lines.append(f"    {login:<20} {token:<26} {what}")
+            lines.append(f"    {login:<18} {token:<24} {what}")
         lines += [
             "",
             "  Try it with curl:",
@@ -163,10 +196,12 @@ def banner(
     if ml is not None:
         lines += [
             "",
-            "  The Subject Assistant links name tasks only this local ML emulator knows: the real",
-            "  Subject Assistant cannot open them.",
+            "  The Subject Assistant links name tasks of this ML emulator. The page shows a link once",
+            "  the task runs. The Subject Assistant reads a task through its proxy (proxyUrl on its",
+            "  #/config page): through one that forwards to this emulator it opens these tasks; through",
+            "  zooniverse.org's own it asks the production ML service, which does not know them.",
         ]
-    lines += ["", "  Ctrl-C stops everything.", ""]
+    lines += ["", "  Ctrl-C (or SIGTERM) stops everything, Azurite included.", ""]
     print("\n".join(lines), flush=True)
 
 

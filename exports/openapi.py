@@ -265,7 +265,15 @@ SCHEMAS: dict[str, Any] = {
             ),
             "ml_message": _nullable(_STRING),
             "results_url": _nullable({"type": "string", "format": "uri"}),
-            "subject_assistant_url": _nullable({"type": "string", "format": "uri"}),
+            "subject_assistant_url": {
+                **_nullable({"type": "string", "format": "uri"}),
+                "description": "SUBJECT_ASSISTANT_EXTERNAL_URL + ml_task_id, as soon as there is a "
+                "task id (null before), so a script may store it. The Subject Assistant can open it "
+                "only once ml_status is `running` or later (`completed`, `failed`); before that "
+                '(`created`, and `problem`) it shows "ML Task encountered an unknown error", and '
+                "while the task runs it says the task is still running. The export page shows the "
+                "link only from `running` on.",
+            },
             "error": _nullable(
                 {
                     "type": "object",

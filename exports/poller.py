@@ -32,6 +32,7 @@ class TickReport:
     active: int = 0
     ml_polled: int = 0  # exports whose ML task was polled
     outcomes: Counter = dataclasses.field(default_factory=Counter)
+    moved: int = 0  # exports whose status changed (other changes: the ML message, counters)
 
 
 def _poll(services: Services, current: Versioned) -> model.Export | None:
@@ -76,6 +77,8 @@ def recover_if_stuck(services: Services, current: Versioned) -> str:
     return "requeued"
 
 
+# Outcomes of a tick that did something besides moving exports to another status.
+ACTED = ("requeued", "failed_stuck", "error", "callbacks_tried")
 READ_PAGE = 100  # active rows per read round trip: polling starts on the first page
 WRITE_BATCH = 100  # exports written at once (one transaction, two if some end)
 WRITE_AFTER = 0.25  # seconds an answer waits for others to share its write
@@ -141,20 +144,21 @@ class _TickWriter:
         return self.written
 
 
-def _poll_and_record(services: Services, current: Versioned, writes: _TickWriter) -> str:
-    """Poll one export and hand its change to the writer; returns the outcome to count."""
+def _poll_and_record(services: Services, current: Versioned, writes: _TickWriter) -> tuple[str, bool]:
+    """Poll one export and hand its change to the writer; returns the outcome to count, and
+    whether the export's status changed."""
     with events.context(current.export):
         return _poll_and_hand_over(services, current, writes)
 
 
-def _poll_and_hand_over(services: Services, current: Versioned, writes: _TickWriter) -> str:
+def _poll_and_hand_over(services: Services, current: Versioned, writes: _TickWriter) -> tuple[str, bool]:
     updated = _poll(services, current)
     if updated is None:
-        return "ml_unavailable"
+        return "ml_unavailable", False
     if updated == current.export:
-        return "unchanged"
+        return "unchanged", False
     writes.add(current, updated)  # the store logs the change when it is written
-    return updated.status
+    return updated.status, updated.status != current.export.status
 
 
 def run_tick(services: Services) -> TickReport:
@@ -174,7 +178,9 @@ def run_tick(services: Services) -> TickReport:
                         report.outcomes[_safely(recover_if_stuck, services, current)] += 1
             for future in concurrent.futures.as_completed(futures):
                 try:
-                    report.outcomes[future.result()] += 1
+                    outcome, moved = future.result()
+                    report.outcomes[outcome] += 1
+                    report.moved += moved
                 except Exception:
                     log.exception("poll failed")
                     report.outcomes["error"] += 1
@@ -187,10 +193,14 @@ def run_tick(services: Services) -> TickReport:
     except Exception:
         log.exception("the callback sweep failed")
     report.ml_polled = len(futures)
-    log.info(
+    # A tick with nothing to look at is not news (`make run` ticks every 3 s): DEBUG, not INFO.
+    # A tick that polled anything is INFO: the ML alert reads every one (docs/OPERATIONS.md).
+    acted = report.active > 0 or report.moved > 0 or any(report.outcomes[o] for o in ACTED)
+    log.log(
+        logging.INFO if acted else logging.DEBUG,
         "poll tick: %d active, %s",
         report.active,
-        dict(report.outcomes),
+        dict(+report.outcomes),
         extra={
             "event": events.POLL_TICK,
             "active": report.active,

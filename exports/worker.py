@@ -185,9 +185,9 @@ class ExportRun:
         if counts.images == 0:
             self._fail(
                 "subject_set_empty",
-                f"Subject set {export.subject_set_id} has no image "
-                f"frames (.jpg, .jpeg or .png) to send: {counts.subjects} subjects, "
-                f"{counts.skipped_frames} other frames skipped.",
+                f"Subject set {export.subject_set_id} has no images (.jpg, .jpeg or .png) to "
+                f"send: {counts.subjects} subjects, {counts.skipped_frames} other frames skipped. "
+                "Add images to the set in the Zooniverse Project Builder, then export it again.",
             )
             return False
         writer.commit()

@@ -206,6 +206,9 @@ param likelyEmptyConfidence string = '0.5'
 
 @description('RESULTS_CSV_MINUTES: lifetime of the read-only SAS of results_csv_url, minted on each read (1-60).')
 param resultsCsvMinutes string = '60'
+
+@description('PAGE_REFRESH_SECONDS: how often the page refreshes its subject sets while an export is active (0.05-600).')
+param pageRefreshSeconds string = '3'
 // ---------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------
@@ -342,6 +345,7 @@ module api 'app/api.bicep' = {
     stuckExportMinutes: stuckExportMinutes
     likelyEmptyConfidence: likelyEmptyConfidence
     resultsCsvMinutes: resultsCsvMinutes
+    pageRefreshSeconds: pageRefreshSeconds
     mlProblemTicks: mlProblemTicks
     mlServiceAllowHttp: mlServiceAllowHttp
     authRetrySeconds: authRetrySeconds

@@ -6,8 +6,8 @@ host maps an empty route template to the function's name (azure-functions-host
 WebScriptHostHttpRoutesManager), so no route can name the root itself. The catch-all hands every
 other path to shared/fallback.py (JSON 404/405 under /api/) or answers this site's 404 page.
 
-The HTML is page/index.html with the Panoptes URL and the OAuth application id filled in (the
-page then needs no configuration call); the JavaScript talks only to this app's `/api/...`.
+The HTML is page/index.html with the Panoptes URL, the OAuth application id and the refresh
+interval filled in (the page then needs no configuration call); the JavaScript talks only to this app's `/api/...`.
 Every answer carries a strict Content-Security-Policy: no inline script, `connect-src 'self'`,
 `frame-ancestors 'none'`."""
 
@@ -87,6 +87,7 @@ def page(req: func.HttpRequest) -> func.HttpResponse:
     text = INDEX.read_text(encoding="utf-8")
     text = text.replace("{{PANOPTES_URL}}", html.escape(settings.panoptes_url, quote=True))
     text = text.replace("{{OAUTH_CLIENT_ID}}", html.escape(settings.panoptes_oauth_client_id, quote=True))
+    text = text.replace("{{REFRESH_SECONDS}}", f"{settings.page_refresh_seconds:g}")
     return _html(text, 200)
 
 

@@ -7,7 +7,7 @@ import functools
 import os
 import re
 
-from shared.settings import AppSettings, load, setting
+from shared.settings import AppSettings, float_range, load, setting
 
 
 def oauth_client_id(value: str) -> str:
@@ -28,6 +28,14 @@ class PageSettings(AppSettings):
         "Application id of the Panoptes OAuth application the page signs in with (implicit "
         "grant; its redirect URI is this app's root URL, e.g. https://<app host>/). See "
         "docs/DEPLOY.md for how to register it.",
+    )
+    page_refresh_seconds: float = setting(
+        "PAGE_REFRESH_SECONDS",
+        float_range(0.05, 600),
+        "3",
+        "How often the page refreshes its subject sets while an export is active (every 10/3 of "
+        "that after 20 refreshes without a change, 5/3 after a failed one). The tests set it low "
+        "so the page shows a change at once.",
     )
 
 

@@ -52,6 +52,17 @@ def describe(export: dict) -> str:
     return " — ".join(parts)
 
 
+def assistant_link(export: dict) -> str | None:
+    """The Subject Assistant link, only once the Subject Assistant can open it: it handles the ML
+    statuses running, completed and failed, and shows "ML Task encountered an unknown error"
+    for a task still `created` (or in `problem`)."""
+    if export["status"] == "running" and export["ml_status"] == "running":
+        return export["subject_assistant_url"]
+    if export["status"] == "completed":
+        return export["subject_assistant_url"]
+    return None
+
+
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="  [log] %(name)s: %(message)s")
     print("Subject Assistant export service — offline demo\n")
@@ -103,13 +114,19 @@ def main() -> int:
             )
 
             print("\n2. It watches GET /api/exports/{id} while the queue worker and the ML poller work:")
-            last, deadline = None, time.monotonic() + TIMEOUT
+            last, deadline, link_shown = None, time.monotonic() + TIMEOUT, False
             while time.monotonic() < deadline:
                 export = session.get(f"{host.url}/api/exports/{export['id']}", timeout=30).json()
                 line = describe(export)
                 if line != last:
                     print(f"   {time.strftime('%H:%M:%S')}  {line}")
                     last = line
+                if not link_shown and export["status"] == "running" and (link := assistant_link(export)):
+                    print(
+                        "             The Subject Assistant can open the task from now on (it says it "
+                        f"is still running until the results are ready): {link}"
+                    )
+                    link_shown = True
                 if export["status"] in ("completed", "failed", "cancelled"):
                     break
                 time.sleep(0.25)
@@ -142,14 +159,15 @@ def main() -> int:
                         f"{'completed → ' + latest['subject_assistant_url'] if latest else 'no export yet'}"
                     )
                 print(
-                    f"\nThe Subject Assistant link (it names a task only this run's local ML emulator "
-                    f"knows, so the real Subject Assistant cannot open it):\n  {export['subject_assistant_url']}"
-                )
-                print(
-                    f"\nThe page for people was served at {host.url}/ during this run (`make run` "
-                    "keeps it running, with sign-in through the Panoptes stand-in)."
+                    "\nThe Subject Assistant link (it names a task of this run's ML emulator: a Subject "
+                    "Assistant whose proxy forwards to that emulator opens it):"
+                    f"\n  {assistant_link(export)}"
                 )
                 print(f"\nFunction invocations: {dict(host.invocations)}")
+                print(
+                    "\nThe page for people, with sign-in through the Panoptes stand-in: `make run`, "
+                    "then open the address it prints (http://127.0.0.1:7071/ by default)."
+                )
             reset_services()
             if export["status"] != "completed":
                 print(f"\nThe export did not complete: {describe(export)}")

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from .panoptes import UPLOADS, PanoptesStandIn
 
+OTHER_PROJECT_NAME = "Someone Else's Cameras"  # demo-outsider's private project
+
 
 @dataclass(frozen=True)
 class SampleInfo:
@@ -30,6 +32,7 @@ class SampleInfo:
     tester_token: str = "demo-tester-token"
     nobody_id: str = "46"
     nobody_token: str = "demo-nobody-token"
+    other_project_name: str = OTHER_PROJECT_NAME
 
 
 def _location(subject_id: str, frame: int, ext: str) -> str:
@@ -68,7 +71,7 @@ def load_sample(panoptes: PanoptesStandIn) -> SampleInfo:
     panoptes.add_project(
         "1234", "Snapshot Demo", roles={"42": ["owner"], "43": ["collaborator"], "45": ["tester"]}
     )
-    panoptes.add_project("9999", "Someone Else's Cameras", private=True, roles={"44": ["owner"]})
+    panoptes.add_project("9999", OTHER_PROJECT_NAME, private=True, roles={"44": ["owner"]})
     subjects = sample_subjects()
     panoptes.add_subject_set("5678", "1234", "Camera A - March", subjects)
     panoptes.add_subject_set("5679", "1234", "Camera B - April (empty)", [])

@@ -64,6 +64,7 @@ param mlNotFoundTicks string
 param stuckExportMinutes string
 param likelyEmptyConfidence string
 param resultsCsvMinutes string
+param pageRefreshSeconds string
 param mlProblemTicks string
 param mlServiceAllowHttp string
 param authRetrySeconds string
@@ -204,6 +205,7 @@ resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
     STUCK_EXPORT_MINUTES: stuckExportMinutes
     LIKELY_EMPTY_CONFIDENCE: likelyEmptyConfidence
     RESULTS_CSV_MINUTES: resultsCsvMinutes
+    PAGE_REFRESH_SECONDS: pageRefreshSeconds
     ML_PROBLEM_TICKS: mlProblemTicks
     ML_SERVICE_ALLOW_HTTP: mlServiceAllowHttp
     AUTH_RETRY_SECONDS: authRetrySeconds

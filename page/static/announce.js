@@ -1,7 +1,10 @@
+// @ts-check
 // One polite live region for the whole page (#announcer): state changes, results of actions.
 let last = "";
-let pending = null;
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let pending;
 
+/** @param {string} text */
 export function announce(text) {
   const region = document.getElementById("announcer");
   if (!region || !text) return;

@@ -1,9 +1,17 @@
+// @ts-check
 // The export service's API (same origin): every call carries the user's token as
 // `Authorization: Bearer`, and every failure becomes an ApiError with a sentence a person can
 // act on (the API's own `error.message` when it sent one).
 import * as auth from "./auth.js";
 
+/** @import {Export, ProjectExports, Projects} from "./types.js" */
+
 export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status (0: no answer at all)
+   * @param {string} code the API's error code, or "http_<status>" / "network"
+   * @param {string} message a sentence a person can act on
+   */
   constructor(status, code, message) {
     super(message);
     this.name = "ApiError";
@@ -19,6 +27,12 @@ export class ApiError extends Error {
 
 const SIGN_IN_AGAIN = "Your Zooniverse sign-in is no longer valid. Sign in again to carry on.";
 
+/**
+ * @template T
+ * @param {"GET" | "POST"} method
+ * @param {string} path
+ * @returns {Promise<{status: number, body: T}>}
+ */
 export async function request(method, path) {
   const token = auth.token();
   if (!token) throw new ApiError(401, "unauthenticated", SIGN_IN_AGAIN);
@@ -34,6 +48,7 @@ export async function request(method, path) {
   } catch {
     throw new ApiError(0, "network", "The export service could not be reached. Check your connection; the page tries again by itself.");
   }
+  /** @type {any} */
   let body = null;
   try {
     body = await response.json();
@@ -55,8 +70,31 @@ export async function request(method, path) {
   throw new ApiError(response.status, code, message);
 }
 
+/** @returns {Promise<{status: number, body: Projects}>} */
 export const listProjects = () => request("GET", "/api/projects");
+
+/**
+ * @param {string} projectId
+ * @returns {Promise<{status: number, body: ProjectExports}>}
+ */
 export const listExports = (projectId) => request("GET", `/api/projects/${encodeURIComponent(projectId)}/exports`);
+
+/**
+ * @param {string} exportId
+ * @returns {Promise<{status: number, body: Export}>}
+ */
+export const getExport = (exportId) => request("GET", `/api/exports/${encodeURIComponent(exportId)}`);
+
+/**
+ * @param {string} projectId
+ * @param {string} setId
+ * @returns {Promise<{status: number, body: Export}>}
+ */
 export const startExport = (projectId, setId) =>
   request("POST", `/api/projects/${encodeURIComponent(projectId)}/subject-sets/${encodeURIComponent(setId)}/exports`);
+
+/**
+ * @param {string} exportId
+ * @returns {Promise<{status: number, body: Export}>}
+ */
 export const cancelExport = (exportId) => request("POST", `/api/exports/${encodeURIComponent(exportId)}/cancel`);

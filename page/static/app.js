@@ -1,3 +1,4 @@
+// @ts-check
 // The export page: sign in with Zooniverse, your projects, a project's subject sets.
 // Screens: sign-in (no valid token), projects (/), project (/subject-assistant/{id}/).
 // Navigation between screens uses the History API; every address also loads on its own.
@@ -6,15 +7,26 @@ import * as auth from "./auth.js";
 import {announce} from "./announce.js";
 import {fill, h} from "./dom.js";
 import {ProjectScreen} from "./project.js";
+import {APP_NAME} from "./watch.js";
 
-const APP_NAME = "Subject Assistant export";
-const main = document.getElementById("main");
-const account = document.getElementById("account");
+/** @import {Projects} from "./types.js" */
+/** @import {ApiError} from "./api.js" */
+/** @typedef {{name: "projects"} | {name: "project", projectId: string} | {name: "unknown"}} Route */
 
-let screen = null; // the current screen's {dispose()}
-let notice = null; // {kind: "error" | "warning" | "info", text}: shown once, on the next screen
-let projectsCache = null; // GET /api/projects' body for this sign-in
+const main = /** @type {HTMLElement} */ (document.getElementById("main"));
+const account = /** @type {HTMLElement} */ (document.getElementById("account"));
 
+/** @type {{dispose(): void} | null} the current screen */
+let screen = null;
+/** @type {{kind: "error" | "warning" | "info", text: string} | null} shown once, on the next screen */
+let notice = null;
+/** @type {Projects | null} GET /api/projects' body for this sign-in */
+let projectsCache = null;
+
+/**
+ * @param {string} pathname
+ * @returns {Route}
+ */
 function route(pathname) {
   if (pathname === "/" || pathname === "") return {name: "projects"};
   const match = /^\/subject-assistant\/(\d{1,19})\/?$/.exec(pathname);
@@ -34,6 +46,7 @@ function takeNotice() {
   return h("div", {class: `notice notice-${kind}`, role: kind === "info" ? "status" : "alert"}, h("p", {text}));
 }
 
+/** @param {string} text */
 function setTitle(text) {
   document.title = text ? `${text} · ${APP_NAME}` : APP_NAME;
 }
@@ -75,6 +88,7 @@ auth.onExpired((message) => {
 });
 
 // -- screens ---------------------------------------------------------------------------------
+/** @returns {null} */
 function signInScreen() {
   const where = route(window.location.pathname);
   setTitle("Sign in");
@@ -95,6 +109,7 @@ function signInScreen() {
   return null;
 }
 
+/** @returns {Promise<Projects>} */
 async function loadProjects() {
   if (projectsCache) return projectsCache;
   const {body} = await api.listProjects();
@@ -107,10 +122,13 @@ async function loadProjects() {
 function projectsScreen() {
   setTitle("Your projects");
   const status = h("div", {class: "projects-area", "aria-busy": "true"}, h("p", {class: "loading", text: "Loading your projects…"}));
+  // The introduction only where there is something to open (not on the "no access" answer).
+  const lede = h("p", {class: "lede", hidden: true,
+    text: "The Zooniverse projects on which you are an owner or collaborator. Open one to export its subject sets to the ML service."});
   fill(main,
     h("h1", {tabindex: "-1", text: "Your projects"}),
     takeNotice(),
-    h("p", {class: "lede", text: "The Zooniverse projects on which you are an owner or collaborator. Open one to export its subject sets to the ML service."}),
+    lede,
     status);
   let disposed = false;
   projectsCache = null; // this screen always shows fresh roles
@@ -124,10 +142,11 @@ function projectsScreen() {
         h("p", {text: "Ask a project's owner to add you as a collaborator in the Project Builder, then sign in again. Other roles (tester, moderator, scientist…) cannot export."})));
       return;
     }
+    lede.hidden = false;
     fill(status, h("ul", {class: "projects", "aria-label": "Your projects"}, projects.map((p) => h("li", {},
       h("a", {href: `/subject-assistant/${encodeURIComponent(p.id)}/`, "data-nav": true, text: p.display_name || `Project ${p.id}`}),
       h("span", {class: "project-meta", text: `Project ${p.id}${Array.isArray(p.roles) && p.roles.length ? ` · ${p.roles.join(", ")}` : ""}`})))));
-  }).catch((error) => {
+  }).catch((/** @type {ApiError} */ error) => {
     if (disposed || error.status === 401) return;
     status.removeAttribute("aria-busy");
     fill(status, h("div", {class: "notice notice-error", role: "alert"}, h("p", {text: error.message}),
@@ -136,12 +155,12 @@ function projectsScreen() {
   return {dispose: () => { disposed = true; }};
 }
 
+/** @param {string} projectId */
 function projectScreen(projectId) {
-  setTitle(`Project ${projectId}`);
   const projectName = loadProjects()
     .then((body) => (body.projects || []).find((p) => String(p.id) === projectId)?.display_name || null)
     .catch(() => null);
-  return new ProjectScreen(main, projectId, {projectName, notice: takeNotice()});
+  return new ProjectScreen(main, projectId, {projectName, notice: takeNotice(), userId: () => auth.user()?.id});
 }
 
 function unknownScreen() {
@@ -152,6 +171,7 @@ function unknownScreen() {
   return null;
 }
 
+/** @param {{focus?: boolean}} [options] */
 function render({focus = false} = {}) {
   screen?.dispose();
   screen = null;
@@ -168,6 +188,7 @@ function render({focus = false} = {}) {
 }
 
 // -- navigation ------------------------------------------------------------------------------
+/** @param {string} path */
 function navigate(path) {
   if (path !== window.location.pathname) window.history.pushState(null, "", path);
   render({focus: true});
@@ -176,7 +197,8 @@ function navigate(path) {
 document.addEventListener("click", (event) => {
   if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
   const link = event.target instanceof Element ? event.target.closest("a[href]") : null;
-  if (!link || link.target || link.hasAttribute("download")) return;
+  if (!(link instanceof HTMLAnchorElement)) return;
+  if (link.target || link.hasAttribute("download")) return;
   const url = new URL(link.href, window.location.href);
   if (url.origin !== window.location.origin || route(url.pathname).name === "unknown") return;
   event.preventDefault();
@@ -189,7 +211,7 @@ window.addEventListener("popstate", () => render({focus: true}));
 function start() {
   const result = auth.completeSignIn(); // first: takes the token out of the address bar
   if (result.outcome === "refused" || result.outcome === "denied") {
-    notice = {kind: "error", text: result.message};
+    notice = {kind: "error", text: result.message ?? "Sign-in refused."};
   }
   auth.restoreSession(); // a refused reply leaves a sign-in already in place as it was
   render({focus: result.outcome !== "none"});

@@ -1,9 +1,16 @@
+// @ts-check
 // Sign in with Zooniverse the way the ML Subject Assistant does (panoptes-javascript-client's
 // implicit grant): the browser goes to {panoptes}/oauth/authorize?response_type=token&…, and
 // Panoptes sends it back to this app's root with the token in the URL fragment.
 //
 // The token lives in memory and in sessionStorage (this tab only, gone when it closes): never
 // in localStorage, a cookie or a URL. It is sent only as `Authorization: Bearer` to this app.
+
+import {meta} from "./dom.js";
+
+/** @import {User} from "./types.js" */
+/** @typedef {{token: string, expiresAt: number, user?: User}} Session expiresAt: ms since epoch */
+/** @typedef {{outcome: "none" | "signed-in" | "refused" | "denied", message?: string, returnTo: string}} SignInResult */
 
 const SESSION_KEY = "sa-export.session";
 const PENDING_KEY = "sa-export.sign-in";
@@ -12,14 +19,12 @@ const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's limit (about 24.8 days)
 // Paths of this page that a sign-in may come back to.
 const RETURN_PATH = /^\/(subject-assistant\/\d{1,19}\/?)?$/;
 
-let session = null; // {token, expiresAt (ms since epoch), user}
-let expiryTimer = null;
+/** @type {Session | null} */
+let session = null;
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let expiryTimer;
+/** @type {((message: string) => void)[]} */
 const expiredListeners = [];
-
-function meta(name) {
-  const el = document.querySelector(`meta[name="${name}"]`);
-  return el ? el.content.trim() : "";
-}
 
 export function panoptesUrl() {
   return meta("panoptes-url").replace(/\/+$/, "");
@@ -37,6 +42,10 @@ function storage() {
   }
 }
 
+/**
+ * @param {string} key
+ * @returns {any}
+ */
 function readJson(key) {
   try {
     const raw = storage()?.getItem(key);
@@ -46,6 +55,10 @@ function readJson(key) {
   }
 }
 
+/**
+ * @param {string} key
+ * @param {unknown} value
+ */
 function writeJson(key, value) {
   try {
     storage()?.setItem(key, JSON.stringify(value));
@@ -54,6 +67,7 @@ function writeJson(key, value) {
   }
 }
 
+/** @param {string} key */
 function remove(key) {
   try {
     storage()?.removeItem(key);
@@ -68,11 +82,18 @@ function randomState() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/**
+ * @param {unknown} path
+ * @returns {string}
+ */
 export function safeReturnPath(path) {
   return typeof path === "string" && RETURN_PATH.test(path) ? path : "/";
 }
 
-/** Leave for Zooniverse's sign-in page; come back to `returnTo` afterwards. */
+/**
+ * Leave for Zooniverse's sign-in page; come back to `returnTo` afterwards.
+ * @param {string} [returnTo]
+ */
 export function beginSignIn(returnTo = window.location.pathname) {
   const state = randomState();
   writeJson(PENDING_KEY, {state, returnTo: safeReturnPath(returnTo), at: Date.now()});
@@ -89,6 +110,7 @@ export function beginSignIn(returnTo = window.location.pathname) {
  * Handle the way back from Zooniverse, if this page load is one: read the fragment, remove it
  * from the address bar at once, check `state`, keep the token. Returns
  * {outcome: "none" | "signed-in" | "refused" | "denied", message?, returnTo}.
+ * @returns {SignInResult}
  */
 export function completeSignIn() {
   const hash = window.location.hash.replace(/^#/, "");
@@ -132,13 +154,17 @@ export function completeSignIn() {
   return {outcome: "signed-in", returnTo};
 }
 
+/** @param {Session} value */
 function setSession(value) {
   session = value;
   writeJson(SESSION_KEY, {token: value.token, expiresAt: value.expiresAt});
   armTimer();
 }
 
-/** The session kept in this tab, if any and not expired. */
+/**
+ * The session kept in this tab, if any and not expired.
+ * @returns {boolean}
+ */
 export function restoreSession() {
   const saved = readJson(SESSION_KEY);
   if (saved && typeof saved.token === "string" && typeof saved.expiresAt === "number" && saved.expiresAt > Date.now()) {
@@ -166,11 +192,15 @@ function checkExpiry() {
   }
 }
 
+/** @returns {boolean} */
 export function signedIn() {
   return session !== null && Date.now() < session.expiresAt;
 }
 
-/** The bearer token, or null when signed out or expired (which also tells the listeners). */
+/**
+ * The bearer token, or null when signed out or expired (which also tells the listeners).
+ * @returns {string | null}
+ */
 export function token() {
   if (!session) return null;
   if (Date.now() >= session.expiresAt) {
@@ -180,10 +210,12 @@ export function token() {
   return session.token;
 }
 
+/** @param {User} user */
 export function rememberUser(user) {
   if (session) session.user = user;
 }
 
+/** @returns {User | null} */
 export function user() {
   return session?.user ?? null;
 }
@@ -198,13 +230,17 @@ export function signOut() {
   forget();
 }
 
-/** The token is no longer good (expired, or the API answered 401): forget it, tell the page. */
+/**
+ * The token is no longer good (expired, or the API answered 401): forget it, tell the page.
+ * @param {string} message
+ */
 export function expire(message) {
   if (!session) return;
   forget();
   for (const listener of expiredListeners) listener(message);
 }
 
+/** @param {(message: string) => void} listener */
 export function onExpired(listener) {
   expiredListeners.push(listener);
 }

@@ -1,9 +1,12 @@
 """`make run` as a newcomer meets it: one command starts everything, says where it is and who can
-sign in, and an export started the way the banner shows reaches the Subject Assistant link."""
+sign in, an export started the way the banner shows reaches the Subject Assistant link, and any
+stop signal stops everything, Azurite included."""
 
+import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,9 +14,14 @@ import time
 import requests
 
 from devtools.azurite import ROOT, free_port
+from devtools.run import sample_users
+from standins.panoptes import PanoptesStandIn
+from standins.sample_data import load_sample
 
 
-def test_make_run_starts_everything_and_says_how_to_use_it(tmp_path):
+def start_make_run(tmp_path):
+    """`python -m devtools.run` in its own process group (as make runs it), once it listens:
+    (process, port, log file, Azurite's blob port)."""
     port = free_port()
     env = {**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1"}
     log = tmp_path / "run.log"
@@ -26,13 +34,40 @@ def test_make_run_starts_everything_and_says_how_to_use_it(tmp_path):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    deadline = time.monotonic() + 60
+    while "Local Functions host listening" not in log.read_text():
+        assert run.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    blob_port = int(re.search(r"Storage +Azurite, blob :(\d+)", log.read_text()).group(1))
+    return run, port, log, blob_port
+
+
+def listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+        return True
+    return False
+
+
+def assert_stops(run, blob_port, log, timeout=60):
+    """The process ends by itself, and Azurite (in a session of its own) with it."""
     try:
-        deadline = time.monotonic() + 60
-        while "Local Functions host listening" not in log.read_text():
-            assert run.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        run.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        raise AssertionError(f"make run did not stop: {log.read_text()}") from None
+    deadline = time.monotonic() + 30
+    while listening(blob_port):
+        assert time.monotonic() < deadline, f"Azurite still listens on {blob_port} after make run stopped"
+        time.sleep(0.2)
+
+
+def test_make_run_starts_everything_and_says_how_to_use_it(tmp_path):
+    run, port, log, blob_port = start_make_run(tmp_path)
+    try:
         banner = log.read_text()
         base = f"http://127.0.0.1:{port}"
+        with PanoptesStandIn() as panoptes:  # the same sample data, to read its names
+            sample = load_sample(panoptes)
         for expected in (
             f"The page       {base}/",
             f"The API        {base}/api/",
@@ -42,8 +77,14 @@ def test_make_run_starts_everything_and_says_how_to_use_it(tmp_path):
             "(emulator: its tasks move every 5 s)",
             "no local.settings.json",
             "curl -s -X POST",
+            f'"{sample.other_project_name}" (private',
+            '"Camera C - May (3,000 subjects)"',
         ):
             assert expected in banner, expected
+        # Every user of the stand-in's sign-in form, with their token.
+        for login, token, _ in sample_users(sample):
+            assert re.search(rf"^    {login} +{token} ", banner, re.M), login
+        assert "cannot open" not in banner  # pointed at this emulator, the Subject Assistant does
         assert requests.get(base + "/", timeout=10).headers["Content-Type"].startswith("text/html")
         owner = {"Authorization": "Bearer demo-owner-token"}
         started = requests.post(
@@ -63,9 +104,33 @@ def test_make_run_starts_everything_and_says_how_to_use_it(tmp_path):
             r"https://subject-assistant\.zooniverse\.org/#/tasks/[0-9a-f]{32}",
             export["subject_assistant_url"],
         )
+        assert "poll tick: 0 active" not in log.read_text()
+
+        # The large set reads over several slow pages: its progress can be watched.
+        large = requests.post(
+            f"{base}/api/projects/1234/subject-sets/5680/exports", headers=owner, timeout=10
+        )
+        assert large.status_code == 202
+        seen, deadline = [], time.monotonic() + 60
+        while not any(0 < done < total for status, done, total in seen if status == "building"):
+            assert time.monotonic() < deadline, seen
+            export = requests.get(base + large.headers["Location"], headers=owner, timeout=10).json()
+            seen.append(
+                (export["status"], export["progress"]["subjects_done"], export["progress"]["subjects_total"])
+            )
+            time.sleep(0.2)
+        requests.post(f"{base}/api/exports/{export['id']}/cancel", headers=owner, timeout=10)
     finally:
-        os.killpg(run.pid, signal.SIGINT)
-        try:
-            run.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(run.pid, signal.SIGKILL)
+        # As make stops it: SIGTERM to the whole group, then make passes its own SIGTERM on.
+        os.killpg(run.pid, signal.SIGTERM)
+        run.send_signal(signal.SIGTERM)
+    assert_stops(run, blob_port, log)
+    assert "Stopped: Azurite, the stand-ins and the local host." in log.read_text()
+
+
+def test_azurite_stops_even_when_make_run_is_killed(tmp_path):
+    """SIGKILL cannot be handled: the kernel stops Azurite for us (parent-death signal)."""
+    run, _, log, blob_port = start_make_run(tmp_path)
+    assert listening(blob_port)
+    run.kill()
+    assert_stops(run, blob_port, log)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 
 import azure.functions as func
 import pytest
@@ -201,3 +202,33 @@ def test_a_listing_whose_next_page_does_not_move_forward_ends(azurite, ml):
         panoptes.faults.add(r"^/api/subject_sets\?", "status", status=200, body=stuck, times=5)
         client = PanoptesClient(panoptes.url, retries=0)
         assert [s["id"] for s in client.subject_sets_of_project(OWNER, "1234")] == ["5678"]
+
+
+def test_a_tick_logs_at_info_only_when_it_had_something_to_look_at(services, ml, caplog):
+    """`make run` ticks every 3 s: a tick with nothing active must not fill the log. A tick that
+    polled is logged at INFO even when nothing changed: the ML alert reads every one of them
+    (docs/OPERATIONS.md, `poll_tick`)."""
+    caplog.set_level(logging.DEBUG, logger="exports.poller")
+
+    def ticks(level):
+        found = [
+            r.getMessage()
+            for r in caplog.records
+            if r.getMessage().startswith("poll tick") and r.levelno == level
+        ]
+        caplog.clear()
+        return found
+
+    poller.run_tick(services)  # nothing active
+    assert ticks(logging.INFO) == [] and ticks(logging.DEBUG) == []  # (cleared by the first call)
+    poller.run_tick(services)
+    assert len(ticks(logging.DEBUG)) == 1
+    _, export = start(services)
+    deliver_queued(services)
+    assert ml.wait_for_downloads(10)
+    ml.set_plan(services.store.get(export["id"]).export.ml_task_id, ["running", "running", "running"])
+    ml.run_monitor()  # the service's own clock moves the task on
+    poller.run_tick(services)  # submitted -> running: a change
+    assert [m for m in ticks(logging.INFO) if "1 active" in m and "'running': 1" in m]
+    poller.run_tick(services)  # still running: polled, so the alert's query sees it
+    assert [m for m in ticks(logging.INFO) if "1 active" in m]

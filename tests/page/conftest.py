@@ -31,6 +31,9 @@ MISSING_CHROMIUM = (
     "`apt-get install chromium` (Debian's package; Playwright's own browser download is not used)."
 )
 TIMEOUT_MS = 15_000
+# The page refreshes this often while an export is active (3 s when deployed): a test sees a change
+# as soon as the backend made it, instead of waiting out the deployed interval.
+REFRESH_SECONDS = 0.25
 _HTTP_LOG = re.compile(
     r"console\.error: Failed to load resource: the server responded with a status of "
     r"(?P<status>\d{3}) \([^)]*\) @ (?P<url>\S+)"
@@ -50,6 +53,11 @@ def chromium_problem() -> str | None:
             "(and `apt-get install chromium` for the browser)."
         )
     return None
+
+
+@pytest.fixture
+def settings_overrides():
+    return {"PAGE_REFRESH_SECONDS": str(REFRESH_SECONDS)}
 
 
 @pytest.fixture(scope="session")

@@ -6,55 +6,52 @@ stack.settle() / stack.tick() while the page polls by itself; nothing reloads th
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
 
 import pytest
 
-from tests.page.conftest import AXE, CHROMIUM, MISSING_CHROMIUM, ROOT, chromium_problem, origin, tokens_in
+from tests.page.conftest import (
+    AXE,
+    CHROMIUM,
+    MISSING_CHROMIUM,
+    REFRESH_SECONDS,
+    ROOT,
+    chromium_problem,
+    origin,
+    tokens_in,
+)
+from tests.page.helpers import (
+    BEFORE_RUNNING,
+    COMPLETED_LINK,
+    PARTIAL_LINK,
+    PROJECT,
+    RUNNING_LINK,
+    SET_A,
+    SET_B,
+    api_export,
+    badge,
+    cancel_button,
+    complete_by_api,
+    export_button,
+    link,
+)
 
 try:
     from playwright.sync_api import expect
 except ImportError:  # the `browser` fixture fails every test with the install instructions
     expect = None
 
-PROJECT = "/subject-assistant/1234/"
-SET_A, SET_B = "Camera A - March", "Camera B - April (empty)"
-RESULTS = "View the results on the Subject Assistant"
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; manifest-src 'self'; form-action 'self'; "
     "base-uri 'none'; frame-ancestors 'none'"
 )
+# The README's picture of the page: retaken only when asked (`make docs`), so a test run leaves
+# the tree as it was.
 SCREENSHOT = ROOT / "docs" / "screenshot-project-page.png"
-POLL_WAIT = 12_000  # ms: the page refreshes every 3 s while an export is active
-
-
-def badge(ui, name):
-    return ui.set_card(name).locator(".badge")
-
-
-def export_button(ui, name):
-    return ui.set_card(name).get_by_role("button", name="Export", exact=True)
-
-
-def cancel_button(ui, name):
-    return ui.set_card(name).get_by_role("button", name="Cancel export")
-
-
-def api_export(stack, set_id="5678"):
-    listing = stack.call("GET", "/api/projects/1234/exports").json()
-    return next(s for s in listing["subject_sets"] if s["id"] == set_id)["latest_export"]
-
-
-def complete_by_api(stack, set_id="5678"):
-    body = stack.start_export(subject_set=set_id).json()
-    stack.settle()
-    assert stack.ml.wait_for_downloads(10)
-    stack.tick(), stack.tick()
-    done = stack.get(body["id"]).json()
-    assert done["status"] == "completed", done
-    return done
+TAKE_SCREENSHOT = os.environ.get("PAGE_SCREENSHOT") == "1"
 
 
 def focused(locator) -> bool:
@@ -119,10 +116,22 @@ def test_sign_in_see_projects_open_a_project_and_sign_out(ui, stack):
     link.click()
     expect(page).to_have_url(ui.base + PROJECT)
     expect(page.get_by_role("heading", level=1)).to_have_text("Snapshot Demo")
+    expect(page).to_have_title("Snapshot Demo · Subject Assistant export")
     for name, meta in ((SET_A, "Subject set 5678 · 25 subjects"), (SET_B, "Subject set 5679 · 0 subjects")):
         expect(ui.set_card(name).locator(".set-meta")).to_have_text(meta)
         expect(badge(ui, name)).to_have_text("Not exported yet")
-        expect(export_button(ui, name)).to_be_enabled()
+    expect(export_button(ui, SET_A)).to_be_enabled()
+    # A card is as tall as what it shows: no room is kept for results while there are none.
+    for name in (SET_A, SET_B):
+        assert ui.set_card(name).locator(".set-state").evaluate("el => getComputedStyle(el).minHeight") in (
+            "0px",
+            "auto",
+        )
+    # A set with no subjects cannot be exported: the button says why (and what to do instead).
+    expect(export_button(ui, SET_B)).to_be_disabled()
+    expect(export_button(ui, SET_B)).to_have_accessible_description(
+        re.compile(r"has no subjects\. Add images to it in the Zooniverse Project Builder")
+    )
     assert page.evaluate("window.__sameDocument") is True  # moved between screens without a reload
     page.go_back()
     expect(page.get_by_role("heading", level=1)).to_have_text("Your projects")
@@ -157,12 +166,16 @@ def test_a_tester_or_a_nobody_sees_no_project_and_no_project_data(ui, stack, log
     page = ui.page
     expect(page.get_by_text("You are not an owner or collaborator of any project")).to_be_visible()
     expect(page.get_by_role("link", name="Snapshot Demo")).to_have_count(0)
+    # No introduction to a screen that has nothing to offer.
+    expect(page.locator("main .lede")).to_have_count(1)
+    expect(page.locator("main .lede")).to_be_hidden()
     answer = stack.call("GET", "/api/projects/1234/exports", f"{login}-token")
     assert answer.status_code in (403, 404), answer.text
     ui.goto(PROJECT)  # typing the address does not help: the page shows the API's message
     expect(page.get_by_role("alert")).to_contain_text(answer.json()["error"]["message"])
     expect(page.locator("li.set")).to_have_count(0)
     expect(page.get_by_text(SET_A)).to_have_count(0)
+    expect(page.locator("main .lede")).to_be_hidden()
     assert "{" not in page.get_by_role("alert").text_content()  # the message, never raw JSON
     ui.assert_no_console_errors(allow_http=(answer.status_code,))
 
@@ -226,101 +239,158 @@ def test_a_token_panoptes_rejects_leads_back_to_sign_in_and_then_to_the_same_pag
     page = ui.page
     export_button(ui, SET_A).click()
     stack.settle()
-    expect(badge(ui, SET_A)).to_have_text("Sent to the ML service", timeout=POLL_WAIT)
+    expect(badge(ui, SET_A)).to_have_text("Sent to the ML service")
     stack.panoptes.expire_token("demo-owner-token")  # revoked or expired early
-    # The next refresh (every 3 s while the export is active) gets 401: ask to sign in again.
-    expect(page.get_by_role("alert")).to_contain_text(
-        "Zooniverse did not accept your access token", timeout=POLL_WAIT
-    )
+    # The next refresh (the page refreshes by itself while the export is active) gets 401: ask
+    # to sign in again.
+    expect(page.get_by_role("alert")).to_contain_text("Zooniverse did not accept your access token")
     expect(page.get_by_role("button", name="Sign in with Zooniverse")).to_be_visible()
     assert page.url == ui.base + PROJECT
     ui.sign_in("demo-owner", path=None, expect_path=PROJECT)  # Panoptes hands out a new token
     expect(badge(ui, SET_A)).to_have_text("Sent to the ML service")
-    expect(ui.set_card(SET_A).get_by_role("link", name=RESULTS)).to_be_visible()
+    expect(ui.set_card(SET_A).locator(".link-note")).to_have_text(BEFORE_RUNNING)
     ui.assert_no_console_errors(allow_http=(401,))
 
 
 # -- exporting -------------------------------------------------------------------------------------
+def likely_empty_words(summary: dict) -> str:
+    """The page's words for the summary's threshold, in the Subject Assistant's terms (its filter
+    is "% likely to be empty", i.e. 1 - max_detection_conf): the contract counts
+    max_detection_conf <= threshold, the first release < threshold."""
+    percent = round((1 - summary["likely_empty_threshold"]) * 100)
+    if "images_scored" in summary or "images_sent" in summary:
+        return f"{percent}% or more likely to be empty"
+    return f"more than {percent}% likely to be empty"
+
+
 def test_export_shows_progress_then_the_subject_assistant_link_then_the_summary(ui, stack):
     ui.sign_in("demo-owner", PROJECT)
     page = ui.page
     page.evaluate("window.__sameDocument = true")
-    other = ui.set_card(SET_B)
+    card, other = ui.set_card(SET_A), ui.set_card(SET_B)
     expect(badge(ui, SET_A)).to_have_text("Not exported yet")
-    tops = {"idle": other.bounding_box()["y"]}
     # Hold the worker's subject read so "Reading subjects" and its progress bar can be seen.
     stack.panoptes.faults.add(r"^/api/subjects\?", "slow", delay=4, times=1)
     export_button(ui, SET_A).click()
     expect(badge(ui, SET_A)).to_have_text(
         re.compile(r"^(Queued|Reading subjects from Zooniverse \(0 of 25\))$")
     )
+    # From the person's own click on, the card keeps the room its results will need: the set
+    # below must not move while the export goes on by itself.
+    tops = {"started": other.bounding_box()["y"]}
     expect(export_button(ui, SET_A)).to_be_disabled()
-    expect(ui.set_card(SET_A).locator(".reason")).to_contain_text(
-        "Unavailable while this set's export is active"
+    # The note under Export says why Export is unavailable (not under Cancel, which is usable).
+    expect(card.locator(".action").first.locator(".reason")).to_have_text(
+        "You can export this set again when this export ends."
     )
+    expect(export_button(ui, SET_A)).to_have_accessible_description(re.compile("export this set again when"))
     expect(cancel_button(ui, SET_A)).to_be_visible()
-    expect(badge(ui, SET_A)).to_have_text("Reading subjects from Zooniverse (0 of 25)", timeout=POLL_WAIT)
-    progress = ui.set_card(SET_A).locator("progress")
+    expect(cancel_button(ui, SET_A)).to_have_accessible_description(SET_A)
+    expect(badge(ui, SET_A)).to_have_text("Reading subjects from Zooniverse (0 of 25)")
+    expect(page).to_have_title(
+        "Reading subjects · Camera A - March · Snapshot Demo · Subject Assistant export"
+    )
+    progress = card.locator("progress")
     expect(progress).to_be_visible()
     assert progress.evaluate("p => [p.max, p.value]") == [25, 0]
+    expect(card.locator(".link-note")).to_have_text(BEFORE_RUNNING)
+    expect(card.get_by_role("link")).to_have_count(0)
     tops["building"] = other.bounding_box()["y"]
 
     stack.settle()
     export = api_export(stack)
-    assert export["status"] == "submitted" and export["ml_task_id"]
-    expect(badge(ui, SET_A)).to_have_text("Sent to the ML service", timeout=POLL_WAIT)
-    link = ui.set_card(SET_A).get_by_role("link", name=RESULTS)
-    expect(link).to_have_attribute("href", export["subject_assistant_url"])
-    expect(link).to_have_attribute("target", "_blank")
-    expect(link).to_have_attribute("rel", "noopener noreferrer")
-    expect(ui.set_card(SET_A).locator(".task-id").first).to_have_text(export["ml_task_id"])
-    expect(ui.set_card(SET_A)).to_contain_text("Results may take an hour or more")
+    assert export["status"] == "submitted" and export["ml_task_id"] and export["ml_status"] == "created"
+    expect(badge(ui, SET_A)).to_have_text("Sent to the ML service")
+    # The Subject Assistant cannot open a task the ML service is still preparing: no link yet,
+    # words instead, and the task id for support.
+    expect(card.get_by_role("link")).to_have_count(0)
+    expect(card.locator(".link-note")).to_have_text(BEFORE_RUNNING)
+    expect(card.locator(".results .task-id")).to_have_text(export["ml_task_id"])
+    sample = stack.sample
+    expect(card.locator(".sent")).to_have_text(
+        f"Sent {sample.image_count} images from {sample.subject_count} subjects "
+        f"({sample.skipped_frames} frame that is not an image, such as a video, left out)."
+    )
+    expect(card).to_contain_text("Results may take an hour or more")
     expect(progress).to_be_hidden()
     tops["submitted"] = other.bounding_box()["y"]
 
     stack.tick()
-    expect(badge(ui, SET_A)).to_have_text("ML processing", timeout=POLL_WAIT)
+    assert api_export(stack)["ml_status"] == "running"
+    expect(badge(ui, SET_A)).to_have_text("ML processing")
+    running_link = link(ui, SET_A, RUNNING_LINK)
+    expect(running_link).to_have_attribute("href", export["subject_assistant_url"])
+    expect(running_link).to_have_attribute("target", "_blank")
+    expect(running_link).to_have_attribute("rel", "noopener noreferrer")
+    expect(running_link).to_have_accessible_description(SET_A)
+    expect(card.locator(".link-note")).to_have_text(
+        "Until the results are ready, the Subject Assistant says the task is still running."
+    )
+    expect(page).to_have_title("Running · Camera A - March · Snapshot Demo · Subject Assistant export")
     tops["running"] = other.bounding_box()["y"]
+
     stack.tick()
-    expect(badge(ui, SET_A)).to_have_text("Completed", timeout=POLL_WAIT)
-    summary = api_export(stack)["results_summary"]
+    expect(badge(ui, SET_A)).to_have_text("Completed")
+    done = api_export(stack)
+    summary = done["results_summary"]
     assert summary["available"] is True
-    items = ui.set_card(SET_A).locator(".summary-item")
+    results_link = link(ui, SET_A, COMPLETED_LINK)
+    expect(results_link).to_have_attribute("href", done["subject_assistant_url"])
+    expect(card.get_by_role("link")).to_have_count(1)
+    expect(card.locator(".link-note")).to_be_hidden()
+    items = card.locator(".summary-item")
     sent = items.filter(has_text="Images sent")
     expect(sent.locator("dt")).to_have_text("Images sent")
-    expect(sent.locator("dd")).to_have_text(str(summary["images_submitted"]))
-    expect(ui.set_card(SET_A).locator(".summary")).to_contain_text("Likely empty")
-    expect(ui.set_card(SET_A).locator(".summary")).to_contain_text("Failed")
-    expect(ui.set_card(SET_A).locator(".summary")).to_contain_text("Missing")
-    expect(link).to_be_visible()
+    expect(sent.locator("dd")).to_have_text(str(summary.get("images_sent", summary.get("images_submitted"))))
+    expect(items.filter(has_text="Subjects").locator("dd")).to_have_text(str(sample.subject_count))
+    for label in ("Scored", "Likely empty", "Failed", "Missing"):
+        expect(items.filter(has_text=label)).to_have_count(1)
+    # The threshold in the Subject Assistant's words, not as a confidence figure.
+    expect(card.locator(".summary-note")).to_contain_text(likely_empty_words(summary))
+    expect(card.locator(".summary-area")).not_to_contain_text("confidence")
+    help_text = card.locator(".summary-help")
+    expect(help_text.locator("ul")).to_be_hidden()
+    help_text.locator("summary").click()
+    expect(help_text).to_contain_text("a subject is what volunteers classify, and it can hold several images")
+    expect(help_text).to_contain_text("Failed: images the ML service tried but could not process")
+    expect(help_text).to_contain_text("Missing: images that were sent but are not in the results at all")
+    expect(help_text).to_contain_text("1 frame that is not an image (such as a video) was left out")
+    help_text.locator("summary").click()
     expect(export_button(ui, SET_A)).to_be_enabled()
     expect(cancel_button(ui, SET_A)).to_be_hidden()
     expect(page.locator("#announcer")).to_have_attribute("aria-live", "polite")
     expect(page.locator("#announcer")).to_have_text("Export of Camera A - March: completed")
+    expect(page).to_have_title("Completed · Camera A - March · Snapshot Demo · Subject Assistant export")
     tops["completed"] = other.bounding_box()["y"]
     assert len(set(tops.values())) == 1, f"the next set moved while the status changed: {tops}"
     assert page.evaluate("window.__sameDocument") is True  # no reload at any point
 
-    # Nothing active any more: the page stops polling.
+    # Nothing active any more: the page says so and stops refreshing.
     def listing_calls():
         return sum(1 for r in ui.recorded() if r.url.endswith("/api/projects/1234/exports"))
 
+    expect(page.locator(".refresh-note")).not_to_contain_text("updates itself")
     before = listing_calls()
-    page.wait_for_timeout(4000)
+    page.wait_for_timeout(REFRESH_SECONDS * 1000 * 10)  # ten refresh intervals without a call
     assert listing_calls() == before
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.mouse.move(0, 0)  # no hover effect in the picture
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    if TAKE_SCREENSHOT:
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.mouse.move(0, 0)  # no hover effect in the picture
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
     ui.assert_no_console_errors()
 
 
 def test_a_failed_export_shows_its_message_and_keeps_the_last_completed_results(ui, stack):
     first = complete_by_api(stack)
+    # The empty set fails in the worker (subject_set_empty): started by a script, since the page
+    # no longer offers Export on a set with no subjects.
+    stack.start_export(subject_set="5679")
     ui.sign_in("demo-owner", PROJECT)
     page = ui.page
     expect(badge(ui, SET_A)).to_have_text("Completed")
     export_button(ui, SET_A).click()
-    export_button(ui, SET_B).click()  # the empty set fails in the worker: subject_set_empty
+    page.get_by_role("dialog").get_by_role("button", name="Yes, export again").click()
+    expect(cancel_button(ui, SET_A)).to_be_visible()
     stack.settle()
     second = api_export(stack)
     assert second["id"] != first["id"] and second["ml_task_id"]
@@ -331,22 +401,34 @@ def test_a_failed_export_shows_its_message_and_keeps_the_last_completed_results(
     empty = api_export(stack, "5679")
     assert empty["status"] == "failed" and empty["error"]["code"] == "subject_set_empty"
 
-    expect(badge(ui, SET_A)).to_have_text("Failed", timeout=POLL_WAIT)
-    expect(ui.set_card(SET_A).locator(".state-detail")).to_contain_text(failed["error"]["message"])
-    expect(ui.set_card(SET_A).locator(".state-detail")).to_contain_text("To try again, press Export.")
-    expect(ui.set_card(SET_A).locator(".results .task-id")).to_have_text(second["ml_task_id"])
-    expect(ui.set_card(SET_A).get_by_role("link", name=RESULTS)).to_have_count(1)  # only the completed one's
-    earlier = ui.set_card(SET_A).locator(".earlier")
-    expect(earlier).to_contain_text("Last completed export")
-    expect(earlier.get_by_role("link", name=RESULTS)).to_have_attribute(
+    card = ui.set_card(SET_A)
+    expect(badge(ui, SET_A)).to_have_text("Failed")
+    expect(card.locator(".state-detail")).to_contain_text(failed["error"]["message"])
+    expect(card.locator(".state-detail")).to_contain_text("To try again, press Export.")
+    expect(card.locator(".results .task-id")).to_have_text(second["ml_task_id"])  # for support
+    # The Subject Assistant shows a failed task's message: its link, and the last completed
+    # export's, each named by what it opens.
+    expect(card.get_by_role("link")).to_have_count(2)
+    expect(link(ui, SET_A, "The failed export's task in the Subject Assistant")).to_have_attribute(
+        "href", second["subject_assistant_url"]
+    )
+    earlier = card.locator(".earlier")
+    expect(earlier.get_by_role("link", name=COMPLETED_LINK)).to_have_attribute(
         "href", first["subject_assistant_url"]
     )
     expect(earlier.locator(".task-id")).to_have_text(first["ml_task_id"])
     expect(export_button(ui, SET_A)).to_be_enabled()
 
+    # The empty set's failure says what to do instead of pressing Export again, which is off.
+    card_b = ui.set_card(SET_B)
     expect(badge(ui, SET_B)).to_have_text("Failed")
-    expect(ui.set_card(SET_B).locator(".state-detail")).to_contain_text(empty["error"]["message"])
-    expect(ui.set_card(SET_B).get_by_role("link", name=RESULTS)).to_have_count(0)
+    expect(card_b.locator(".state-detail")).to_have_text(empty["error"]["message"])
+    expect(card_b.locator(".state-detail")).to_contain_text(
+        "Add images to the set in the Zooniverse Project Builder"
+    )
+    expect(card_b.locator(".state-detail")).not_to_contain_text("press Export")
+    expect(export_button(ui, SET_B)).to_be_disabled()
+    expect(card_b.get_by_role("link")).to_have_count(0)
     expect(page.locator("#announcer")).to_contain_text("Export of Camera A - March: failed")
     ui.assert_no_console_errors()
 
@@ -358,12 +440,14 @@ def test_cancel_asks_for_confirmation_first(ui, stack):
     stack.settle()
     task = api_export(stack)["ml_task_id"]
     stack.tick()
-    expect(badge(ui, SET_A)).to_have_text("ML processing", timeout=POLL_WAIT)
+    expect(badge(ui, SET_A)).to_have_text("ML processing")
 
     cancel_button(ui, SET_A).click()
     dialog = page.get_by_role("dialog", name="Cancel this export?")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text(f"cancel task {task}")
+    expect(dialog).to_contain_text("It may still finish the part it had done")
+    expect(dialog).to_contain_text("the Subject Assistant link stays")
     dialog.get_by_role("button", name="No, keep it").click()
     expect(dialog).to_be_hidden()
     assert stack.ml.cancel_calls == 0
@@ -376,10 +460,10 @@ def test_cancel_asks_for_confirmation_first(ui, stack):
     assert api_export(stack)["status"] == "cancelled"
     expect(page.locator("#announcer")).to_have_text("Export of Camera A - March: cancelled")
     # The service completes a cancelled task with the part it had done: its link stays.
-    expect(ui.set_card(SET_A).get_by_role("link", name=RESULTS)).to_have_attribute(
+    expect(link(ui, SET_A, PARTIAL_LINK)).to_have_attribute(
         "href", f"https://subject-assistant.zooniverse.org/#/tasks/{task}"
     )
-    expect(ui.set_card(SET_A)).to_contain_text("results for the part of the images it had done")
+    expect(ui.set_card(SET_A)).to_contain_text("The ML service may still finish the part it had done")
     expect(export_button(ui, SET_A)).to_be_enabled()
     expect(cancel_button(ui, SET_A)).to_be_hidden()
     ui.assert_no_console_errors()
@@ -391,10 +475,13 @@ def test_a_refused_cancel_shows_the_apis_message(ui, stack):
     stack.settle()
     assert stack.ml.wait_for_downloads(10)
     stack.ml.set_plan(api_export(stack)["ml_task_id"], ["created", "created"])
-    expect(badge(ui, SET_A)).to_have_text("Sent to the ML service", timeout=POLL_WAIT)
+    expect(badge(ui, SET_A)).to_have_text("Sent to the ML service")
     cancel_button(ui, SET_A).click()
-    ui.page.get_by_role("button", name="Yes, cancel the export").click()
-    error = ui.set_card(SET_A).locator(".set-error")
+    dialog = ui.page.get_by_role("dialog", name="Cancel this export?")
+    # Said before asking: the service may refuse while it prepares the task.
+    expect(dialog).to_contain_text("It cancels a task only once it is running, so it may refuse now")
+    dialog.get_by_role("button", name="Yes, cancel the export").click()
+    error = ui.set_card(SET_A).locator(".cancel-error")
     expect(error).to_contain_text("still listing its images")
     expect(badge(ui, SET_A)).to_have_text("Sent to the ML service")
     expect(cancel_button(ui, SET_A)).to_be_enabled()
@@ -424,6 +511,7 @@ def test_keyboard_only_sign_in_export_and_cancel(ui, stack):
     page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog", name="Cancel this export?")
     expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("none of its images have gone to the ML service")
     expect(dialog.get_by_role("button", name="No, keep it")).to_be_focused()  # the safe choice first
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
@@ -455,7 +543,7 @@ def test_csp_is_sent_and_the_page_works_under_it_without_console_errors(ui, stac
     cancel_button(ui, SET_A).click()
     page.get_by_role("button", name="No, keep it").click()
     stack.settle()
-    expect(badge(ui, SET_A)).to_have_text("Sent to the ML service", timeout=POLL_WAIT)
+    expect(badge(ui, SET_A)).to_have_text("Sent to the ML service")
     # Nothing inline for the CSP to block: no style attributes, no inline scripts or styles.
     assert page.evaluate("() => document.querySelectorAll('[style], style, script:not([src])').length") == 0
     assert violations == []
@@ -467,7 +555,7 @@ def test_the_token_goes_only_to_this_app_in_the_authorization_header(ui, stack):
     page = ui.page
     export_button(ui, SET_A).click()
     stack.settle()
-    expect(badge(ui, SET_A)).to_have_text("Sent to the ML service", timeout=POLL_WAIT)
+    expect(badge(ui, SET_A)).to_have_text("Sent to the ML service")
     page.get_by_role("link", name="Your projects").click()
     expect(page.get_by_role("link", name="Snapshot Demo")).to_be_visible()
 
@@ -503,6 +591,8 @@ def test_the_token_goes_only_to_this_app_in_the_authorization_header(ui, stack):
 
 def test_accessibility_with_axe_core(ui, stack, record_property):
     complete_by_api(stack)
+    stack.start_export(subject_set="5679")  # fails in the worker: subject_set_empty
+    stack.settle()
     report = {}
     page = ui.page
     ui.goto(PROJECT)
@@ -513,13 +603,15 @@ def test_accessibility_with_axe_core(ui, stack, record_property):
     assert_axe_clean(page, "projects", report)
     page.get_by_role("link", name="Snapshot Demo").click()
     expect(badge(ui, SET_A)).to_have_text("Completed")
-    export_button(ui, SET_B).click()
-    stack.settle()
-    expect(badge(ui, SET_B)).to_have_text("Failed", timeout=POLL_WAIT)
+    expect(badge(ui, SET_B)).to_have_text("Failed")
+    ui.set_card(SET_A).locator(".summary-help summary").click()
     assert_axe_clean(page, "project", report)
     export_button(ui, SET_A).click()
+    expect(page.get_by_role("dialog", name=re.compile("again"))).to_be_visible()
+    assert_axe_clean(page, "export-again dialog", report)
+    page.get_by_role("button", name="Yes, export again").click()
     cancel_button(ui, SET_A).click()
-    expect(page.get_by_role("dialog")).to_be_visible()
+    expect(page.get_by_role("dialog", name="Cancel this export?")).to_be_visible()
     assert_axe_clean(page, "cancel dialog", report)
     page.keyboard.press("Escape")
     record_property("axe", json.dumps(report))
@@ -529,6 +621,8 @@ def test_accessibility_with_axe_core(ui, stack, record_property):
 
 def test_usable_375_px_wide_without_horizontal_scrolling(make_page, stack):
     complete_by_api(stack)
+    stack.start_export(subject_set="5679")  # fails in the worker: subject_set_empty
+    stack.settle()
     ui = make_page(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
     page = ui.page
     ui.goto(PROJECT)
@@ -539,14 +633,16 @@ def test_usable_375_px_wide_without_horizontal_scrolling(make_page, stack):
     assert no_horizontal_scroll(page)
     page.get_by_role("link", name="Snapshot Demo").click()
     expect(badge(ui, SET_A)).to_have_text("Completed")
-    export_button(ui, SET_B).click()
-    stack.settle()
-    expect(badge(ui, SET_B)).to_have_text("Failed", timeout=POLL_WAIT)
+    expect(badge(ui, SET_B)).to_have_text("Failed")
     assert no_horizontal_scroll(page)
-    for locator in (export_button(ui, SET_A), ui.set_card(SET_A).get_by_role("link", name=RESULTS)):
+    for locator in (export_button(ui, SET_A), link(ui, SET_A, COMPLETED_LINK)):
         box = locator.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 375, box
     export_button(ui, SET_A).click()
+    dialog = page.get_by_role("dialog")
+    dialog_box = dialog.bounding_box()
+    assert dialog_box["x"] >= 0 and dialog_box["x"] + dialog_box["width"] <= 375
+    dialog.get_by_role("button", name="Yes, export again").click()
     cancel_button(ui, SET_A).click()
     dialog_box = page.get_by_role("dialog").bounding_box()
     assert dialog_box["x"] >= 0 and dialog_box["x"] + dialog_box["width"] <= 375
