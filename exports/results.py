@@ -1,14 +1,11 @@
-"""The ML service's detections file: which URLs we may follow, and its summary in one pass.
+"""The ML service's detections link: whether we may follow it (and show it).
 
 The URL comes from the ML service's answer, so it is untrusted input: it is followed (and shown to
 users as `results_url`) only when it is https on an allowed host (the Azure blob hosts by default,
 where the real service writes its output) or on the ML service's own origin, scheme included (how
-the local emulator serves it). Anything else is neither fetched nor returned.
-
-The file itself can hold millions of images (the service writes it with `indent=1`: hundreds of
-MB), so it is summarised as a stream with ijson's C backend: one image object at a time, memory
-that does not grow with the file. The download that feeds it is bounded in bytes and in total time
-(shared/outbound.py); this module sees only a file-like object.
+the local emulator serves it), parsed once by the one URL parser (shared/urls.py). Anything else
+is neither fetched nor returned. The file itself is read by exports/accounting.py, through a
+download bounded in bytes and in total time (shared/outbound.py).
 """
 
 from __future__ import annotations
@@ -17,16 +14,7 @@ import dataclasses
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import ijson
-
 from shared.urls import Url, UrlError, parse_url
-
-# ijson's C backend (yajl2_c) is about 4x faster than json.load on a detections file; the pure
-# Python fallback would be about 10x slower. Fail loudly rather than silently slow.
-if ijson.backend != "yajl2_c":  # pragma: no cover - depends on the installed wheel
-    raise ImportError(f"ijson's C backend is not available (got {ijson.backend}); reinstall ijson")
-
-READ_SIZE = 64 * 1024
 
 
 class ByteStream(Protocol):
@@ -95,98 +83,6 @@ def _host_matches(host: str, pattern: str) -> bool:
     if pattern.startswith("*."):
         return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1
     return host == pattern
-
-
-@dataclasses.dataclass
-class Counts:
-    returned: int = 0
-    failed: int = 0
-    likely_empty: int = 0
-
-
-def count_images(stream: ByteStream, threshold: float) -> Counts:
-    """Count a detections file's images in one pass. ValueError when it is not a detections file
-    (not JSON, or no top-level `images` list)."""
-    counts = Counts()
-    head = _HeadRecorder(stream)
-    try:
-        # One parser, straight over the bytes: "images.item" matches only the items of a
-        # top-level object's `images` array.
-        for image in ijson.items(head, "images.item", use_float=True, buf_size=READ_SIZE):
-            if not isinstance(image, dict):
-                continue
-            counts.returned += 1
-            if "failure" in image:
-                counts.failed += 1
-            elif _confidence(image) < threshold:
-                counts.likely_empty += 1
-        if counts.returned == 0 and not head.has_images_list():
-            raise ValueError("the detections file has no images list")
-    except ijson.common.JSONError as exc:
-        raise ValueError(f"the detections file is not valid JSON ({exc})") from None
-    return counts
-
-
-class _HeadRecorder:
-    """Passes reads through, keeping the first HEAD_LIMIT bytes: when no image was found, they
-    tell an empty `images` list (a small file) from a file that is not a detections file."""
-
-    HEAD_LIMIT = 1 << 20
-
-    def __init__(self, stream: ByteStream):
-        self._stream = stream
-        self._head = bytearray()
-        self._complete = True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        if len(self._head) < self.HEAD_LIMIT:
-            self._head += data[: self.HEAD_LIMIT - len(self._head)]
-        if len(data) and len(self._head) >= self.HEAD_LIMIT:
-            self._complete = False
-        return data
-
-    def has_images_list(self) -> bool:
-        if not self._complete:
-            return False  # over 1 MiB without a single image: not a detections file
-        return any(
-            prefix == "images" and event == "start_array"
-            for prefix, event, _ in ijson.parse(bytes(self._head))
-        )
-
-
-def _confidence(image: dict[str, Any]) -> float:
-    confidence = image.get("max_detection_conf")
-    if isinstance(confidence, (int, float)) and not isinstance(confidence, bool):
-        return float(confidence)
-    detections = image.get("detections")
-    if not isinstance(detections, list):
-        return 0.0
-    confs = [d.get("conf") for d in detections if isinstance(d, dict)]
-    return max(
-        (float(c) for c in confs if isinstance(c, (int, float)) and not isinstance(c, bool)), default=0.0
-    )
-
-
-def summary(
-    counts: Counts, images_submitted: int | None, threshold: float, failed_shards: Any
-) -> dict[str, Any]:
-    """The Export's results_summary. `images_submitted` is what the service says it processed
-    (Status.num_images, after its own filtering) or, failing that, our manifest's image count;
-    missing images are those submitted but absent from the file (failed shards)."""
-    submitted = images_submitted if images_submitted is not None else counts.returned
-    return {
-        "available": True,
-        "images_submitted": submitted,
-        "images_returned": counts.returned,
-        "images_failed": counts.failed,
-        "images_missing": max(submitted - counts.returned, 0),
-        "images_likely_empty": counts.likely_empty,
-        "likely_empty_threshold": threshold,
-        "failed_shards": failed_shards
-        if isinstance(failed_shards, int) and not isinstance(failed_shards, bool)
-        else None,
-    }
 
 
 def unavailable(reason: str) -> dict[str, Any]:

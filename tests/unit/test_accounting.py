@@ -189,7 +189,19 @@ def test_an_image_without_max_detection_conf_is_never_likely_empty():
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"<Error/>", b'{"images": 5}', b'{"info": {}}', b"[1, 2]", b'{"images": [1, 2'],
+    [
+        b"",
+        b"not json",
+        b"<Error/>",
+        b'{"images": 5}',
+        b'{"images": {"a": 1}}',
+        b'{"info": {}}',
+        b"[1, 2]",
+        b'{"images": [1, 2',
+        b'{"images": [{"file": "a"}, ',
+        b'{"nested": {"images": [{"file": "a"}]}}',
+        b"{" + b" " * (2 << 20) + b"}",  # over the head it keeps: not a detections file either
+    ],
 )
 def test_a_file_that_is_not_a_detections_file_is_refused(body):
     with pytest.raises(accounting.NotADetectionsFile):
@@ -229,6 +241,10 @@ def test_an_empty_images_list_leaves_every_row_missing():
     rows = [["https://x/a.jpg", frame_meta("1", "2", "3", 0)]]
     result, *_ = run(rows, [])
     assert result.images_missing == 1 and result.rerun_images == 1
+
+
+def test_the_c_backend_is_in_use():
+    assert accounting.ijson.backend == "yajl2_c"
 
 
 def test_confidences_print_as_the_file_wrote_them():
