@@ -24,6 +24,7 @@ from devtools.azurite import start_azurite
 from devtools.local_env import offline_settings
 from exports import model
 from exports.blob_writer import BlockBlobWriter
+from exports.contract import Status
 from exports.services import Services
 from exports.settings import ExportSettings
 from standins.ml_service import MlServiceStandIn
@@ -175,7 +176,7 @@ class Rig:
         if not self.ml.wait_for_downloads(300):
             log("warning: the ML stand-in did not finish downloading a manifest")
         stored = self.services.store.get(export.id)
-        if stored is None or stored.export.status != model.SUBMITTED:
+        if stored is None or stored.export.status != Status.SUBMITTED:
             found = stored.export if stored else None
             raise RuntimeError(
                 f"export of set {set_id} ended {found and found.status}: "

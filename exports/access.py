@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 
+from exports.contract import ErrorCode
+from exports.errors import api_error
 from exports.panoptes import (
     AuthCache,
     PanoptesClient,
@@ -32,30 +34,26 @@ KNOWN_TOKEN_SECONDS = 2 * 3600
 
 EXPORT_ROLES = frozenset({"owner", "collaborator"})
 
-UNAUTHENTICATED = ApiError(
-    401,
-    "unauthenticated",
+UNAUTHENTICATED = api_error(
+    ErrorCode.UNAUTHENTICATED,
     "Sign in to Zooniverse and send your Panoptes access token as 'Authorization: Bearer <token>'.",
     {"WWW-Authenticate": 'Bearer realm="panoptes"'},
 )
-TOKEN_REJECTED = ApiError(
-    401,
-    "unauthenticated",
+TOKEN_REJECTED = api_error(
+    ErrorCode.UNAUTHENTICATED,
     "Zooniverse did not accept your access token: it "
     "has expired or was revoked. Sign in to Zooniverse again.",
     {"WWW-Authenticate": 'Bearer realm="panoptes", error="invalid_token"'},
 )
-PANOPTES_UNAVAILABLE = ApiError(
-    502,
-    "panoptes_unavailable",
+PANOPTES_UNAVAILABLE = api_error(
+    ErrorCode.PANOPTES_UNAVAILABLE,
     "Zooniverse (Panoptes) could not be reached to check your access. Please try again in a minute.",
 )
 
 
 def too_many_lookups(wait: float) -> ApiError:
-    return ApiError(
-        429,
-        "too_many_requests",
+    return api_error(
+        ErrorCode.TOO_MANY_REQUESTS,
         "Too many sign-in checks of new access tokens right now. Please try again in a few seconds.",
         {"Retry-After": TokenBucket.retry_after(wait)},
     )
@@ -120,9 +118,8 @@ class Access:
 
     def require_export_role(self, token: str, user_id: str, project_id: str) -> None:
         if not self.can_export(token, user_id, project_id):
-            raise ApiError(
-                403,
-                "forbidden",
+            raise api_error(
+                ErrorCode.FORBIDDEN,
                 f"Project {project_id} does not exist, or you are "
                 "not one of its owners or collaborators (only they can use its exports). "
                 "Check the project id, or ask the project's owner for the collaborator role.",
@@ -139,9 +136,8 @@ class Access:
         subject_set = self._call(self.panoptes.subject_set, token, subject_set_id)
         linked = str(((subject_set or {}).get("links") or {}).get("project", ""))
         if subject_set is None or linked != project_id:
-            raise ApiError(
-                404,
-                "subject_set_not_found",
+            raise api_error(
+                ErrorCode.SUBJECT_SET_NOT_FOUND,
                 f"Subject set {subject_set_id} was not found in project {project_id}.",
             )
         return _subject_count(subject_set)

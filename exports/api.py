@@ -13,6 +13,8 @@ import azure.functions as func
 
 from exports import callbacks, delivery, events, model, openapi, tracking
 from exports.access import UNAUTHENTICATED, Access
+from exports.contract import ErrorCode, Failure, MlStatus, Status
+from exports.errors import api_error
 from exports.messages import ExportMessage
 from exports.ml_service import MlError, MlRejected, MlTaskNotFound, TaskStatus
 from exports.ml_status import NOT_FOUND
@@ -27,9 +29,8 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
 
-EXPORT_NOT_FOUND = ApiError(
-    404,
-    "export_not_found",
+EXPORT_NOT_FOUND = api_error(
+    ErrorCode.EXPORT_NOT_FOUND,
     "No export with that id exists, or you "
     "have no role on its project that may see exports (owner or "
     "collaborator).",
@@ -67,14 +68,15 @@ def _answer(
         return error_response(error)
     except ConcurrentUpdate:  # the export kept changing under this request (store.apply gave up)
         return error_response(
-            ApiError(409, "export_busy", "The export is changing right now; please try again in a moment.")
+            api_error(
+                ErrorCode.EXPORT_BUSY, "The export is changing right now; please try again in a moment."
+            )
         )
     except SettingsError as exc:
         log.error("configuration error: %s", exc)  # names the setting; the caller sees none
         return error_response(
-            ApiError(
-                500,
-                "service_misconfigured",
+            api_error(
+                ErrorCode.SERVICE_MISCONFIGURED,
                 "The export service is not configured correctly. The operators have been told.",
             )
         )
@@ -96,22 +98,20 @@ def _id(req: func.HttpRequest, name: str) -> str:
             and digits
             and (len(digits) > 19 or int(digits) > model.MAX_PANOPTES_ID)
         ):
-            raise ApiError(
-                400,
-                "invalid_id",
+            raise api_error(
+                ErrorCode.INVALID_ID,
                 f"The {label} {raw[:40]} is too large for a Panoptes "
                 f"id: Panoptes ids go up to {model.MAX_PANOPTES_ID}.",
             )
-        raise ApiError(
-            400, "invalid_id", f"The {label} must be a positive whole number (a Panoptes id), like 1234."
+        raise api_error(
+            ErrorCode.INVALID_ID, f"The {label} must be a positive whole number (a Panoptes id), like 1234."
         )
     return value
 
 
 def _too_large(size: int) -> ApiError:
-    return ApiError(
-        413,
-        "body_too_large",
+    return api_error(
+        ErrorCode.BODY_TOO_LARGE,
         f"The request body is {size:,} bytes; this route takes no body, or a JSON object of at most 64 KiB.",
     )
 
@@ -134,9 +134,9 @@ def _check_body(req: func.HttpRequest) -> dict:
     try:
         parsed = json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: deeply nested JSON under MAX_BODY
-        raise ApiError(400, "invalid_body", "The request body must be empty or a JSON object.") from None
+        raise api_error(ErrorCode.INVALID_BODY, "The request body must be empty or a JSON object.") from None
     if not isinstance(parsed, dict):
-        raise ApiError(400, "invalid_body", "The request body must be empty or a JSON object.")
+        raise api_error(ErrorCode.INVALID_BODY, "The request body must be empty or a JSON object.")
     return parsed
 
 
@@ -150,7 +150,7 @@ def _callback(body: dict, services: Services) -> callbacks.CallbackRequest | Non
             if problem is not None:
                 raise callbacks.InvalidCallback(f"callback_url cannot receive callbacks: {problem}.")
     except callbacks.InvalidCallback as exc:
-        raise ApiError(400, "invalid_callback", str(exc)) from None
+        raise api_error(ErrorCode.INVALID_CALLBACK, str(exc)) from None
     return asked
 
 
@@ -240,8 +240,8 @@ def _queue(services: Services, export: model.Export, sealed: str | None, caller:
     except Exception:
         log.exception("export %s: could not queue", export.id)
         _fail_unqueued(services, current)
-        raise ApiError(
-            503, "queue_unavailable", "The export could not be queued. Please try again in a minute."
+        raise api_error(
+            ErrorCode.QUEUE_UNAVAILABLE, "The export could not be queued. Please try again in a minute."
         ) from None
     log.info(
         "export %s (project %s, subject set %s): queued by user %s%s",
@@ -261,17 +261,16 @@ def rerun_export(req: func.HttpRequest, services: Services) -> func.HttpResponse
     caller = _caller(req, services)
     _check_body(req)
     parent = _visible_export(req, services, caller).export
-    if parent.status != model.COMPLETED:
-        raise ApiError(
-            409,
-            "export_not_completed",
+    if parent.status != Status.COMPLETED:
+        raise api_error(
+            ErrorCode.EXPORT_NOT_COMPLETED,
             f"Export {parent.id} is {parent.status}: only a completed export's failed and missing "
             "images can be re-run.",
         )
     if not parent.rerun_images or parent.rerun_blob is None:
         reason = parent.rerun_note or "Every image was scored: nothing failed or went missing."
-        raise ApiError(
-            409, "nothing_to_rerun", f"There is nothing to re-run for export {parent.id}. {reason}"
+        raise api_error(
+            ErrorCode.NOTHING_TO_RERUN, f"There is nothing to re-run for export {parent.id}. {reason}"
         )
     now = services.clock()
     export = model.new_rerun(
@@ -293,7 +292,7 @@ def _fail_unqueued(services: Services, current: Versioned) -> None:
                 if e.is_final
                 else model.fail(
                     e,
-                    "internal_error",
+                    Failure.INTERNAL_ERROR,
                     "The export could not be queued. Please export again.",
                     services.clock(),
                 )
@@ -365,8 +364,8 @@ class _NowWithTheService(Exception):
 
 
 def _already_final(export: model.Export) -> ApiError:
-    return ApiError(
-        409, "export_final", f"The export is already {export.status}; there is nothing to cancel."
+    return api_error(
+        ErrorCode.EXPORT_FINAL, f"The export is already {export.status}; there is nothing to cancel."
     )
 
 
@@ -409,9 +408,8 @@ def _cancel_ml_task(services: Services, current: Versioned) -> func.HttpResponse
             updated = tracking.record(services, current, NOT_FOUND)
             if updated.is_final:
                 raise _already_final(updated) from None
-            raise ApiError(
-                409,
-                "cancel_refused",
+            raise api_error(
+                ErrorCode.CANCEL_REFUSED,
                 f"The ML service does not know task {task_id} "
                 "right now, so nothing is running there to cancel. If it stays unknown, "
                 "the export is marked failed (ml_task_not_found).",
@@ -425,36 +423,38 @@ def _cancel_ml_task(services: Services, current: Versioned) -> func.HttpResponse
                     exc.status,
                     exc.message,
                 )
-                raise ApiError(
-                    502,
-                    "ml_unavailable",
+                raise api_error(
+                    ErrorCode.ML_UNAVAILABLE,
                     f"The ML service refused the cancel request "
                     f"(HTTP {exc.status}). The operators have been told.",
                 ) from None
             current, answer = _read_and_record(services, current)
             if current.export.is_final:
                 raise _already_final(current.export) from None
-            if attempt == 0 and isinstance(answer, TaskStatus) and answer.status in ("running", "problem"):
+            if (
+                attempt == 0
+                and isinstance(answer, TaskStatus)
+                and answer.status in (MlStatus.RUNNING, MlStatus.PROBLEM)
+            ):
                 continue
             status = answer.status if isinstance(answer, TaskStatus) else "unknown"
-            raise ApiError(
-                409,
-                "cancel_refused",
+            raise api_error(
+                ErrorCode.CANCEL_REFUSED,
                 f"The ML service cannot cancel task {task_id} "
                 f"while it is {status}: {_status_in_words(status)} It can cancel a "
                 "task once it runs; try again in a few minutes.",
             ) from None
         except MlError:
-            raise ApiError(
-                502,
-                "ml_unavailable",
+            raise api_error(
+                ErrorCode.ML_UNAVAILABLE,
                 "The ML service could not be reached to cancel the task. Please try again in a minute.",
             ) from None
     log.info("export %s: cancel accepted for ML task %s", current.export.id, task_id)
     # Recorded now, and for good: the service's monitor later overwrites its own `canceled`
     # with `running` and then `completed` (partial results), which must not undo the cancel.
     current = services.store.apply(
-        current, lambda e: None if e.is_final else model.cancel(e, services.clock(), ml_status="canceled")
+        current,
+        lambda e: None if e.is_final else model.cancel(e, services.clock(), ml_status=MlStatus.CANCELED),
     )
     return json_response(_resource(services, current.export))
 
@@ -467,9 +467,8 @@ def _read_and_record(services: Services, current: Versioned) -> tuple[Versioned,
     except MlTaskNotFound:
         answer = NOT_FOUND
     except MlError:
-        raise ApiError(
-            502,
-            "ml_unavailable",
+        raise api_error(
+            ErrorCode.ML_UNAVAILABLE,
             "The ML service refused to cancel the task and then "
             "could not be reached to say why. Please try again in a minute.",
         ) from None
@@ -477,12 +476,15 @@ def _read_and_record(services: Services, current: Versioned) -> tuple[Versioned,
     return services.store.get(current.export.id) or current, answer
 
 
+_STATUS_IN_WORDS: dict[str, str] = {
+    MlStatus.CREATED: "it has accepted the task but is still listing its images.",
+    MlStatus.RUNNING: "it is processing the images.",
+    MlStatus.PROBLEM: "it reported a problem with the task.",
+}
+
+
 def _status_in_words(status: str) -> str:
-    return {
-        "created": "it has accepted the task but is still listing its images.",
-        "running": "it is processing the images.",
-        "problem": "it reported a problem with the task.",
-    }.get(status, "its state is unclear.")
+    return _STATUS_IN_WORDS.get(status, "its state is unclear.")
 
 
 def openapi_document(req: func.HttpRequest) -> func.HttpResponse:

@@ -21,6 +21,7 @@ import json
 import logging
 
 from exports import callbacks, events, model
+from exports.contract import CallbackState
 from exports.services import Services
 from exports.store import ConcurrentUpdate
 from shared.crypto import TokenDecryptionError
@@ -44,7 +45,11 @@ def deliver(services: Services, export_id: str) -> str:
 
 def _deliver(services: Services, export_id: str) -> str:
     current = services.store.get(export_id)
-    if current is None or not current.export.is_final or current.export.callback_state != model.PENDING:
+    if (
+        current is None
+        or not current.export.is_final
+        or current.export.callback_state != CallbackState.PENDING
+    ):
         return "nothing_due"
     now = services.clock()
     if not model.callback_is_due(current.export, now):
@@ -89,7 +94,7 @@ def _record(services: Services, current, status: int | None, error: str | None, 
             e, services.clock(), status=status, error=error, retry_at=retry_at
         ),
     ).export
-    level = logging.INFO if updated.callback_state == model.DELIVERED else logging.WARNING
+    level = logging.INFO if updated.callback_state == CallbackState.DELIVERED else logging.WARNING
     log.log(
         level,
         "export %s: callback attempt %d: %s (%s)",
@@ -106,7 +111,11 @@ def sweep(services: Services) -> int:
     tried = 0
     for export_id in services.store.pending_callback_ids():
         try:
-            if deliver(services, export_id) in (model.DELIVERED, model.PENDING, model.GAVE_UP):
+            if deliver(services, export_id) in (
+                CallbackState.DELIVERED,
+                CallbackState.PENDING,
+                CallbackState.GAVE_UP,
+            ):
                 tried += 1
         except Exception:
             log.exception("export %s: callback delivery failed", export_id)

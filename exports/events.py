@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from exports import model
+from exports.contract import Status
 from shared import telemetry
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def fields(before: model.Export | None, after: model.Export) -> dict[str, Any]:
         "event": event,
         "status": after.status,
         "previous_status": before.status if before is not None else None,
-        "error_code": after.error_code if after.status == model.FAILED else None,
+        "error_code": after.error_code if after.status == Status.FAILED else None,
         "ml_status": after.ml_status,
         "seconds_since_created": _seconds(after.created_at, after.updated_at),
         "seconds_to_submission": _seconds(after.created_at, after.submitted_at),
@@ -80,7 +81,7 @@ def recorded(before: model.Export | None, after: model.Export) -> None:
     if not extra:
         return
     with context(after):
-        if after.status == model.FAILED:
+        if after.status == Status.FAILED:
             log.warning("export %s failed: %s", after.id, after.error_code, extra=extra)
         else:
             log.info("export %s is %s", after.id, after.status, extra=extra)

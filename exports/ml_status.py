@@ -24,7 +24,8 @@ import datetime as dt
 import json
 from typing import Any
 
-from exports import model, results
+from exports import contract, model, results
+from exports.contract import Failure, MlStatus, Status
 from exports.model import Export
 
 NOT_FOUND = object()  # the service answered 404 for the task
@@ -62,7 +63,7 @@ def detections_url(message: Any) -> str | None:
 def next_state(export: Export, answer: Any, now: dt.datetime, rules: PollRules) -> Export:
     """The export after one poll. `answer` is a TaskStatus(status, message, num_images) or
     NOT_FOUND. Returns the export unchanged when nothing changes (the caller skips the write)."""
-    if export.is_final or export.status not in model.ML_ACTIVE_STATUSES:
+    if export.is_final or export.status not in contract.ML_ACTIVE_STATUSES:
         return export
     change = dataclasses.replace
     if answer is NOT_FOUND:
@@ -70,7 +71,7 @@ def next_state(export: Export, answer: Any, now: dt.datetime, rules: PollRules) 
         if seen >= rules.not_found_ticks:
             return model.fail(
                 change(export, ml_not_found=seen),
-                "ml_task_not_found",
+                Failure.ML_TASK_NOT_FOUND,
                 f"The ML service no longer knows task {export.ml_task_id} (not found {seen} times in a row).",
                 now,
             )
@@ -87,29 +88,33 @@ def next_state(export: Export, answer: Any, now: dt.datetime, rules: PollRules) 
         ml_message=text,
         ml_not_found=0,
         ml_changed_at=now if changed else export.ml_changed_at,
-        ml_same_ticks=0 if changed or status != "problem" else export.ml_same_ticks + 1,
+        ml_same_ticks=0 if changed or status != MlStatus.PROBLEM else export.ml_same_ticks + 1,
         ml_num_images=answer.num_images if answer.num_images is not None else export.ml_num_images,
     )
-    if status == "created":
-        result = change(base, status=model.SUBMITTED)
-    elif status == "problem" and base.ml_num_images is None and base.ml_same_ticks >= rules.problem_ticks:
+    if status == MlStatus.CREATED:
+        result = change(base, status=Status.SUBMITTED)
+    elif (
+        status == MlStatus.PROBLEM
+        and base.ml_num_images is None
+        and base.ml_same_ticks >= rules.problem_ticks
+    ):
         # No num_images: the Batch job was never submitted, and the service never restarts it.
         return model.fail(
             base,
-            "ml_failed",
+            Failure.ML_FAILED,
             f"The ML service could not start the task and will not retry it "
             f"(reported {base.ml_same_ticks + 1} times in a row): {text or 'no reason given'}",
             now,
         )
-    elif status in ("running", "problem"):
-        result = change(base, status=model.RUNNING)
-    elif status == "completed":
+    elif status in (MlStatus.RUNNING, MlStatus.PROBLEM):
+        result = change(base, status=Status.RUNNING)
+    elif status == MlStatus.COMPLETED:
         return _completed(base, message, text, now, rules)
-    elif status == "failed":
+    elif status == MlStatus.FAILED:
         return model.fail(
-            base, "ml_failed", f"The ML service failed the task: {text or 'no reason given'}", now
+            base, Failure.ML_FAILED, f"The ML service failed the task: {text or 'no reason given'}", now
         )
-    elif status == "canceled":
+    elif status == MlStatus.CANCELED:
         # Cancelled at the service by someone else (a cancel through this API is recorded when
         # it is sent). Final here, whatever the service's monitor writes later.
         return model.cancel(base, now)
@@ -124,7 +129,9 @@ def _completed(export: Export, message: Any, text: str | None, now: dt.datetime,
     url = detections_url(message)
     if url is None:
         reason = text if isinstance(message, str) else "it returned no detections file"
-        return model.fail(export, "ml_no_results", f"The ML service finished with no results: {reason}", now)
+        return model.fail(
+            export, Failure.ML_NO_RESULTS, f"The ML service finished with no results: {reason}", now
+        )
     problem = results.url_problem(url, rules.results)
     done = model.complete(export, now)
     if problem is not None:
@@ -132,7 +139,7 @@ def _completed(export: Export, message: Any, text: str | None, now: dt.datetime,
     return dataclasses.replace(done, results_url=url)
 
 
-_ML_STATUSES = frozenset({"created", "running", "problem", "completed", "failed", "canceled"})
+_ML_STATUSES = frozenset(MlStatus)
 
 
 def _deadline(export: Export, now: dt.datetime, rules: PollRules) -> Export:
@@ -141,7 +148,7 @@ def _deadline(export: Export, now: dt.datetime, rules: PollRules) -> Export:
         days = rules.deadline.total_seconds() / 86400
         return model.fail(
             export,
-            "deadline_exceeded",
+            Failure.DEADLINE_EXCEEDED,
             f"The ML service has reported no change on "
             f"the task for {days:g} days; it is no longer working on it.",
             now,

@@ -13,11 +13,15 @@ import re
 import secrets
 from typing import Any
 
-QUEUED, BUILDING, SUBMITTED, RUNNING = "queued", "building", "submitted", "running"
-COMPLETED, FAILED, CANCELLED = "completed", "failed", "cancelled"
-ACTIVE_STATUSES = frozenset({QUEUED, BUILDING, SUBMITTED, RUNNING})
-FINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED})
-ML_ACTIVE_STATUSES = frozenset({SUBMITTED, RUNNING})
+from exports.contract import (
+    ACTIVE_STATUSES,
+    EXPORT_KEYS,
+    FINAL_STATUSES,
+    CallbackState,
+    Failure,
+    MlStatus,
+    Status,
+)
 
 MAX_PANOPTES_ID = 2**63 - 1
 _ID = re.compile(r"[1-9][0-9]{0,18}")
@@ -145,7 +149,7 @@ def new_export(
         project_id=project_id,
         subject_set_id=subject_set_id,
         requested_by=requested_by,
-        status=QUEUED,
+        status=Status.QUEUED,
         created_at=now,
         updated_at=now,
         retry_until=now + transient_retry,
@@ -161,7 +165,7 @@ def new_rerun(
 ) -> Export:
     """A queued re-run of `parent`'s failed and missing images: the same subject set, a manifest of
     exactly those rows (the parent's re-run blob), no Panoptes read (so no token)."""
-    if parent.status != COMPLETED:
+    if parent.status != Status.COMPLETED:
         raise InvalidTransition(f"only a completed export can be re-run, not a {parent.status} one")
     if not parent.rerun_images or parent.rerun_blob is None:
         raise InvalidTransition("the export has no failed or missing images to re-run")
@@ -208,8 +212,10 @@ def _change(export: Export, now: dt.datetime, **changes: Any) -> Export:
 
 def claim_for_build(export: Export, owner: str, now: dt.datetime, lease: dt.timedelta) -> Export:
     """Take the build lease: from queued, or from building when the previous lease lapsed."""
-    if export.status == QUEUED or (export.status == BUILDING and not lease_is_live(export, now)):
-        return _change(export, now, status=BUILDING, lease_owner=owner, lease_until=now + lease)
+    if export.status == Status.QUEUED or (
+        export.status == Status.BUILDING and not lease_is_live(export, now)
+    ):
+        return _change(export, now, status=Status.BUILDING, lease_owner=owner, lease_until=now + lease)
     raise InvalidTransition(f"cannot claim an export that is {export.status}")
 
 
@@ -225,7 +231,7 @@ def renew_lease(
     subjects_done: int | None = None,
     subjects_total: int | None = None,
 ) -> Export:
-    if export.status != BUILDING or export.lease_owner != owner:
+    if export.status != Status.BUILDING or export.lease_owner != owner:
         raise InvalidTransition("the build lease belongs to another worker or the export moved on")
     return _change(
         export,
@@ -253,7 +259,7 @@ def release_lease(
 
 def is_stuck(export: Export, now: dt.datetime, threshold: dt.timedelta) -> bool:
     """Queued/building, nobody holding it, and no retry due for longer than `threshold`."""
-    if export.status not in (QUEUED, BUILDING) or lease_is_live(export, now):
+    if export.status not in (Status.QUEUED, Status.BUILDING) or lease_is_live(export, now):
         return False
     last_sign_of_life = max(export.updated_at, export.next_attempt_at or export.updated_at)
     return now - last_sign_of_life > threshold
@@ -263,7 +269,7 @@ def mark_requeued(export: Export, now: dt.datetime) -> Export:
     return _change(
         export,
         now,
-        status=QUEUED if export.manifest_blob is None else export.status,
+        status=Status.QUEUED if export.manifest_blob is None else export.status,
         requeued=True,
         lease_owner=None,
         lease_until=None,
@@ -280,7 +286,7 @@ def drop_lease(export: Export, owner: str, now: dt.datetime) -> Export:
 def record_manifest(
     export: Export, owner: str, now: dt.datetime, *, subjects: int, images: int, skipped: int, blob: str
 ) -> Export:
-    if export.status != BUILDING or export.lease_owner != owner:
+    if export.status != Status.BUILDING or export.lease_owner != owner:
         raise InvalidTransition("the build lease belongs to another worker or the export moved on")
     return _change(
         export,
@@ -297,7 +303,7 @@ def record_manifest(
 
 def start_submission(export: Export, owner: str, now: dt.datetime) -> Export:
     """Fence before POSTing: once persisted, no other attempt may submit this export."""
-    if export.status != BUILDING or export.lease_owner != owner or export.manifest_blob is None:
+    if export.status != Status.BUILDING or export.lease_owner != owner or export.manifest_blob is None:
         raise InvalidTransition("only the lease owner submits a built manifest")
     if export.submit_started_at is not None:
         raise InvalidTransition("a submission was already started")
@@ -310,17 +316,17 @@ def undo_submission_start(export: Export, now: dt.datetime) -> Export:
 
 
 def record_submission(export: Export, task_id: str, now: dt.datetime) -> Export:
-    if export.status == CANCELLED:
+    if export.status == Status.CANCELLED:
         # Cancelled while the POST was in flight: keep the task id so the cancel can reach it.
         return _change(export, now, ml_task_id=task_id, submitted_at=now)
-    if export.status != BUILDING:
+    if export.status != Status.BUILDING:
         raise InvalidTransition(f"cannot record a submission on a {export.status} export")
     return _change(
         export,
         now,
-        status=SUBMITTED,
+        status=Status.SUBMITTED,
         ml_task_id=task_id,
-        ml_status="created",
+        ml_status=MlStatus.CREATED,
         ml_message=None,
         submitted_at=now,
         ml_changed_at=now,
@@ -337,21 +343,25 @@ def _finish(export: Export, now: dt.datetime, **changes: Any) -> Export:
         raise InvalidTransition(f"export is already {export.status}")
     callback: dict[str, Any] = {}
     if export.callback_url is not None:
-        callback = {"callback_state": PENDING, "callback_pending_since": now, "callback_due_at": now}
+        callback = {
+            "callback_state": CallbackState.PENDING,
+            "callback_pending_since": now,
+            "callback_due_at": now,
+        }
     return _change(
         export, now, lease_owner=None, lease_until=None, token_ciphertext=None, **callback, **changes
     )
 
 
 def complete(export: Export, now: dt.datetime, **changes: Any) -> Export:
-    return _finish(export, now, status=COMPLETED, **changes)
+    return _finish(export, now, status=Status.COMPLETED, **changes)
 
 
-def fail(export: Export, code: str, message: str, now: dt.datetime) -> Export:
+def fail(export: Export, code: Failure, message: str, now: dt.datetime) -> Export:
     return _finish(
         export,
         now,
-        status=FAILED,
+        status=Status.FAILED,
         error_code=code,
         error_message=message,
     )
@@ -360,16 +370,15 @@ def fail(export: Export, code: str, message: str, now: dt.datetime) -> Export:
 def cancel(export: Export, now: dt.datetime, ml_status: str | None = None) -> Export:
     """Cancelled for good: nothing the ML service reports later changes it (the real service's
     monitor overwrites its own `canceled` with `running`, then `completed`)."""
-    return _finish(export, now, status=CANCELLED, ml_status=ml_status or export.ml_status)
+    return _finish(export, now, status=Status.CANCELLED, ml_status=ml_status or export.ml_status)
 
 
 # -- callbacks -----------------------------------------------------------------------------
-PENDING, DELIVERED, GAVE_UP = "pending", "delivered", "gave_up"
 
 
 def callback_is_due(export: Export, now: dt.datetime) -> bool:
     return (
-        export.callback_state == PENDING
+        export.callback_state == CallbackState.PENDING
         and (export.callback_due_at is None or export.callback_due_at <= now)
         and not (export.callback_lease_until is not None and export.callback_lease_until > now)
     )
@@ -394,20 +403,24 @@ def record_callback_attempt(
 ) -> Export:
     """The outcome of one attempt: delivered on a 2xx; else due again at `retry_at`, or given up
     when there is none."""
-    if export.callback_state != PENDING:
+    if export.callback_state != CallbackState.PENDING:
         return export
     delivered = status is not None and 200 <= status < 300
-    state = DELIVERED if delivered else (PENDING if retry_at is not None else GAVE_UP)
+    state = (
+        CallbackState.DELIVERED
+        if delivered
+        else (CallbackState.PENDING if retry_at is not None else CallbackState.GAVE_UP)
+    )
     return dataclasses.replace(
         export,
         callback_state=state,
         callback_last_status=status,
         callback_last_error=None if delivered else error,
         callback_lease_until=None,
-        callback_due_at=retry_at if state == PENDING else None,
+        callback_due_at=retry_at if state == CallbackState.PENDING else None,
         callback_delivered_at=now if delivered else None,
         # The receiver's token is needed no longer once delivery is over.
-        callback_token=export.callback_token if state == PENDING else None,
+        callback_token=export.callback_token if state == CallbackState.PENDING else None,
     )
 
 
@@ -423,9 +436,9 @@ def to_resource(export: Export, external_url: str, results_csv_url: str | None =
             "blob": export.manifest_blob,
         }
     error = None
-    if export.status == FAILED:
-        error = {"code": export.error_code or "internal_error", "message": export.error_message or ""}
-    return {
+    if export.status == Status.FAILED:
+        error = {"code": export.error_code or Failure.INTERNAL_ERROR, "message": export.error_message or ""}
+    resource = {
         "id": export.id,
         "project_id": export.project_id,
         "subject_set_id": export.subject_set_id,
@@ -443,10 +456,20 @@ def to_resource(export: Export, external_url: str, results_csv_url: str | None =
         "error": error,
         "results_summary": export.summary,
         "rerun_of": export.rerun_of,
-        "rerun_images": export.rerun_images if export.status == COMPLETED else None,
+        "rerun_images": export.rerun_images if export.status == Status.COMPLETED else None,
         "results_csv_url": results_csv_url if export.results_csv_blob else None,
         "callback": _callback_resource(export),
     }
+    # The contract's keys, declared once (exports/contract.py): exactly these, in that order.
+    return (
+        {key: resource[key] for key in EXPORT_KEYS}
+        if resource.keys() == set(EXPORT_KEYS)
+        else _mismatch(resource)
+    )
+
+
+def _mismatch(resource: dict[str, Any]) -> dict[str, Any]:
+    raise AssertionError(f"to_resource and EXPORT_KEYS disagree: {sorted(set(resource) ^ set(EXPORT_KEYS))}")
 
 
 def _callback_resource(export: Export) -> dict[str, Any] | None:

@@ -17,83 +17,25 @@ import json
 import pathlib
 from typing import Any
 
-from exports import model
+from exports.contract import ERRORS, EXPORT_KEYS, CallbackState, ErrorCode, Failure, MlStatus, Status
 from exports.model import MAX_PANOPTES_ID
+from shared.errors import CommonError
 from shared.routing import ROUTES
 
 TITLE = "Subject Assistant export API"
 VERSION = "1.0.0"
 EXAMPLES = pathlib.Path(__file__).resolve().parent / "openapi_examples.json"
-ERROR_STATUS = {  # every error code the API answers, with its HTTP status
-    "invalid_id": 400,
-    "invalid_body": 400,
-    "invalid_callback": 400,
-    "unauthenticated": 401,
-    "forbidden": 403,
-    "subject_set_not_found": 404,
-    "export_not_found": 404,
-    "export_final": 409,
-    "cancel_refused": 409,
-    "export_busy": 409,
-    "export_not_completed": 409,
-    "nothing_to_rerun": 409,
-    "body_too_large": 413,
-    "too_many_requests": 429,
-    "internal_error": 500,
-    "service_misconfigured": 500,
-    "panoptes_unavailable": 502,
-    "ml_unavailable": 502,
-    "queue_unavailable": 503,
-}
-ERROR_MEANING = {
-    "invalid_id": "A project or subject-set id is not a Panoptes id (a whole number from 1 to "
-    f"{MAX_PANOPTES_ID}); checked before anything else.",
-    "invalid_body": "The body is neither empty nor a JSON object.",
-    "invalid_callback": "callback_url or callback_token cannot be used (the message says why): give "
-    "both or neither; the URL https on a host that resolves only to public addresses; the token 16 to "
-    "256 printable characters.",
-    "unauthenticated": "No bearer token, or Panoptes rejected it (expired or revoked): sign in again.",
-    "forbidden": "The project does not exist, or the caller is not its owner or collaborator.",
-    "subject_set_not_found": "The subject set does not exist, or belongs to another project.",
-    "export_not_found": "No such export, or the caller is not an owner or collaborator of its project.",
-    "export_final": "The export is already completed, failed or cancelled.",
-    "cancel_refused": "The ML service cannot cancel the task as it is now (the message says why).",
-    "export_busy": "The export kept changing during the request: try again.",
-    "export_not_completed": "Only a completed export's failed and missing images can be re-run.",
-    "nothing_to_rerun": "Nothing failed or went missing, or the export's results could not be "
-    "accounted for (the message says which).",
-    "body_too_large": "The body is larger than 64 KiB (refused on its Content-Length, unread).",
-    "too_many_requests": "Too many new access tokens were checked with Panoptes this second "
-    "(UNKNOWN_TOKEN_LOOKUPS_PER_SECOND): retry after the Retry-After seconds.",
-    "internal_error": "A fault on our side; nothing was changed.",
-    "service_misconfigured": "A setting of the service is wrong (its name is in the operators' log).",
-    "panoptes_unavailable": "Panoptes could not be reached to check access: try again in a minute.",
-    "ml_unavailable": "The ML service could not be reached, or refused the call.",
-    "queue_unavailable": "The export could not be queued: try again in a minute.",
-}
-FAILURE_CODES = [
-    "subject_set_empty",
-    "token_expired",
-    "panoptes_unavailable",
-    "panoptes_error",
-    "ml_rejected",
-    "ml_busy",
-    "ml_unavailable",
-    "ml_submission_unknown",
-    "ml_failed",
-    "ml_no_results",
-    "ml_task_not_found",
-    "deadline_exceeded",
-    "internal_error",
+# Every error code the API answers, with its HTTP status and meaning: exports/contract.py ERRORS.
+ERROR_STATUS = {str(code): status for code, (status, _) in ERRORS.items()}
+ERROR_MEANING = {str(code): meaning for code, (_, meaning) in ERRORS.items()}
+AUTHENTICATED: list[str] = [
+    ErrorCode.UNAUTHENTICATED,
+    ErrorCode.TOO_MANY_REQUESTS,
+    ErrorCode.PANOPTES_UNAVAILABLE,
+    CommonError.INTERNAL_ERROR,
+    ErrorCode.SERVICE_MISCONFIGURED,
 ]
-AUTHENTICATED = [
-    "unauthenticated",
-    "too_many_requests",
-    "panoptes_unavailable",
-    "internal_error",
-    "service_misconfigured",
-]
-WITH_BODY = ["invalid_body", "body_too_large"]
+WITH_BODY: list[str] = [ErrorCode.INVALID_BODY, ErrorCode.BODY_TOO_LARGE]
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
@@ -213,28 +155,7 @@ SCHEMAS: dict[str, Any] = {
     "Export": {
         "type": "object",
         "additionalProperties": False,
-        "required": [
-            "id",
-            "project_id",
-            "subject_set_id",
-            "status",
-            "created_at",
-            "updated_at",
-            "requested_by",
-            "progress",
-            "manifest",
-            "ml_task_id",
-            "ml_status",
-            "ml_message",
-            "results_url",
-            "subject_assistant_url",
-            "error",
-            "results_summary",
-            "rerun_of",
-            "rerun_images",
-            "results_csv_url",
-            "callback",
-        ],
+        "required": list(EXPORT_KEYS),  # exports/contract.py: the keys, declared once
         "properties": {
             "id": {"type": "string", "description": "Opaque, URL-safe."},
             "project_id": _ID_STRING,
@@ -242,15 +163,7 @@ SCHEMAS: dict[str, Any] = {
             "requested_by": _ID_STRING,
             "status": {
                 "type": "string",
-                "enum": [
-                    model.QUEUED,
-                    model.BUILDING,
-                    model.SUBMITTED,
-                    model.RUNNING,
-                    model.COMPLETED,
-                    model.FAILED,
-                    model.CANCELLED,
-                ],
+                "enum": [str(status) for status in Status],
             },
             "created_at": {"type": "string", "format": "date-time"},
             "updated_at": {"type": "string", "format": "date-time"},
@@ -260,7 +173,7 @@ SCHEMAS: dict[str, Any] = {
             "ml_status": _nullable(
                 {
                     "type": "string",
-                    "enum": ["created", "running", "problem", "completed", "failed", "canceled"],
+                    "enum": [str(status) for status in MlStatus],
                 }
             ),
             "ml_message": _nullable(_STRING),
@@ -279,7 +192,10 @@ SCHEMAS: dict[str, Any] = {
                     "type": "object",
                     "required": ["code", "message"],
                     "additionalProperties": False,
-                    "properties": {"code": {"type": "string", "enum": FAILURE_CODES}, "message": _STRING},
+                    "properties": {
+                        "code": {"type": "string", "enum": [str(f) for f in Failure]},
+                        "message": _STRING,
+                    },
                 }
             ),
             "results_summary": _nullable({"$ref": "#/components/schemas/ResultsSummary"}),
@@ -312,7 +228,7 @@ SCHEMAS: dict[str, Any] = {
             "url": {**_STRING, "description": "callback_url without its query string."},
             "state": _nullable(
                 {
-                    "enum": ["pending", "delivered", "gave_up"],
+                    "enum": [str(state) for state in CallbackState],
                     "description": "null until the export is completed, failed or cancelled.",
                 }
             ),
@@ -490,14 +406,14 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         },
         "location": True,
         "errors": [
-            "invalid_id",
+            ErrorCode.INVALID_ID,
             *WITH_BODY,
-            "invalid_callback",
+            ErrorCode.INVALID_CALLBACK,
             *AUTHENTICATED,
-            "forbidden",
-            "subject_set_not_found",
-            "queue_unavailable",
-            "export_busy",
+            ErrorCode.FORBIDDEN,
+            ErrorCode.SUBJECT_SET_NOT_FOUND,
+            ErrorCode.QUEUE_UNAVAILABLE,
+            ErrorCode.EXPORT_BUSY,
         ],
         "links": True,
     },
@@ -509,7 +425,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "parameters": [PROJECT_ID],
         "ok": {"200": ("The project's subject sets.", "ProjectExports")},
         "completed_links": True,
-        "errors": ["invalid_id", *AUTHENTICATED, "forbidden"],
+        "errors": [ErrorCode.INVALID_ID, *AUTHENTICATED, ErrorCode.FORBIDDEN],
     },
     ("api/projects", "GET"): {
         "operationId": "listProjects",
@@ -524,7 +440,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "One export's state",
         "parameters": [EXPORT_ID],
         "ok": {"200": ("The export.", "Export")},
-        "errors": [*AUTHENTICATED, "export_not_found"],
+        "errors": [*AUTHENTICATED, ErrorCode.EXPORT_NOT_FOUND],
     },
     ("api/exports/{export_id}/cancel", "POST"): {
         "operationId": "cancelExport",
@@ -537,11 +453,11 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "errors": [
             *WITH_BODY,
             *AUTHENTICATED,
-            "export_not_found",
-            "export_final",
-            "cancel_refused",
-            "export_busy",
-            "ml_unavailable",
+            ErrorCode.EXPORT_NOT_FOUND,
+            ErrorCode.EXPORT_FINAL,
+            ErrorCode.CANCEL_REFUSED,
+            ErrorCode.EXPORT_BUSY,
+            ErrorCode.ML_UNAVAILABLE,
         ],
     },
     ("api/exports/{export_id}/rerun", "POST"): {
@@ -561,11 +477,11 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "errors": [
             *WITH_BODY,
             *AUTHENTICATED,
-            "export_not_found",
-            "export_not_completed",
-            "nothing_to_rerun",
-            "queue_unavailable",
-            "export_busy",
+            ErrorCode.EXPORT_NOT_FOUND,
+            ErrorCode.EXPORT_NOT_COMPLETED,
+            ErrorCode.NOTHING_TO_RERUN,
+            ErrorCode.QUEUE_UNAVAILABLE,
+            ErrorCode.EXPORT_BUSY,
         ],
     },
     ("api/health", "GET"): {

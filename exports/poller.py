@@ -18,7 +18,8 @@ import threading
 import time
 from collections import Counter
 
-from exports import delivery, events, ml_status, model, tracking
+from exports import contract, delivery, events, ml_status, model, tracking
+from exports.contract import Failure
 from exports.messages import ExportMessage
 from exports.ml_service import MlError, MlTaskNotFound
 from exports.services import Services
@@ -61,7 +62,7 @@ def recover_if_stuck(services: Services, current: Versioned) -> str:
             services.store.update(
                 model.fail(
                     export,
-                    "internal_error",
+                    Failure.INTERNAL_ERROR,
                     "The export stopped making progress twice (its worker disappeared). Please export again.",
                     now,
                 ),
@@ -171,7 +172,7 @@ def run_tick(services: Services) -> TickReport:
         with concurrent.futures.ThreadPoolExecutor(services.settings.ml_poll_concurrency, "ml-poll") as pool:
             for current in services.store.active_exports(page_size=READ_PAGE):
                 report.active += 1
-                if current.export.status in model.ML_ACTIVE_STATUSES:
+                if current.export.status in contract.ML_ACTIVE_STATUSES:
                     futures.append(pool.submit(_poll_and_record, services, current, writes))
                 else:
                     with events.context(current.export):
@@ -200,7 +201,7 @@ def run_tick(services: Services) -> TickReport:
         logging.INFO if acted else logging.DEBUG,
         "poll tick: %d active, %s",
         report.active,
-        dict(+report.outcomes),
+        {str(outcome): count for outcome, count in (+report.outcomes).items()},
         extra={
             "event": events.POLL_TICK,
             "active": report.active,

@@ -46,7 +46,8 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from exports import events
-from exports.model import COMPLETED, PENDING, Export, parse_export_id
+from exports.contract import CallbackState, Status
+from exports.model import Export, parse_export_id
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class ExportStore:
         if self.on_finished is None:
             return
         for export in exports:
-            if export.is_final and export.callback_state == PENDING:
+            if export.is_final and export.callback_state == CallbackState.PENDING:
                 try:
                     self.on_finished(export)
                 except Exception:  # the poll tick's sweep delivers it anyway
@@ -313,7 +314,7 @@ class ExportStore:
             row = self._get_entity(f"{prefix}{export.project_id}-{export.subject_set_id}")
             if row is not None and row.get("export_id") == export.id:
                 operations.append((REPLACE, _set_entity(prefix, export), row.metadata["etag"]))
-        if export.callback_state != PENDING:
+        if export.callback_state != CallbackState.PENDING:
             row = self._get_entity(CALLBACK_PREFIX + export.id)
             if row is not None:
                 operations.append(
@@ -400,9 +401,9 @@ class ExportStore:
                 (DELETE, key, active_etag),
                 (UPSERT, _set_entity(LATEST_PREFIX, export), None),
             ]
-            if export.status == COMPLETED:
+            if export.status == Status.COMPLETED:
                 operations.append((UPSERT, _set_entity(COMPLETED_PREFIX, export), None))
-            if export.callback_state == PENDING:
+            if export.callback_state == CallbackState.PENDING:
                 row = {
                     "PartitionKey": PARTITION,
                     "RowKey": CALLBACK_PREFIX + export.id,

@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from exports import completion, ml_status, model, results
+from exports.contract import Status
 from exports.ml_service import TaskStatus
 from exports.services import Services
 from exports.store import ConcurrentUpdate, Versioned
@@ -29,7 +30,7 @@ def poll_rules(services: Services) -> ml_status.PollRules:
 def next_state(services: Services, export: model.Export, answer: Any) -> model.Export:
     """The export after one poll answer (TaskStatus or ml_status.NOT_FOUND), summary included."""
     updated = ml_status.next_state(export, answer, services.clock(), poll_rules(services))
-    if updated.status == model.COMPLETED and export.status != model.COMPLETED:
+    if updated.status == Status.COMPLETED and export.status != Status.COMPLETED:
         if updated.results_url is None and updated.summary is not None:
             log.warning("export %s: results link not followed: %s", export.id, _reported_url(answer))
         elif updated.summary is None:

@@ -26,8 +26,9 @@ from collections.abc import Callable
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from exports import events, model
+from exports import contract, events, model
 from exports.blob_writer import BlockBlobWriter, read_blob
+from exports.contract import Failure, Status
 from exports.manifest import ManifestEncoder, copy_manifest_rows
 from exports.messages import ExportMessage
 from exports.ml_service import MlBusy, MlOutcomeUnknown, MlRejected, MlUnavailable, MlUnusableTaskId
@@ -104,7 +105,7 @@ class ExportRun:
         holder: list[model.Export] = []
 
         def claim(export: model.Export) -> model.Export | None:
-            if export.is_final or export.status in model.ML_ACTIVE_STATUSES:
+            if export.is_final or export.status in contract.ML_ACTIVE_STATUSES:
                 return None  # done already (duplicate or late message)
             try:
                 return model.claim_for_build(export, self.owner, self.now(), self.lease)
@@ -131,11 +132,11 @@ class ExportRun:
             try:
                 token = self.services.cipher.decrypt(self.message.token, bound_to=self.export.id)
             except TokenExpired:
-                self._fail("token_expired", TOKEN_EXPIRED_MESSAGE)
+                self._fail(Failure.TOKEN_EXPIRED, TOKEN_EXPIRED_MESSAGE)
                 return False
             except TokenDecryptionError:
                 self._fail(
-                    "internal_error",
+                    Failure.INTERNAL_ERROR,
                     "The export's credentials could not be decrypted "
                     "(the encryption key was changed, or the message was not made for this "
                     "export). Please export again.",
@@ -171,20 +172,22 @@ class ExportRun:
                         last_write = time.monotonic()
             writer.write(encoder.finish())
         except PanoptesUnauthorized:
-            self._fail("token_expired", TOKEN_EXPIRED_MESSAGE)
+            self._fail(Failure.TOKEN_EXPIRED, TOKEN_EXPIRED_MESSAGE)
             return False
         except PanoptesUnavailable as exc:
-            self._retry_later("panoptes_unavailable", f"Panoptes is unavailable: {exc}", keep_token=True)
+            self._retry_later(
+                Failure.PANOPTES_UNAVAILABLE, f"Panoptes is unavailable: {exc}", keep_token=True
+            )
             return False
         except PanoptesError as exc:
-            self._fail("panoptes_error", f"Panoptes refused to list the subject set: {exc}")
+            self._fail(Failure.PANOPTES_ERROR, f"Panoptes refused to list the subject set: {exc}")
             return False
         finally:
             del token
         counts = encoder.counts
         if counts.images == 0:
             self._fail(
-                "subject_set_empty",
+                Failure.SUBJECT_SET_EMPTY,
                 f"Subject set {export.subject_set_id} has no images (.jpg, .jpeg or .png) to "
                 f"send: {counts.subjects} subjects, {counts.skipped_frames} other frames skipped. "
                 "Add images to the set in the Zooniverse Project Builder, then export it again.",
@@ -224,7 +227,7 @@ class ExportRun:
                 writer.commit()
         except (ResourceNotFoundError, ValueError):
             self._fail(
-                "internal_error",
+                Failure.INTERNAL_ERROR,
                 f"The failed and missing images of export {self.export.rerun_of} are no longer "
                 "stored (or could not be read). Please export the subject set again.",
             )
@@ -264,7 +267,7 @@ class ExportRun:
         export = self.export
         if export.submit_started_at is not None:
             self._fail(
-                "ml_submission_unknown",
+                Failure.ML_SUBMISSION_UNKNOWN,
                 "An earlier attempt sent this export to the ML "
                 "service but stopped before hearing back, so it may or may not have been "
                 "accepted. It was not sent again, to avoid a duplicate ML job; if no task "
@@ -282,18 +285,20 @@ class ExportRun:
         except (MlBusy, MlUnavailable) as exc:
             # Certainly not accepted: clear the fence and try again later.
             self._save_owned(lambda e: model.undo_submission_start(e, self.now()))
-            code = "ml_busy" if isinstance(exc, MlBusy) else "ml_unavailable"
+            code = Failure.ML_BUSY if isinstance(exc, MlBusy) else Failure.ML_UNAVAILABLE
             self._retry_later(code, f"ML service: {exc}", keep_token=False, note=str(exc))
             return
         except MlRejected as exc:
-            self._fail("ml_rejected", f"The ML service refused the export ({exc.status}): {exc.message}")
+            self._fail(
+                Failure.ML_REJECTED, f"The ML service refused the export ({exc.status}): {exc.message}"
+            )
             return
         except MlUnusableTaskId:
             # Its id would go into URLs (status, cancel, the Subject Assistant link): not used,
             # not stored. The job may run at the service; nothing here can follow it.
             self.log(logging.ERROR, "the ML service answered an unusable task id; not recorded")
             self._fail(
-                "ml_rejected",
+                Failure.ML_REJECTED,
                 "The ML service accepted the export but answered with a task id this service cannot "
                 "use (not 1-64 letters, digits, '-' or '_'), so it cannot be followed. The operators "
                 "have been told; please export again later.",
@@ -301,7 +306,7 @@ class ExportRun:
             return
         except MlOutcomeUnknown as exc:
             self._fail(
-                "ml_submission_unknown",
+                Failure.ML_SUBMISSION_UNKNOWN,
                 f"The ML service did not answer the submission "
                 f"({exc}); it may have accepted it. It was not sent again, to avoid a "
                 "duplicate ML job; if no task appears, please export again.",
@@ -322,7 +327,7 @@ class ExportRun:
             return
         telemetry.bind(ml_task_id=task_id)
         self.log(logging.INFO, "submitted as ML task %s", task_id)
-        if self.export.status == model.CANCELLED:
+        if self.export.status == Status.CANCELLED:
             # Cancelled while the POST was in flight: pass the cancel on to the service.
             try:
                 self.services.ml.cancel(task_id)
@@ -330,14 +335,14 @@ class ExportRun:
                 self.log(logging.WARNING, "could not cancel ML task %s: %s", task_id, exc)
 
     # -- outcomes ----------------------------------------------------------------------
-    def _fail(self, code: str, message: str) -> None:
+    def _fail(self, code: Failure, message: str) -> None:
         self.current = self.services.store.apply(
             self.current, lambda e: None if e.is_final else model.fail(e, code, message, self.now())
         )
         if self.export.error_code == code:
             self.log(logging.WARNING, "failed: %s", code)
 
-    def _retry_later(self, code: str, message: str, keep_token: bool, note: str | None = None) -> None:
+    def _retry_later(self, code: Failure, message: str, keep_token: bool, note: str | None = None) -> None:
         export = self.export
         settings = self.services.settings
         if export.retry_until is not None and self.now() >= export.retry_until:
@@ -395,11 +400,11 @@ def _fail_poisoned(message: ExportMessage, services: Services) -> None:
 
     def fail_if_abandoned(export: model.Export) -> model.Export | None:
         now = services.clock()
-        if export.status not in (model.QUEUED, model.BUILDING) or model.lease_is_live(export, now):
+        if export.status not in (Status.QUEUED, Status.BUILDING) or model.lease_is_live(export, now):
             return None  # finished, with the ML service, or a live worker still on it
         return model.fail(
             export,
-            "internal_error",
+            Failure.INTERNAL_ERROR,
             "The export could not be processed after "
             "several attempts (the worker kept failing). Please export again; if it "
             "fails again, contact the Zooniverse team with this export's id.",
@@ -407,5 +412,5 @@ def _fail_poisoned(message: ExportMessage, services: Services) -> None:
         )
 
     current = services.store.apply(current, fail_if_abandoned)
-    if current.export.status == model.FAILED and current.export.error_code == "internal_error":
+    if current.export.status == Status.FAILED and current.export.error_code == Failure.INTERNAL_ERROR:
         log.error("export %s: failed after its message reached the poison queue", current.export.id)

@@ -22,7 +22,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from exports import model
+from exports import contract
 from exports.settings import ExportSettings
 from exports.store import Versioned
 from ops import readiness, redrive, repair, views
@@ -60,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
         "list", help="exports by status and age (active ones; --finished adds the rest)"
     )
     listing.add_argument(
-        "--status", action="append", choices=sorted(model.ACTIVE_STATUSES | model.FINAL_STATUSES)
+        "--status", action="append", choices=sorted(contract.ACTIVE_STATUSES | contract.FINAL_STATUSES)
     )
     listing.add_argument(
         "--older-than", type=views.duration, help="created at least this long ago (30m, 2h, 1d)"

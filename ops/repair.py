@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 
 from exports import model
+from exports.contract import Failure, Status
 from exports.messages import ExportMessage
 from exports.store import Versioned
 from ops.connect import Storage
 
-OPERATOR_FAILURE = "internal_error"
+OPERATOR_FAILURE = Failure.INTERNAL_ERROR
 
 
 class Refused(Exception):
@@ -24,7 +25,7 @@ class Refused(Exception):
 def check_requeue(export: model.Export, now: dt.datetime) -> None:
     if export.is_final:
         raise Refused(f"export {export.id} is already {export.status}: nothing to re-queue")
-    if export.status not in (model.QUEUED, model.BUILDING):
+    if export.status not in (Status.QUEUED, Status.BUILDING):
         raise Refused(
             f"export {export.id} is {export.status}: it is with the ML service and the poll tick "
             "follows it. Re-queueing cannot help; fail it if it must stop."

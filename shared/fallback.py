@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from shared.errors import CommonError
 from shared.responses import ApiError, error_response
 from shared.routing import allowed_methods
 
@@ -22,7 +23,7 @@ def api_answer(req: func.HttpRequest) -> func.HttpResponse | None:
         return error_response(
             ApiError(
                 405,
-                "method_not_allowed",
+                CommonError.METHOD_NOT_ALLOWED,
                 f"{req.method} is not allowed on this route; it takes {', '.join(allowed)}.",
                 {"Allow": ", ".join(allowed)},
             )
@@ -30,7 +31,9 @@ def api_answer(req: func.HttpRequest) -> func.HttpResponse | None:
     if path.lower() == "api" or path.lower().startswith(API_PREFIX):
         return error_response(
             ApiError(
-                404, "not_found", "There is no such route. See /api/openapi.json for the export API's routes."
+                404,
+                CommonError.NOT_FOUND,
+                "There is no such route. See /api/openapi.json for the export API's routes.",
             )
         )
     return None

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 import azure.functions as func
+
+from shared.errors import CommonError
 
 JSON = "application/json"
 
@@ -23,9 +26,10 @@ JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
 class ApiError(Exception):
-    """An error answered to the caller as {"error": {"code", "message"}} with an HTTP status."""
+    """An error answered to the caller as {"error": {"code", "message"}} with an HTTP status. The
+    code is a declared one (a StrEnum: shared/errors.py, or the feature's own)."""
 
-    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None):
+    def __init__(self, status: int, code: StrEnum, message: str, headers: Mapping[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
@@ -64,7 +68,7 @@ def secure(response: func.HttpResponse) -> func.HttpResponse:
 
 INTERNAL_ERROR = ApiError(
     500,
-    "internal_error",
+    CommonError.INTERNAL_ERROR,
     "Something went wrong on our side. Please try again; nothing was changed if it fails again.",
 )
 

@@ -21,6 +21,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from devtools.azurite import free_port
 from devtools.host import LocalHost
 from exports import model
+from exports.contract import Status
 from exports.messages import ExportMessage
 from exports.services import Services, get_services
 from exports.store import ACTIVE_PREFIX, SET_INDEX_PREFIXES, export_from_row
@@ -170,7 +171,7 @@ def assert_invariants(stack, services=None) -> None:
         assert export.is_active, f"active row of a finished export {export.id}"
         assert row["RowKey"] == f"{ACTIVE_PREFIX}{export.project_id}-{export.subject_set_id}", row["RowKey"]
     for export in exports.values():
-        if export.status == model.FAILED:
+        if export.status == Status.FAILED:
             assert export.error_code, export
     jobs = ml_jobs_per_export(stack.ml)
     duplicates = {k: n for k, n in jobs.items() if n > 1}

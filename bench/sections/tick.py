@@ -10,7 +10,7 @@ import math
 from bench.common import PROJECT_ID, create_export
 from bench.report import Table, log, secs
 from bench.rig import Rig, run_child
-from exports import model
+from exports.contract import Status
 
 
 def run(rig: Rig, t: Table) -> None:
@@ -47,7 +47,7 @@ def run(rig: Rig, t: Table) -> None:
                 PROJECT_ID,
                 str(900_000 + i),
                 token=None,
-                status=model.SUBMITTED,
+                status=Status.SUBMITTED,
                 ml_task_id=task_ids[i],
                 ml_status="created",
                 manifest_blob=blob.blob_name,

@@ -3,7 +3,7 @@ zooniverse/CameraTraps `zooniverse-deployment`; see standins/ml_service/README.m
 
 import pytest
 
-from exports import model
+from exports.contract import Status
 
 
 def cancel(stack, export_id, token="demo-owner-token"):
@@ -112,6 +112,6 @@ def test_num_images_and_model_are_the_deployed_services(stack):
     export = stack.submitted_export()
     stack.tick(), stack.tick()
     done = stack.export(export["id"])
-    assert done.status == model.COMPLETED
+    assert done.status == Status.COMPLETED
     assert done.ml_num_images == stack.sample.image_count
     assert stack.ml.detections(export["ml_task_id"])["info"]["detector"] == "megadetector_v5a"

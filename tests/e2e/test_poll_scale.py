@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from exports import model
+from exports.contract import Status
 
 
 def make_submitted(stack, count, project="1234"):
@@ -31,7 +32,7 @@ def make_submitted(stack, count, project="1234"):
         )
         export = dataclasses.replace(
             export,
-            status=model.SUBMITTED,
+            status=Status.SUBMITTED,
             ml_task_id=task_id,
             ml_status="created",
             submitted_at=now,

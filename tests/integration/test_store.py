@@ -10,6 +10,7 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from exports import model
+from exports.contract import Status
 from exports.store import SET_INDEX_PREFIXES, ConcurrentUpdate, ExportStore
 
 T0 = dt.datetime(2026, 11, 22, 13, 0, tzinfo=dt.UTC)
@@ -102,7 +103,7 @@ def test_a_finished_export_is_updated_in_place_and_never_reactivated(store):
     with pytest.raises(ConcurrentUpdate):
         store.update(dataclasses.replace(done.export, ml_task_id="def"), done)  # stale
     with pytest.raises(ValueError):
-        store.update(dataclasses.replace(later.export, status=model.RUNNING), later)
+        store.update(dataclasses.replace(later.export, status=Status.RUNNING), later)
 
 
 def end(store, export, change=lambda e: model.fail(e, "x", "y", T0)):
@@ -113,9 +114,9 @@ def end(store, export, change=lambda e: model.fail(e, "x", "y", T0)):
 def test_listing_reads_each_sets_latest_and_latest_completed_export(store):
     """The listing's three range queries stay inside their project (12 is not 123 or 1) and
     find, per subject set, the newest export and the newest completed one, whatever came after."""
-    completed = dataclasses.replace(new("12", "34", T0), status=model.RUNNING)
+    completed = dataclasses.replace(new("12", "34", T0), status=Status.RUNNING)
     store.create(completed)
-    completed = end(store, completed, lambda e: dataclasses.replace(e, status=model.COMPLETED))
+    completed = end(store, completed, lambda e: dataclasses.replace(e, status=Status.COMPLETED))
     failed = new("12", "34", T0 + dt.timedelta(seconds=5))
     store.create(failed)
     failed = end(store, failed)
@@ -127,7 +128,7 @@ def test_listing_reads_each_sets_latest_and_latest_completed_export(store):
     for project in ("123", "1"):
         neighbour = new(project, "34", T0)
         store.create(neighbour)
-        end(store, neighbour, lambda e: dataclasses.replace(e, status=model.COMPLETED))
+        end(store, neighbour, lambda e: dataclasses.replace(e, status=Status.COMPLETED))
 
     listing = store.latest_of_project("12")
     assert listing == {"34": (active, completed), "345": (other_set, None)}

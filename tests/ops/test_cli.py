@@ -12,6 +12,7 @@ import pytest
 
 from devtools.local_env import offline_settings
 from exports import model
+from exports.contract import Status
 from exports.messages import ExportMessage
 from exports.services import Services
 from exports.settings import ExportSettings
@@ -71,7 +72,7 @@ def test_list_by_status_and_age_and_show_one(services, azurite, capsys):
         model.fail(current.export, "panoptes_error", "Panoptes said no", services.clock()), current
     )
     stale, _ = create_export_record(services, subject_set_id="102")
-    aged(services, stale, 3, status=model.BUILDING)
+    aged(services, stale, 3, status=Status.BUILDING)
     done, _ = create_export_record(services, subject_set_id="101")  # the set's next export
     capsys.readouterr()
 
@@ -134,7 +135,7 @@ def test_requeue_waits_for_a_live_lease_then_sends_the_message_again(services, a
     submitted, _ = create_export_record(services, subject_set_id="105")
     current = services.store.get(submitted.id)
     services.store.update(
-        dataclasses.replace(current.export, status=model.SUBMITTED, ml_task_id="t1"), current
+        dataclasses.replace(current.export, status=Status.SUBMITTED, ml_task_id="t1"), current
     )
     assert cli(azurite, "requeue", submitted.id, "--yes")[0] == 1
     assert "with the ML service" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from exports import model
+from exports.contract import Status
 from exports.messages import ExportMessage
 from tests.harness import FIGURES, create_export_record, wait_final, wait_for
 
@@ -179,7 +179,7 @@ def test_expired_token_in_a_queued_message_fails_token_expired(stack):
     assert stack.ml.accepted_count == 0
     # Still visible (with the error) to another member of the project.
     shown = stack.get(export.id, "demo-collaborator-token").json()
-    assert shown["error"]["code"] == "token_expired" and shown["status"] == model.FAILED
+    assert shown["error"]["code"] == "token_expired" and shown["status"] == Status.FAILED
 
 
 @pytest.mark.parametrize("role", ["tester", "translator", "moderator", "scientist", "museum", "expert"])

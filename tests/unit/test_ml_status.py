@@ -6,6 +6,7 @@ import datetime as dt
 import pytest
 
 from exports import model
+from exports.contract import Status
 from exports.ml_service import TaskStatus
 from exports.ml_status import NOT_FOUND, PollRules, next_state
 from exports.results import ResultsPolicy
@@ -21,7 +22,7 @@ def submitted(**changes):
     export = model.new_export("1-2-0000000000000abcdef01", "1", "2", "9", T0, dt.timedelta(hours=1))
     return dataclasses.replace(
         export,
-        status=model.SUBMITTED,
+        status=Status.SUBMITTED,
         ml_task_id="f" * 32,
         ml_status="created",
         submitted_at=T0,

@@ -3,6 +3,7 @@ import datetime as dt
 import pytest
 
 from exports import model
+from exports.contract import EXPORT_KEYS, Failure
 
 T0 = dt.datetime(2026, 11, 22, 13, 0, tzinfo=dt.UTC)
 LEASE = dt.timedelta(minutes=2)
@@ -89,28 +90,12 @@ def test_stuck_detection_respects_leases_and_delayed_retries():
     assert model.is_stuck(waiting, T0 + dt.timedelta(minutes=92), threshold)
 
 
-def test_resource_has_every_contract_key():
+def test_resource_has_exactly_the_contract_keys():
     resource = model.to_resource(queued(), "https://sa/#/tasks/")
-    assert set(resource) >= {
-        "id",
-        "project_id",
-        "subject_set_id",
-        "status",
-        "created_at",
-        "updated_at",
-        "requested_by",
-        "progress",
-        "manifest",
-        "ml_task_id",
-        "ml_status",
-        "ml_message",
-        "results_url",
-        "subject_assistant_url",
-        "error",
-    }
+    assert tuple(resource) == EXPORT_KEYS  # the keys, declared once, in order; nothing more
     assert resource["created_at"] == "2026-11-22T13:00:00Z"
     assert "token" not in str(resource).lower().replace("subjects_total", "")
-    failed = model.to_resource(model.fail(queued(), "subject_set_empty", "none", T0), "x")
+    failed = model.to_resource(model.fail(queued(), Failure.SUBJECT_SET_EMPTY, "none", T0), "x")
     assert failed["error"] == {"code": "subject_set_empty", "message": "none"}
     done = model.record_submission(
         model.start_submission(
