@@ -55,6 +55,7 @@ MAX_REASONS = 20  # distinct failure texts kept; the rest count as OTHER_FAILURE
 MAX_REASON_LENGTH = 200
 MAX_CATEGORIES = 16  # detection categories given a CSV column
 OTHER_FAILURE = "Other failures"
+_ABSENT: Any = object()  # a key the image does not have
 HEAD_LIMIT = 1 << 20
 _CATEGORY_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -83,7 +84,7 @@ class Detections:
     keys: np.ndarray  # int64, sorted
     order: np.ndarray  # int64
     conf: np.ndarray  # float64: max_detection_conf as the Subject Assistant reads it (NaN: none)
-    best: np.ndarray  # float64, (entries, categories): best confidence per category (0: none)
+    best: list[np.ndarray]  # float32, one per category: best confidence of the entry (0: none)
     failure: np.ndarray  # int16: 0 scored, k > 0 failed with reasons[k - 1]
     reasons: list[str]
     categories: list[tuple[str, str]]  # (id, name) in id order: the CSV's max_conf_<name> columns
@@ -167,41 +168,46 @@ def read_detections(stream: ByteStream) -> Detections:
     column: dict[str, int] = {}
     reasons: dict[str, int] = {}
     unusable = 0
+    # The loop runs once an image (millions): its lookups are bound once, and an image without
+    # detections (about half of a camera trap's) takes the short way.
+    add_key, add_failure, add_conf, nan = keys.append, failures.append, confs.append, math.nan
     try:
         for image in ijson.items(head, "images.item", use_float=True, buf_size=READ_SIZE):
-            if not isinstance(image, dict):
+            if type(image) is not dict:
                 unusable += 1
                 continue
             file, meta = image.get("file"), image.get("meta")
-            if not isinstance(file, str) or not isinstance(meta, str):
+            if type(file) is not str or type(meta) is not str:
                 unusable += 1
                 continue
-            keys.append(hash((file, meta)))
-            if "failure" in image:
-                failures.append(_reason_index(image["failure"], reasons))
-            else:
-                failures.append(0)
-            confs.append(
-                _js_number(image["max_detection_conf"]) if "max_detection_conf" in image else math.nan
-            )
-            best = [0.0] * len(per_category)
+            add_key(hash((file, meta)))
+            failure = image.get("failure", _ABSENT)
+            add_failure(0 if failure is _ABSENT else _reason_index(failure, reasons))
+            conf = image.get("max_detection_conf", _ABSENT)
+            add_conf(conf if type(conf) is float else nan if conf is _ABSENT else _js_number(conf))
             detections = image.get("detections")
-            if isinstance(detections, list):
-                for detection in detections:
-                    if not isinstance(detection, dict):
+            if not detections or type(detections) is not list:
+                for values in per_category:
+                    values.append(0.0)
+                continue
+            best = [0.0] * len(per_category)
+            for detection in detections:
+                if type(detection) is not dict:
+                    continue
+                category, score = detection.get("category"), detection.get("conf")
+                if type(score) is not float and (type(score) is not int):
+                    continue
+                if score != score:
+                    continue
+                index = column.get(category) if type(category) is str else None
+                if index is None:
+                    if type(category) is not str or len(column) >= MAX_CATEGORIES:
                         continue
-                    category, conf = detection.get("category"), detection.get("conf")
-                    if not isinstance(conf, (int, float)) or isinstance(conf, bool) or conf != conf:
-                        continue
-                    index = column.get(category) if isinstance(category, str) else None
-                    if index is None:
-                        if not isinstance(category, str) or len(column) >= MAX_CATEGORIES:
-                            continue
-                        index = column[category] = len(column)
-                        per_category.append(array("d", bytes(8 * (len(keys) - 1))))
-                        best.append(0.0)
-                    if conf > best[index]:
-                        best[index] = float(conf)
+                    index = column[category] = len(column)
+                    per_category.append(array("f", bytes(4 * (len(keys) - 1))))
+                    best.append(0.0)
+                if score > best[index]:
+                    best[index] = float(score)
             for values, value in zip(per_category, best):
                 values.append(value)
     except ijson.common.JSONError as exc:
@@ -210,21 +216,30 @@ def read_detections(stream: ByteStream) -> Detections:
     if not keys and not unusable and not (head.complete and has_images):
         raise NotADetectionsFile("the detections file has no images list")
     categories = _categories(top.get("detection_categories"), column)
-    best_matrix = np.zeros((len(keys), len(categories)), dtype=np.float64)
-    for position, (category_id, _) in enumerate(categories):
+    # One more entry at the end of every per-entry array: where a manifest row has no entry.
+    count = len(keys)
+    confs.append(math.nan)
+    failures.append(0)
+    columns: list[np.ndarray] = []
+    for category_id, _ in categories:
         if category_id in column:
-            best_matrix[:, position] = np.frombuffer(per_category[column[category_id]], dtype=np.float64)
-    del per_category
+            values = per_category[column[category_id]]
+            values.append(0.0)
+            columns.append(np.frombuffer(values, dtype=np.float32))  # a view: no copy
+        else:
+            columns.append(np.zeros(count + 1, dtype=np.float32))
     key_array = np.frombuffer(keys, dtype=np.int64)
     order = np.argsort(key_array, kind="stable")
+    sorted_keys = key_array[order]
+    del key_array, keys  # the unsorted keys are not needed any more
     info = top.get("info")
     detector = info.get("detector") if isinstance(info, dict) else None
     return Detections(
-        keys=key_array[order],
+        keys=sorted_keys,
         order=order,
-        conf=np.append(np.frombuffer(confs, dtype=np.float64), np.nan),
-        best=np.vstack([best_matrix, np.zeros((1, len(categories)))]),
-        failure=np.append(np.frombuffer(failures, dtype=np.int16), np.int16(0)),
+        conf=np.frombuffer(confs, dtype=np.float64),
+        best=columns,
+        failure=np.frombuffer(failures, dtype=np.int16),
         reasons=sorted(reasons, key=reasons.__getitem__),
         categories=categories,
         model=detector[:80] if isinstance(detector, str) else None,
@@ -318,6 +333,8 @@ class _Writers:
         self._text = io.StringIO()
         self._csv = csv.writer(self._text, lineterminator="\n")
         self._rerun_started = False
+        self._no_confidence = "," * len(categories)  # max_detection_conf and one a category, empty
+        self._row_format = "%s,%d,%d,%d,%d,%s,%s\n"
         if csv_out is not None:
             self._csv.writerow(
                 [
@@ -335,18 +352,44 @@ class _Writers:
     def subjects(self, subjects: list[_Subject]) -> None:
         if self.csv_out is None:
             return
-        self._csv.writerows(
-            [
-                s.subject_id,
-                s.sent,
-                s.scored,
-                s.failed,
-                s.missing,
-                _cell(s.conf) if s.scored else "",
-                *((_cell(value) if s.scored else "") for value in s.best),
-                "true" if s.all_likely_empty else "false",
-            ]
-            for s in subjects
+        lines = []
+        for s in subjects:
+            confs = _confidences(s.conf, s.best) if s.scored else self._no_confidence
+            subject_id = s.subject_id if s.subject_id.isdigit() else _quoted(s.subject_id)
+            likely = "true" if s.all_likely_empty else "false"
+            lines.append(f"{subject_id},{s.sent},{s.scored},{s.failed},{s.missing},{confs},{likely}\n")
+        self._text.write("".join(lines))
+
+    def rows(
+        self,
+        ids: list[str],
+        sent: list[int],
+        scored: list[int],
+        failed: list[int],
+        missing: list[int],
+        conf: list[float],
+        best: list[list[float]],
+        empty: list[bool],
+    ) -> None:
+        """Many subjects' rows at once (the common path: one format string, no objects)."""
+        if self.csv_out is None:
+            return
+        row = self._row_format
+        blank = self._no_confidence
+        self._text.write(
+            "".join(
+                row
+                % (
+                    i if i.isdigit() else _quoted(i),
+                    n,
+                    s_,
+                    f,
+                    m,
+                    _confidences(c, b) if s_ else blank,
+                    "true" if e else "false",
+                )
+                for i, n, s_, f, m, c, b, e in zip(ids, sent, scored, failed, missing, conf, best, empty)
+            )
         )
 
     def rerun_rows(self, rows: list[tuple[str, str]]) -> None:
@@ -369,6 +412,37 @@ class _Writers:
             self.rerun_out(b"]")
 
 
+def _quoted(text: str) -> str:
+    """A CSV field as the csv module quotes one (a subject id that is not all digits)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow([text])
+    return buffer.getvalue()
+
+
+# Cells already printed: confidences come with a few decimals, so a few thousand distinct ones
+# cover a file of millions (printing each anew was the CSV's largest cost).
+_CONF_CELLS: dict[float, str] = {}
+_BEST_CELLS: dict[float, str] = {}
+
+
+def _confidences(conf: float, best: list[float]) -> str:
+    """A subject's max_detection_conf and per-category maxima, comma-separated. The per-category
+    ones are kept as float32 (a confidence needs no more) and printed to 6 decimals."""
+    if len(_CONF_CELLS) + len(_BEST_CELLS) > 100_000:
+        _CONF_CELLS.clear()
+        _BEST_CELLS.clear()
+    text = _CONF_CELLS.get(conf)
+    if text is None:
+        text = _CONF_CELLS[conf] = _cell(conf)
+    out = [text]
+    for value in best:
+        text = _BEST_CELLS.get(value)
+        if text is None:
+            text = _BEST_CELLS[value] = _cell(round(value, 6))
+        out.append(text)
+    return ",".join(out)
+
+
 def _cell(value: float) -> str:
     if value != value:  # NaN: the Subject Assistant could not read a confidence
         return ""
@@ -385,7 +459,7 @@ class _Pass:
         percent = round((1 - threshold) * 100, 9)  # the Subject Assistant's whole-percent threshold
         with np.errstate(invalid="ignore"):
             self.likely_empty = (1 - detections.conf) * 100 >= percent  # NaN: False, as in JavaScript
-        self.matched = np.zeros(detections.entries + 1, dtype=np.int64)  # difference array over keys
+        self.matched = np.zeros(detections.entries + 1, dtype=np.int32)  # difference array over keys
         self.failures = np.zeros(len(detections.reasons) + 1, dtype=np.int64)
         self.open: _Subject | None = None  # the last subject of the previous batch
 
@@ -417,31 +491,26 @@ class _Pass:
         with np.errstate(invalid="ignore"):
             conf = np.fmax.reduceat(np.where(scored, d.conf[entry], np.nan), at).tolist()
             best = (
-                np.fmax.reduceat(np.where(scored[:, None], d.best[entry], np.nan), at, axis=0).tolist()
+                np.fmax.reduceat(
+                    np.where(scored[:, None], np.column_stack([column[entry] for column in d.best]), np.nan),
+                    at,
+                    axis=0,
+                ).tolist()
                 if d.categories
                 else [[] for _ in starts]
             )
-        runs = [
-            _Subject(
-                subject_ids[start],
-                lengths[k],
-                sums[0][k],
-                sums[1][k],
-                sums[2][k],
-                sums[3][k],
-                conf[k],
-                best[k],
-            )
-            for k, start in enumerate(starts)
-        ]
-        if self.open is not None and self.open.subject_id == runs[0].subject_id:
-            self.open.add(runs.pop(0))  # the subject goes on from the previous batch
-        if runs:
+        ids = [subject_ids[start] for start in starts]
+        # The first run may go on the subject the previous batch ended with, and the last may go
+        # on in the next batch: those two are kept as _Subject; the runs between are written whole.
+        first = 0
+        if self.open is not None and self.open.subject_id == ids[0]:
+            self.open.add(self._subject(0, ids, lengths, sums, conf, best))
+            first = 1
+        if first < len(starts):
             self._close()
-            self.open = runs.pop()  # may go on in the next batch
-            for subject in runs:
-                self._count(subject)
-            self.writers.subjects(runs)
+            last = len(starts) - 1
+            self._runs(slice(first, last), ids, lengths, sums, conf, best)
+            self.open = self._subject(last, ids, lengths, sums, conf, best)
         r = self.result
         r.images_sent += count
         r.images_scored += int(scored.sum())
@@ -449,6 +518,43 @@ class _Pass:
         r.images_missing += int(count - found.sum())
         r.images_likely_empty += int(likely.sum())
         self.writers.flush()
+
+    @staticmethod
+    def _subject(
+        k: int,
+        ids: list[str],
+        lengths: list[int],
+        sums: list[list[int]],
+        conf: list[float],
+        best: list[list[float]],
+    ) -> _Subject:
+        return _Subject(ids[k], lengths[k], sums[0][k], sums[1][k], sums[2][k], sums[3][k], conf[k], best[k])
+
+    def _runs(
+        self,
+        part: slice,
+        ids: list[str],
+        lengths: list[int],
+        sums: list[list[int]],
+        conf: list[float],
+        best: list[list[float]],
+    ) -> None:
+        """Subjects wholly inside this batch: counted and written as columns."""
+        sent, scored, failed, missing, likely = (
+            lengths[part],
+            sums[0][part],
+            sums[1][part],
+            sums[2][part],
+            sums[3][part],
+        )
+        r = self.result
+        r.subjects_sent += len(sent)
+        empty = [n == s_ == e for n, s_, e in zip(sent, scored, likely)]
+        incomplete = sum(1 for f, m in zip(failed, missing) if f or m)
+        r.subjects_all_likely_empty += sum(empty)
+        r.subjects_incomplete += incomplete
+        r.rerun_subjects += incomplete
+        self.writers.rows(ids[part], sent, scored, failed, missing, conf[part], best[part], empty)
 
     def _close(self) -> None:
         subject, self.open = self.open, None

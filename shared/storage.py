@@ -27,6 +27,9 @@ from shared.settings import StorageSettings
 # the SAS lifetime remains, so a SAS never outlives the key that signs it.
 DELEGATION_KEY_LIFETIME = dt.timedelta(days=7)
 CLOCK_SKEW = dt.timedelta(minutes=5)
+# A blob read as a stream (a manifest, a re-run's rows) is fetched 4 MiB at a time, first request
+# included: the SDK's defaults (32 MiB first, then 4 MiB) would hold 32 MiB for nothing.
+BLOB_READ_SIZE = 4 * 1024 * 1024
 
 
 def _utcnow() -> dt.datetime:
@@ -54,13 +57,20 @@ class StorageClients:
                     else DefaultAzureCredential()
                 )
             self._credential = credential
-            self.blob_service = BlobServiceClient(settings.blob_uri or "", credential=credential)
+            self.blob_service = BlobServiceClient(
+                settings.blob_uri or "",
+                credential=credential,
+                max_single_get_size=BLOB_READ_SIZE,
+                max_chunk_get_size=BLOB_READ_SIZE,
+            )
             self.queue_service = QueueServiceClient(settings.queue_uri or "", credential=credential)
             self.table_service = TableServiceClient(endpoint=settings.table_uri or "", credential=credential)
         else:
             conn = settings.connection_string
             self._credential = None
-            self.blob_service = BlobServiceClient.from_connection_string(conn)
+            self.blob_service = BlobServiceClient.from_connection_string(
+                conn, max_single_get_size=BLOB_READ_SIZE, max_chunk_get_size=BLOB_READ_SIZE
+            )
             self.queue_service = QueueServiceClient.from_connection_string(conn)
             self.table_service = TableServiceClient.from_connection_string(conn)
 
