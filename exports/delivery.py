@@ -102,6 +102,12 @@ def _record(services: Services, current, status: int | None, error: str | None, 
         updated.callback_attempts,
         updated.callback_state,
         status if status is not None else error,
+        extra={
+            "event": events.CALLBACK_ATTEMPT,
+            "callback_state": str(updated.callback_state),
+            "callback_status": status,
+            "callback_attempts": updated.callback_attempts,
+        },
     )
     return updated.callback_state or "nothing_due"
 

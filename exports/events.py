@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 CREATED, STATUS_CHANGED, FINISHED = "export_created", "export_status_changed", "export_finished"
 POISONED, POLL_TICK = "export_poisoned", "poll_tick"
+CALLBACK_ATTEMPT = "callback_attempt"
 
 
 def ids(export_id: str | None, ml_task_id: str | None = None) -> dict[str, str | None]:

@@ -26,6 +26,7 @@ from shared.names import EXPORT_POISON_QUEUE
 from standins.ml_service import MlServiceStandIn
 from standins.panoptes import PanoptesStandIn
 from standins.sample_data import load_sample
+from standins.server import Request, Response, StandInServer
 from tests.harness import FAST, TOKEN_KEY, clear_storage, create_export_record, host_process, wait_for
 
 IKEY = "00000000-0000-0000-0000-000000000000"
@@ -198,14 +199,21 @@ class Capture:
     host_log: str
 
 
+class Gone(StandInServer):
+    """A callback receiver that refuses every delivery for good (410)."""
+
+    def handle(self, req: Request) -> Response:
+        return Response(410, {"error": "gone"})
+
+
 def _export(base: str, export_id: str) -> dict[str, Any]:
     answer: dict[str, Any] = requests.get(f"{base}/api/exports/{export_id}", headers=OWNER, timeout=30).json()
     return answer
 
 
-def _start(base: str, subject_set: str) -> str:
+def _start(base: str, subject_set: str, body: dict[str, Any] | None = None) -> str:
     answer = requests.post(
-        f"{base}/api/projects/1234/subject-sets/{subject_set}/exports", headers=OWNER, timeout=30
+        f"{base}/api/projects/1234/subject-sets/{subject_set}/exports", headers=OWNER, json=body, timeout=30
     )
     assert answer.status_code == 202, answer.text
     export_id: str = answer.json()["id"]
@@ -228,6 +236,7 @@ def run_scenario(azurite: Any, tmp_path: Any) -> Capture:
     with (
         IngestionStandIn() as ingestion,
         PanoptesStandIn() as panoptes,
+        Gone() as gone,
         # The service's monitor is run here, step by step (as the real one runs every 10 minutes),
         # so that the app's timer, which polls every second, sees each status.
         MlServiceStandIn(callers=("zooniverse",)) as ml,
@@ -243,6 +252,7 @@ def run_scenario(azurite: Any, tmp_path: Any) -> Capture:
             TOKEN_KEY,
             **FAST,
             ML_POLL_SCHEDULE="* * * * * *",  # a tick every second
+            CALLBACK_ALLOW_PRIVATE="true",  # the callback receiver is on 127.0.0.1
             APPLICATIONINSIGHTS_CONNECTION_STRING=ingestion.connection_string,
             APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",  # no calls to Microsoft's endpoints
             OTEL_BSP_SCHEDULE_DELAY="200",
@@ -270,9 +280,16 @@ def run_scenario(azurite: Any, tmp_path: Any) -> Capture:
             exports["ml_rejected"] = _start(host.url, "8400")
             assert _final(host.url, exports["ml_rejected"])["error"]["code"] == "ml_rejected"
             assert refused.hits == 1
-            # Failed with a user outcome: nothing to send.
-            exports["subject_set_empty"] = _start(host.url, "5679")
+            # Failed with a user outcome: nothing to send. Its caller asked for a callback, which
+            # the receiver refuses (410): the delivery is given up.
+            callback = {"callback_url": f"{gone.root_url}/hook", "callback_token": "x" * 20}
+            exports["subject_set_empty"] = _start(host.url, "5679", callback)
             assert _final(host.url, exports["subject_set_empty"])["error"]["code"] == "subject_set_empty"
+            wait_for(
+                lambda: _export(host.url, exports["subject_set_empty"])["callback"]["state"] == "gave_up",
+                60,
+                message="the callback to be given up",
+            )
             # A message on the poison queue: the poison handler fails its export.
             poisoned, body = create_export_record(services, subject_set_id="8401")
             exports["poisoned"] = poisoned.id

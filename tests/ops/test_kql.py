@@ -51,6 +51,7 @@ def test_every_runbook_query_is_tested():
         "Slowest Panoptes pages",
         "One export's whole story",
         "Poll ticks",
+        "Callbacks given up",
         "Recent exceptions",
     }
 
@@ -103,6 +104,13 @@ def test_poll_ticks_and_recent_exceptions(db):
     assert 4 <= len(ticks) <= 12 and {"active", "polled", "unanswered", "changed"} <= set(ticks[0])
     assert [t["timestamp"] for t in ticks] == sorted((t["timestamp"] for t in ticks), reverse=True)
     assert run(db, runbook_queries()["Recent exceptions"]) == []  # the scenario raised none
+
+
+def test_callbacks_given_up(db, telemetry):
+    found = run(db, runbook_queries()["Callbacks given up"])
+    assert [(r["export_id"], r["status"], r["attempts"]) for r in found] == [
+        (telemetry.exports["subject_set_empty"], "410", 1)
+    ]
 
 
 # -- alerts ------------------------------------------------------------------------------------
