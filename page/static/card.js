@@ -290,7 +290,7 @@ export function updateCard(card, set, known, reread) {
   const target = card.rerunning ? card.rerunTarget : rerunTarget(set);
   card.rerunTarget = target;
   card.rerun.hidden = !target;
-  card.rerun.disabled = card.rerunning;
+  card.rerun.disabled = card.rerunning || card.starting;
   setText(card.rerun, target ? rerunLabel(target.rerun_images ?? 0) : "");
   setText(card.rerunNote, card.rerunning ? "Starting the re-run…" : target ? rerunNote(set, target) : "");
 
