@@ -62,7 +62,7 @@ docs: setup node_modules/.installed browser
 	$(PY) -m devtools.openapi_examples
 	$(PY) -m devtools.docs
 	PAGE_SCREENSHOT=1 CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q -p no:cacheprovider \
-		tests/page/test_page.py -k test_export_shows_progress_then_the_subject_assistant_link_then_the_summary
+		tests/page/test_results.py -k test_failed_and_missing_images_are_explained_and_rerun_and_the_csv_downloads
 
 # schemathesis against the running app, longer than in `make test` and with a fresh seed.
 fuzz: setup node_modules/.installed

@@ -98,3 +98,11 @@ export const startExport = (projectId, setId) =>
  * @returns {Promise<{status: number, body: Export}>}
  */
 export const cancelExport = (exportId) => request("POST", `/api/exports/${encodeURIComponent(exportId)}/cancel`);
+
+/**
+ * A new export of the completed export's failed and missing images (202), or the set's export
+ * already active (200).
+ * @param {string} exportId
+ * @returns {Promise<{status: number, body: Export}>}
+ */
+export const rerunExport = (exportId) => request("POST", `/api/exports/${encodeURIComponent(exportId)}/rerun`);

@@ -1,13 +1,14 @@
 // @ts-check
 // The project screen (/subject-assistant/{project_id}/, Hamlet's Camera Traps page): every
-// subject set with its latest export (card.js), Export and Cancel with their confirmations, and
-// live updates while anything is active.
+// subject set with its latest export (card.js), Export, Re-run and Cancel with their
+// confirmations, and live updates while anything is active.
 import * as api from "./api.js";
 import {announce} from "./announce.js";
 import {createCard, focusTarget, updateCard} from "./card.js";
 import {ConfirmDialog} from "./dialog.js";
 import {fill, formatTime, h, meta, setText} from "./dom.js";
-import {ACTIVE, cancelQuestion, exportAgainQuestion, isActive, setName, statusWord} from "./status.js";
+import {rerunQuestion} from "./rerun.js";
+import {ACTIVE, cancelQuestion, exportAgainQuestion, exportNoun, isActive, setName, statusWord} from "./status.js";
 import {notificationControl, notifyEnded, projectTitle} from "./watch.js";
 
 /** @import {Card} from "./card.js" */
@@ -76,6 +77,14 @@ export class ProjectScreen {
     this.lastEnded = null;
     /** @type {Card | null} the card whose cancel question is open */
     this.cancelling = null;
+    /** @type {Map<string, Export | null>} earlier exports read on their own (null: not readable) */
+    this.known = new Map();
+    /** @type {Set<string>} ids of earlier exports being read */
+    this.reading = new Set();
+    /** @param {string} id */
+    this.lookup = (id) => this.known.get(id);
+    /** @param {string} id */
+    this.reread = (id) => this.rereadExport(id);
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.timer = undefined;
     this.interval = refreshInterval();
@@ -220,7 +229,12 @@ export class ProjectScreen {
       seen.add(id);
       let card = this.cards.get(id);
       if (!card) {
-        card = createCard(set, {onExport: (c) => this.exportClicked(c), onCancel: (c) => this.cancelClicked(c)});
+        card = createCard(set, {
+          onExport: (c) => this.exportClicked(c),
+          onRerun: (c) => this.rerunClicked(c),
+          onCancel: (c) => this.cancelClicked(c),
+          reread: this.reread,
+        });
         this.cards.set(id, card);
       }
       this.show(card, set);
@@ -243,7 +257,7 @@ export class ProjectScreen {
       const exp = set.latest_export;
       const before = this.previous?.get(String(set.id));
       if (!this.previous || !exp || before === stateKey(exp)) continue;
-      let words = `Export of ${setName(set)}: ${statusWord(exp)}`;
+      let words = `${exportNoun(exp)} of ${setName(set)}: ${statusWord(exp)}`;
       if (exp.status === "failed" && exp.error?.message) words += `. ${exp.error.message}`;
       changes.push(words);
       const [beforeId, beforeStatus] = (before ?? "").split(":");
@@ -264,8 +278,40 @@ export class ProjectScreen {
    * @param {SubjectSet} set
    */
   show(card, set) {
-    const next = updateCard(card, set);
+    const next = updateCard(card, set, this.lookup, this.reread);
     if (next) this.refocus(card, next);
+    if (card.wanted) this.readEarlier(card.wanted);
+  }
+
+  /**
+   * Read an earlier export a card names (what a re-run re-ran), then show the cards again. Its
+   * results never change once completed; an answer worth retrying is tried at the next refresh.
+   * @param {string} id
+   */
+  async readEarlier(id) {
+    if (this.known.has(id) || this.reading.has(id)) return;
+    this.reading.add(id);
+    try {
+      this.known.set(id, (await api.getExport(id)).body);
+    } catch (caught) {
+      if (!apiError(caught).transient) this.known.set(id, null);
+    } finally {
+      this.reading.delete(id);
+    }
+    if (this.disposed || !this.known.has(id)) return;
+    for (const card of this.cards.values()) this.show(card, card.set);
+  }
+
+  /**
+   * An export read again for a new CSV link; kept, when it is an earlier export, so the card
+   * shows the new link from now on.
+   * @param {string} id
+   * @returns {Promise<Export>}
+   */
+  async rereadExport(id) {
+    const {body} = await api.getExport(id);
+    if (this.known.has(id)) this.known.set(id, body);
+    return body;
   }
 
   /**
@@ -312,7 +358,9 @@ export class ProjectScreen {
       card.starting = false;
       if (this.disposed) return;
       this.showAnswer(card, body);
-      announce(status === 202 ? `Export of ${name}: ${statusWord(body)}` : `Export of ${name} is already in progress: ${statusWord(body)}`);
+      announce(status === 202
+        ? `Export of ${name}: ${statusWord(body)}`
+        : `${exportNoun(body)} of ${name} is already in progress: ${statusWord(body)}`);
       this.refocus(card, card.cancel);
       this.unchanged = 0;
       this.load();
@@ -323,6 +371,57 @@ export class ProjectScreen {
       this.show(card, card.set);
       setText(card.exportError, error.message);
       this.refocus(card, card.export);
+      if (error.status === 409 || error.transient) this.load();
+    }
+  }
+
+  /**
+   * Re-run asks first, naming the export whose failed and missing images it sends again.
+   * @param {Card} card
+   */
+  async rerunClicked(card) {
+    const target = card.rerunTarget;
+    if (!target || card.rerunning || card.starting || isActive(card.set.latest_export)) return;
+    const yes = await this.dialog.ask(rerunQuestion(card.set, target));
+    if (this.disposed) return;
+    if (!yes) {
+      this.refocus(card, card.rerun);
+      return;
+    }
+    if (card.rerunning || card.starting || isActive(card.set.latest_export)) return;
+    await this.startRerun(card, target);
+  }
+
+  /**
+   * @param {Card} card
+   * @param {Export} target
+   */
+  async startRerun(card, target) {
+    const name = setName(card.set, card.id);
+    card.rerunning = true;
+    setText(card.rerunError, "");
+    setText(card.exportError, "");
+    this.show(card, card.set);
+    try {
+      const {status, body} = await api.rerunExport(target.id);
+      card.rerunning = false;
+      if (this.disposed) return;
+      card.watched = true; // the new export goes on by itself from here: keep its room
+      this.showAnswer(card, body);
+      announce(status === 202
+        ? `Re-run of ${name}: ${statusWord(body)}`
+        : `${exportNoun(body)} of ${name} is already in progress: ${statusWord(body)}`);
+      this.refocus(card, card.cancel);
+      this.unchanged = 0;
+      this.load();
+    } catch (caught) {
+      const error = apiError(caught);
+      card.rerunning = false;
+      if (this.disposed || error.status === 401) return;
+      this.show(card, card.set);
+      setText(card.rerunError, error.message);
+      announce(`${name} was not re-run. ${error.message}`);
+      this.refocus(card, card.rerun);
       if (error.status === 409 || error.transient) this.load();
     }
   }
@@ -382,7 +481,7 @@ export class ProjectScreen {
       // The person's own click ends it: the card may shrink now without surprising anyone.
       card.watched = isActive(body);
       this.showAnswer(card, body);
-      announce(`Export of ${name}: ${statusWord(body)}`);
+      announce(`${exportNoun(body)} of ${name}: ${statusWord(body)}`);
       this.refocus(card, card.export);
       this.load();
     } catch (caught) {
@@ -391,7 +490,7 @@ export class ProjectScreen {
       if (this.disposed || error.status === 401) return;
       this.show(card, card.set);
       setText(card.cancelError, error.message);
-      announce(`Export of ${name} was not cancelled. ${error.message}`);
+      announce(`${exportNoun(exp)} of ${name} was not cancelled. ${error.message}`);
       this.refocus(card, card.cancel);
       this.load();
     }
@@ -416,7 +515,7 @@ export class ProjectScreen {
   applyExport(card, exp) {
     const before = this.previous?.get(card.id);
     this.replaceExport(card, exp);
-    if (before !== undefined && before !== stateKey(exp)) announce(`Export of ${setName(card.set)}: ${statusWord(exp)}`);
+    if (before !== undefined && before !== stateKey(exp)) announce(`${exportNoun(exp)} of ${setName(card.set)}: ${statusWord(exp)}`);
     this.previous?.set(card.id, stateKey(exp));
   }
 

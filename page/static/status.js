@@ -34,6 +34,7 @@ export function statusLabel(exp) {
     case "queued":
       return "Queued";
     case "building": {
+      if (isRerun(exp)) return "Preparing the images to send again";
       const done = count(exp.progress?.subjects_done) ?? "0";
       const total = count(exp.progress?.subjects_total);
       return total ? `Reading subjects from Zooniverse (${done} of ${total})` : `Reading subjects from Zooniverse (${done} read)`;
@@ -69,6 +70,7 @@ const WORDS = {
  * @returns {string}
  */
 export function statusWord(exp) {
+  if (exp.status === "building" && isRerun(exp)) return "preparing the images to send again";
   return WORDS[exp.status] ?? "state unknown";
 }
 
@@ -88,6 +90,7 @@ const TITLE_WORDS = {
  * @returns {string}
  */
 export function titleWord(exp) {
+  if (exp.status === "building" && isRerun(exp)) return "Preparing";
   return TITLE_WORDS[exp.status] ?? "Unknown state";
 }
 
@@ -137,12 +140,41 @@ export function assistantLink(exp) {
 }
 
 /**
+ * The export sends again the failed and missing images of another (POST …/rerun).
+ * @param {Export | null | undefined} exp
+ * @returns {boolean}
+ */
+export function isRerun(exp) {
+  return typeof exp?.rerun_of === "string" && exp.rerun_of !== "";
+}
+
+/**
+ * What an export is called in a sentence's first words: "Export" or "Re-run".
+ * @param {Export} exp
+ * @returns {string}
+ */
+export function exportNoun(exp) {
+  return isRerun(exp) ? "Re-run" : "Export";
+}
+
+/**
+ * "the export completed on Dec 2, 2026, 11:30 AM" (or "the re-run …"): how a completed export is
+ * named wherever the page refers to it, so each mention matches its link's name.
+ * @param {Export} exp a completed export
+ * @returns {string}
+ */
+export function completedName(exp) {
+  const noun = isRerun(exp) ? "re-run" : "export";
+  const when = formatDate(exp.updated_at);
+  return when ? `the ${noun} completed on ${when}` : `the completed ${noun}`;
+}
+
+/**
  * @param {Export} exp a completed export
  * @returns {string}
  */
 export function completedLinkText(exp) {
-  const when = formatDate(exp.updated_at);
-  return when ? `Results of the export completed on ${when}` : "Results of the completed export";
+  return `Results of ${completedName(exp)}`;
 }
 
 /**
@@ -174,10 +206,15 @@ export function linkNote(exp) {
  */
 export function statusDetail(exp) {
   switch (exp.status) {
+    // A re-run reads nothing from Zooniverse: it sends rows recorded when its parent completed.
     case "queued":
-      return "Waiting its turn to read this set from Zooniverse; that usually starts within seconds.";
+      return isRerun(exp)
+        ? "Waiting its turn to list the images to send again; that usually starts within seconds."
+        : "Waiting its turn to read this set from Zooniverse; that usually starts within seconds.";
     case "building":
-      return "Reading the set's subjects from Zooniverse and listing their images for the ML service.";
+      return isRerun(exp)
+        ? "Listing the images that failed or went missing, to send them to the ML service again."
+        : "Reading the set's subjects from Zooniverse and listing their images for the ML service.";
     case "submitted":
       return "The ML service has the list of images and is preparing the task. Results may take an hour or more.";
     case "running":
@@ -229,13 +266,14 @@ export function sentSentence(exp) {
 export function existingResults(set) {
   const exp = set.latest_export;
   if (!exp) return null;
-  const images = exp.manifest?.images ?? null;
-  if (exp.status === "completed") return {images, words: `The results of the export completed on ${formatDate(exp.updated_at)} are`};
+  // A re-run sent only some of the set's images: its count is not what Export sends again.
+  const images = isRerun(exp) ? null : exp.manifest?.images ?? null;
+  if (exp.status === "completed") return {images, words: `The results of ${completedName(exp)} are`};
   if (exp.status !== "cancelled" || !assistantLink(exp)) return null;
   const partial = `The partial results of the export cancelled on ${formatDate(exp.updated_at)}`;
   const completed = set.latest_completed_export;
   return completed && completed.id !== exp.id
-    ? {images, words: `${partial}, and the results of the export completed on ${formatDate(completed.updated_at)}, are`}
+    ? {images, words: `${partial}, and the results of ${completedName(completed)}, are`}
     : {images, words: `${partial} are`};
 }
 
@@ -263,6 +301,9 @@ export function exportAgainQuestion(set) {
  */
 export function cancelQuestion(set, exp) {
   const name = setName(set);
+  if ((exp.status === "queued" || exp.status === "building") && isRerun(exp)) {
+    return `The re-run of “${name}” stops now. None of its images have gone to the ML service yet.`;
+  }
   if (exp.status === "queued" || exp.status === "building") {
     return `The export of “${name}” stops now. It is still reading the set from Zooniverse, so none of its images have gone to the ML service.`;
   }

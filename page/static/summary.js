@@ -2,12 +2,16 @@
 // The results summary of a completed export, in words. It reads the contract's keys
 // (images_sent, images_scored, failures, subjects_sent, …) and falls back to the first release's
 // (images_submitted, images_returned, failed_shards), since both may be served for a while.
-// All of the summary's rendering lives here.
+// Images that have no result get a warning: the Subject Assistant shows a failed image as 100%
+// likely to be empty (the deployed service writes it with max_detection_conf 0.0), and never
+// shows a missing one. All of the summary's rendering lives here.
 import {count, fill, h, plural} from "./dom.js";
 
 /** @import {Export, ResultsSummary} from "./types.js" */
 /** @typedef {{label: string, value: string}} Item */
-/** @typedef {{items: Item[], likelyEmpty: string | null, help: string[]}} Summary */
+/** @typedef {{title: string, items: Item[]}} Group */
+/** @typedef {{lead: string, text: string}} Warning */
+/** @typedef {{groups: Group[], likelyEmpty: string | null, warnings: Warning[], help: string[]}} Summary */
 
 /**
  * @param {unknown} value
@@ -52,22 +56,22 @@ export function summarize(exp) {
   const failed = summary.images_failed;
   const scored = summary.images_scored ??
     (isCount(summary.images_returned) && isCount(failed) ? summary.images_returned - failed : undefined);
+  const missing = summary.images_missing;
   const subjects = summary.subjects_sent ?? exp.manifest?.subjects;
-  /** @type {[string, unknown][]} */
-  const numbers = [
-    ["Subjects", subjects],
-    ["Images sent", sent],
-    ["Scored", scored],
-    ["Likely empty", summary.images_likely_empty],
-    ["Failed", failed],
-    ["Missing", summary.images_missing],
-  ];
-  /** @type {Item[]} */
-  const items = [];
-  for (const [label, value] of numbers) {
-    const text = count(value);
-    if (text !== null) items.push({label, value: text});
-  }
+  const groups = [
+    group("Images", [
+      ["Sent", sent],
+      ["Scored", scored],
+      ["Likely empty", summary.images_likely_empty],
+      ["Failed", failed],
+      ["Missing", missing],
+    ]),
+    group("Subjects", [
+      ["Sent", subjects],
+      ["All images likely empty", summary.subjects_all_likely_empty],
+      ["With failed or missing images", summary.subjects_incomplete],
+    ]),
+  ].filter((g) => g.items.length > 0);
 
   const skipped = exp.manifest?.skipped_frames;
   const help = [
@@ -82,7 +86,89 @@ export function summarize(exp) {
       (isCount(summary.failed_shards) && summary.failed_shards > 0 ? ` ${plural(summary.failed_shards, "part")} of this job failed.` : ""),
     "Failed and missing images have no result in the Subject Assistant.",
   ];
-  return {items, likelyEmpty: likelyEmptyWords(summary), help};
+  if (isCount(summary.subjects_all_likely_empty)) {
+    help.push("All images likely empty: subjects whose images were all scored and are all likely empty. " +
+      "These are the subjects the Subject Assistant's filter selects with the least doubt.");
+  }
+  if (isCount(summary.subjects_incomplete)) {
+    help.push("With failed or missing images: subjects with at least one image that has no result.");
+  }
+  if (isCount(summary.images_unknown) && summary.images_unknown > 0) {
+    help.push(`The ML service's results also held ${plural(summary.images_unknown, "image")} that this export did not send; ` +
+      `${summary.images_unknown === 1 ? "it was" : "they were"} left out of these numbers.`);
+  }
+  return {groups, likelyEmpty: likelyEmptyWords(summary), warnings: warnings(failed, missing, exp), help};
+}
+
+/**
+ * @param {string} title
+ * @param {[string, unknown][]} numbers
+ * @returns {Group}
+ */
+function group(title, numbers) {
+  /** @type {Item[]} */
+  const items = [];
+  for (const [label, value] of numbers) {
+    const text = count(value);
+    if (text !== null) items.push({label, value: text});
+  }
+  return {title, items};
+}
+
+/**
+ * What a person must know before retiring anything, when some images have no result.
+ * @param {unknown} failed
+ * @param {unknown} missing
+ * @param {Export} exp
+ * @returns {Warning[]}
+ */
+function warnings(failed, missing, exp) {
+  /** @type {Warning[]} */
+  const out = [];
+  if (isCount(failed) && failed > 0) {
+    out.push({
+      lead: `${plural(failed, "image")} failed.`,
+      text: "The Subject Assistant shows a failed image as 100% likely to be empty, so its filter selects it with the empty ones. " +
+        `Do not retire or move a subject because of ${failed === 1 ? "it" : "them"}.`,
+    });
+  }
+  if (isCount(missing) && missing > 0) {
+    out.push({
+      lead: `${plural(missing, "image")} ${missing === 1 ? "is" : "are"} missing from the results.`,
+      text: `The Subject Assistant does not show ${missing === 1 ? "it" : "them"} at all.`,
+    });
+  }
+  const rerun = exp.rerun_images;
+  if (out.length && isCount(rerun) && rerun > 0) {
+    out.push({
+      lead: "",
+      text: `“${rerunLabel(rerun)}” sends only ${rerun === 1 ? "that image" : "these images"} to the ML service again, as a new task.` +
+        (exp.results_csv_url ? " The results CSV shows which subjects they belong to." : ""),
+    });
+  }
+  return out;
+}
+
+/**
+ * The Re-run button's name: "Re-run 4 images".
+ * @param {number} images
+ * @returns {string}
+ */
+export function rerunLabel(images) {
+  return `Re-run ${plural(images, "image")}`;
+}
+
+/**
+ * The short warning beside an earlier export's results, when some of its images failed: the
+ * Subject Assistant still shows them there as empty.
+ * @param {Export} exp
+ * @returns {string | null}
+ */
+export function failedImagesNote(exp) {
+  const failed = exp.results_summary?.available === true ? exp.results_summary.images_failed : undefined;
+  if (!isCount(failed) || failed <= 0) return null;
+  return `There the Subject Assistant shows ${failed === 1 ? "its failed image" : `its ${plural(failed, "failed image")}`} ` +
+    `as 100% likely to be empty: do not retire or move a subject because of ${failed === 1 ? "it" : "them"}.`;
 }
 
 /**
@@ -115,9 +201,13 @@ export function renderSummary(area, exp) {
     fill(area, h("p", {class: "summary-note", text: summary.unavailable}));
   } else {
     fill(area,
-      h("dl", {class: "summary"}, summary.items.map(({label, value}) =>
-        h("div", {class: "summary-item"}, h("dt", {text: label}), h("dd", {text: value})))),
+      summary.groups.map(({title, items}) => h("div", {class: "summary-group"},
+        h("h3", {class: "summary-title", text: title}),
+        h("dl", {class: "summary"}, items.map(({label, value}) =>
+          h("div", {class: "summary-item"}, h("dt", {text: label}), h("dd", {text: value})))))),
       summary.likelyEmpty && h("p", {class: "summary-note", text: summary.likelyEmpty}),
+      summary.warnings.length > 0 && h("div", {class: "notice notice-warning results-warning"},
+        summary.warnings.map(({lead, text}) => h("p", {}, lead && h("strong", {text: lead}), lead && " ", text))),
       h("details", {class: "summary-help"},
         h("summary", {text: "What these numbers mean"}),
         h("ul", {}, summary.help.map((text) => h("li", {text})))));

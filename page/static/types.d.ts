@@ -22,6 +22,8 @@ export interface ResultsSummary {
   subjects_sent?: number;
   subjects_all_likely_empty?: number;
   subjects_incomplete?: number;
+  images_unknown?: number;
+  csv_reason?: string | null;
   // the first release
   images_submitted?: number;
   images_returned?: number;
@@ -45,6 +47,12 @@ export interface Export {
   subject_assistant_url: string | null;
   error: {code: string; message: string} | null;
   results_summary: ResultsSummary | null;
+  /** the export whose failed and missing images this one sends again; null for a plain export */
+  rerun_of?: string | null;
+  /** failed + missing images (null until completed) */
+  rerun_images?: number | null;
+  /** a read-only link to the results CSV, minted when the export was read (valid up to an hour) */
+  results_csv_url?: string | null;
 }
 
 export interface SubjectSet {

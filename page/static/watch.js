@@ -5,7 +5,7 @@
 // started completes or fails while the page is open. The choice lasts as long as the page.
 import {announce} from "./announce.js";
 import {fill, h} from "./dom.js";
-import {isActive, setName, titleWord} from "./status.js";
+import {exportNoun, isActive, setName, titleWord} from "./status.js";
 
 /** @import {Export, SubjectSet} from "./types.js" */
 
@@ -90,7 +90,7 @@ export function notifyEnded(projectName, set, exp, userId) {
     ? `${projectName}: the results are ready in the Subject Assistant.`
     : `${projectName}: ${exp.error?.message || "the export did not finish."}`;
   try {
-    const note = new Notification(`Export ${exp.status}: ${setName(set)}`, {body, tag: exp.id});
+    const note = new Notification(`${exportNoun(exp)} ${exp.status}: ${setName(set)}`, {body, tag: exp.id});
     note.onclick = () => window.focus();
   } catch {
     /* a browser that lists Notification but refuses it here (some mobile ones): the title still tells */

@@ -133,9 +133,10 @@ def test_export_again_asks_first_and_every_link_says_what_it_is(ui, stack):
     page.get_by_role("button", name="Yes, cancel the export").click()
     expect(badge(ui, SET_A)).to_have_text("Cancelled")
 
-    # Two links on one card, named by what they are.
+    # Two Subject Assistant links on one card, named by what they are (and the completed export's CSV).
     partial, completed = link(ui, SET_A, PARTIAL_LINK), link(ui, SET_A, COMPLETED_LINK)
-    expect(card.get_by_role("link")).to_have_count(2)
+    expect(card.get_by_role("link")).to_have_count(3)
+    expect(card.get_by_role("link", name="Download these results (CSV)")).to_be_visible()
     expect(partial).to_have_attribute("href", api_export(stack)["subject_assistant_url"])
     expect(completed).to_have_attribute("href", first["subject_assistant_url"])
     expect(completed).to_have_accessible_name(
@@ -182,12 +183,14 @@ def test_no_number_wraps_at_any_width_from_320_px(make_page, stack):
                 summary = (entry[key] or {}).get("results_summary")
                 if summary:
                     summary.update({k: 1234567 for k, v in summary.items() if type(v) is int})
+                    entry[key]["rerun_images"] = 1234567  # the Re-run button's count too
         route.fulfill(status=200, json=body)
 
     page.route(f"**{LISTING}", large_numbers)
     ui.sign_in("demo-owner", PROJECT)
     expect(badge(ui, SET_A)).to_have_text("Completed")
-    expect(ui.set_card(SET_A).locator(".summary")).to_contain_text("1,234,567")
+    expect(ui.set_card(SET_A).locator(".summary-area")).to_contain_text("1,234,567")
+    expect(ui.set_card(SET_A).get_by_role("button", name="Re-run 1,234,567 images")).to_be_visible()
     ui.set_card(SET_A).locator(".summary-help summary").click()
     checked = []
     for width in (320, 360, 375, 414, 600, 768, 834, 1024, 1280, 1440):

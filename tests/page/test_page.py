@@ -48,8 +48,8 @@ CSP = (
     "connect-src 'self'; font-src 'self'; manifest-src 'self'; form-action 'self'; "
     "base-uri 'none'; frame-ancestors 'none'"
 )
-# The README's picture of the page: retaken only when asked (`make docs`), so a test run leaves
-# the tree as it was.
+# The README's picture of the page (a task with failed images, tests/page/test_results.py):
+# retaken only when asked (`make docs`), so a test run leaves the tree as it was.
 SCREENSHOT = ROOT / "docs" / "screenshot-project-page.png"
 TAKE_SCREENSHOT = os.environ.get("PAGE_SCREENSHOT") == "1"
 
@@ -336,15 +336,20 @@ def test_export_shows_progress_then_the_subject_assistant_link_then_the_summary(
     assert summary["available"] is True
     results_link = link(ui, SET_A, COMPLETED_LINK)
     expect(results_link).to_have_attribute("href", done["subject_assistant_url"])
-    expect(card.get_by_role("link")).to_have_count(1)
+    expect(card.get_by_role("link")).to_have_count(2)  # the Subject Assistant and the results CSV
+    expect(card.get_by_role("link", name="Download results (CSV)")).to_be_visible()
     expect(card.locator(".link-note")).to_be_hidden()
-    items = card.locator(".summary-item")
-    sent = items.filter(has_text="Images sent")
-    expect(sent.locator("dt")).to_have_text("Images sent")
+    images, subjects = (
+        card.locator(".summary-group").filter(has=page.get_by_role("heading", name=n))
+        for n in ("Images", "Subjects")
+    )
+    expect(images.locator("dt")).to_have_text(["Sent", "Scored", "Likely empty", "Failed", "Missing"])
+    sent = images.locator(".summary-item").first
     expect(sent.locator("dd")).to_have_text(str(summary.get("images_sent", summary.get("images_submitted"))))
-    expect(items.filter(has_text="Subjects").locator("dd")).to_have_text(str(sample.subject_count))
-    for label in ("Scored", "Likely empty", "Failed", "Missing"):
-        expect(items.filter(has_text=label)).to_have_count(1)
+    expect(subjects.locator(".summary-item").first.locator("dd")).to_have_text(str(sample.subject_count))
+    # Every image scored: nothing to warn about, nothing to re-run.
+    expect(card.locator(".results-warning")).to_have_count(0)
+    expect(card.get_by_role("button", name=re.compile("^Re-run"))).to_have_count(0)
     # The threshold in the Subject Assistant's words, not as a confidence figure.
     expect(card.locator(".summary-note")).to_contain_text(likely_empty_words(summary))
     expect(card.locator(".summary-area")).not_to_contain_text("confidence")
@@ -373,10 +378,6 @@ def test_export_shows_progress_then_the_subject_assistant_link_then_the_summary(
     before = listing_calls()
     page.wait_for_timeout(REFRESH_SECONDS * 1000 * 10)  # ten refresh intervals without a call
     assert listing_calls() == before
-    if TAKE_SCREENSHOT:
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        page.mouse.move(0, 0)  # no hover effect in the picture
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
     ui.assert_no_console_errors()
 
 
@@ -408,7 +409,7 @@ def test_a_failed_export_shows_its_message_and_keeps_the_last_completed_results(
     expect(card.locator(".results .task-id")).to_have_text(second["ml_task_id"])  # for support
     # The Subject Assistant shows a failed task's message: its link, and the last completed
     # export's, each named by what it opens.
-    expect(card.get_by_role("link")).to_have_count(2)
+    expect(card.get_by_role("link")).to_have_count(3)  # and the last completed export's results CSV
     expect(link(ui, SET_A, "The failed export's task in the Subject Assistant")).to_have_attribute(
         "href", second["subject_assistant_url"]
     )

@@ -1,7 +1,8 @@
 """The page's pure modules (status.js: words, links and questions for every state; summary.js:
-the results summary, from the contract's keys or the first release's), run in the browser as
-the page runs them, on made-up exports the backend cannot easily produce. No stack: the
-browser is served page/static/ from disk under a made-up origin."""
+the results summary, from the contract's keys or the first release's; rerun.js: re-runs in
+words and the earlier results a card keeps; download.js: when the CSV link must be renewed),
+run in the browser as the page runs them, on made-up exports the backend cannot easily produce.
+No stack: the browser is served page/static/ from disk under a made-up origin."""
 
 from __future__ import annotations
 
@@ -52,14 +53,17 @@ def serve_static(route):
 
 @pytest.fixture(scope="module")
 def modules(browser):
-    """A page with status.js and summary.js imported as window.status_ / window.summary_."""
+    """A page with status.js, summary.js, rerun.js and download.js imported as window.status_,
+    window.summary_, window.rerun_ and window.download_."""
     context = browser.new_context(locale="en-US", timezone_id="UTC")  # the dates the tests read
     context.route(f"{ORIGIN}/**", serve_static)
     page = context.new_page()
     page.goto(f"{ORIGIN}/")
     page.evaluate(
         "async () => { window.status_ = await import('/static/status.js');"
-        " window.summary_ = await import('/static/summary.js'); }"
+        " window.summary_ = await import('/static/summary.js');"
+        " window.rerun_ = await import('/static/rerun.js');"
+        " window.download_ = await import('/static/download.js'); }"
     )
     yield page
     context.close()
@@ -225,16 +229,26 @@ def summarize(page, summary):
     return call(page, "summary_", "summarize", export("completed", "completed", results_summary=summary))
 
 
+def groups(result) -> dict:
+    return {g["title"]: [(i["label"], i["value"]) for i in g["items"]] for g in result["groups"]}
+
+
 def test_the_summary_reads_the_contracts_keys(modules):
     result = summarize(modules, CONTRACT_SUMMARY)
-    assert [(i["label"], i["value"]) for i in result["items"]] == [
-        ("Subjects", "25"),
-        ("Images sent", "49"),
-        ("Scored", "45"),
-        ("Likely empty", "21"),
-        ("Failed", "2"),
-        ("Missing", "2"),
-    ]
+    assert groups(result) == {
+        "Images": [
+            ("Sent", "49"),
+            ("Scored", "45"),
+            ("Likely empty", "21"),
+            ("Failed", "2"),
+            ("Missing", "2"),
+        ],
+        "Subjects": [
+            ("Sent", "25"),
+            ("All images likely empty", "3"),
+            ("With failed or missing images", "2"),
+        ],
+    }
     # The Subject Assistant's default filter: "with at least one image that is >= 50 % likely to
     # be empty", i.e. max_detection_conf <= 0.5.
     assert result["likelyEmpty"] == (
@@ -249,14 +263,16 @@ def test_the_summary_reads_the_contracts_keys(modules):
 
 def test_the_summary_falls_back_to_the_first_releases_keys(modules):
     result = summarize(modules, FIRST_RELEASE_SUMMARY)
-    assert [(i["label"], i["value"]) for i in result["items"]] == [
-        ("Subjects", "25"),  # from the manifest
-        ("Images sent", "49"),
-        ("Scored", "45"),  # returned minus failed
-        ("Likely empty", "17"),
-        ("Failed", "2"),
-        ("Missing", "2"),
-    ]
+    assert groups(result) == {
+        "Images": [
+            ("Sent", "49"),
+            ("Scored", "45"),  # returned minus failed
+            ("Likely empty", "17"),
+            ("Failed", "2"),
+            ("Missing", "2"),
+        ],
+        "Subjects": [("Sent", "25")],  # from the manifest
+    }
     # max_detection_conf < 0.2 is "more than 80% likely to be empty"; not the default filter.
     assert (
         result["likelyEmpty"]
@@ -268,3 +284,218 @@ def test_the_summary_falls_back_to_the_first_releases_keys(modules):
 def test_an_unavailable_summary_says_why(modules):
     result = summarize(modules, {"available": False, "reason": "the results link is not allowed"})
     assert result == {"unavailable": "Results summary unavailable: the results link is not allowed"}
+
+
+# -- images without a result, and re-runs ----------------------------------------------------------
+def completed_export(summary, **changes):
+    return export("completed", "completed", results_summary=summary, **changes)
+
+
+def warnings(page, summary, **changes):
+    result = call(page, "summary_", "summarize", completed_export(summary, **changes))
+    return [(w["lead"], w["text"]) for w in result["warnings"]]
+
+
+def test_failed_and_missing_images_are_warned_about_in_the_subject_assistants_terms(modules):
+    csv_url = "https://account.blob.core.windows.net/c/x-results.csv?sp=r"
+    assert warnings(modules, CONTRACT_SUMMARY, rerun_images=4, results_csv_url=csv_url) == [
+        (
+            "2 images failed.",
+            "The Subject Assistant shows a failed image as 100% likely to be empty, so its filter "
+            "selects it with the empty ones. Do not retire or move a subject because of them.",
+        ),
+        ("2 images are missing from the results.", "The Subject Assistant does not show them at all."),
+        (
+            "",
+            "“Re-run 4 images” sends only these images to the ML service again, as a new task. "
+            "The results CSV shows which subjects they belong to.",
+        ),
+    ]
+    one_failed = {**CONTRACT_SUMMARY, "images_failed": 1, "images_missing": 0}
+    assert warnings(modules, one_failed, rerun_images=1) == [
+        (
+            "1 image failed.",
+            "The Subject Assistant shows a failed image as 100% likely to be empty, so its filter "
+            "selects it with the empty ones. Do not retire or move a subject because of it.",
+        ),
+        ("", "“Re-run 1 image” sends only that image to the ML service again, as a new task."),
+    ]
+    # Nothing to re-run offered when the service gives no count (or nothing can be re-run).
+    assert [lead for lead, _ in warnings(modules, CONTRACT_SUMMARY, rerun_images=None)] == [
+        "2 images failed.",
+        "2 images are missing from the results.",
+    ]
+    every_image_scored = {**CONTRACT_SUMMARY, "images_failed": 0, "images_missing": 0, "failures": {}}
+    assert warnings(modules, every_image_scored, rerun_images=0) == []
+
+
+def test_an_earlier_export_with_failed_images_keeps_its_warning(modules):
+    note = call(modules, "summary_", "failedImagesNote", completed_export(CONTRACT_SUMMARY))
+    assert note == (
+        "There the Subject Assistant shows its 2 failed images as 100% likely to be empty: "
+        "do not retire or move a subject because of them."
+    )
+    one = completed_export({**CONTRACT_SUMMARY, "images_failed": 1})
+    assert call(modules, "summary_", "failedImagesNote", one).startswith(
+        "There the Subject Assistant shows its failed image as"
+    )
+    missing_only = completed_export({**CONTRACT_SUMMARY, "images_failed": 0})
+    assert call(modules, "summary_", "failedImagesNote", missing_only) is None  # not shown there at all
+
+
+PARENT = export(
+    "completed",
+    "completed",
+    id="p",
+    rerun_images=4,
+    updated_at="2026-11-30T09:00:00Z",
+    results_summary=CONTRACT_SUMMARY,
+)
+CHILD = export("completed", "completed", id="c1", rerun_of="p", rerun_images=1, ml_task_id="t2")
+GRANDCHILD = export("running", "running", id="c2", rerun_of="c1", rerun_images=None, ml_task_id="t3")
+PLAIN_FAILED = export("failed", "failed", id="x", error={"code": "ml_failed", "message": "out of GPUs"})
+
+
+def test_rerun_offers_the_last_completed_exports_failed_and_missing_images(modules):
+    def target(latest, completed):
+        found = call(
+            modules,
+            "rerun_",
+            "rerunTarget",
+            {**SET, "latest_export": latest, "latest_completed_export": completed},
+        )
+        return found and found["id"]
+
+    assert target(PARENT, PARENT) == "p"
+    assert target(GRANDCHILD, CHILD) is None  # an export is active
+    assert target(PLAIN_FAILED, CHILD) == "c1"  # the newest export failed: its predecessor's remain
+    assert target(export("completed", "completed", rerun_images=0), None) is None
+    assert target(None, None) is None
+
+
+def test_the_rerun_question_and_note_name_what_is_sent_again(modules):
+    question = call(modules, "rerun_", "rerunQuestion", SET, PARENT)
+    assert question == {
+        "title": "Re-run 4 images of “Camera A - March”?",
+        "text": "The 4 images that failed or went missing in the export completed on Nov 30, 2026, 9:00 AM go to "
+        "the ML service again, as a new task that may take an hour or more. The results of that export stay in "
+        "the Subject Assistant; the re-run's results open in a task of their own.",
+        "keep": "No, don't re-run",
+        "confirm": "Yes, re-run 4 images",
+    }
+    one = call(modules, "rerun_", "rerunQuestion", SET, CHILD)
+    assert one["title"] == "Re-run 1 image of “Camera A - March”?" and one["confirm"] == "Yes, re-run 1 image"
+    assert one["text"].startswith("The image that failed or went missing in the re-run completed on ")
+    shown = call(modules, "rerun_", "rerunNote", {**SET, "latest_export": PARENT}, PARENT)
+    assert shown == "Sends only the failed and missing images again, as a new task."
+    older = call(modules, "rerun_", "rerunNote", {**SET, "latest_export": PLAIN_FAILED}, PARENT)
+    assert (
+        older
+        == "Sends the failed and missing images of the export completed on Nov 30, 2026, 9:00 AM again, as a new task."
+    )
+
+
+def test_a_rerun_says_what_it_reran(modules):
+    assert call(modules, "rerun_", "rerunOfWords", CHILD, PARENT) == (
+        "Re-run of the failed and missing images of the export completed on Nov 30, 2026, 9:00 AM."
+    )
+    assert call(modules, "rerun_", "rerunOfWords", GRANDCHILD, CHILD).startswith(
+        "Re-run of the failed and missing images of the re-run completed on "
+    )
+    assert call(modules, "rerun_", "rerunOfWords", CHILD, None) == (
+        "Re-run of the failed and missing images of an earlier export."
+    )
+    assert call(modules, "rerun_", "rerunOfWords", PARENT, None) is None
+    # Its states in its own words: a re-run reads nothing from Zooniverse.
+    building = export("building", None, rerun_of="p")
+    assert call(modules, "status_", "statusLabel", building) == "Preparing the images to send again"
+    assert "Zooniverse" not in call(modules, "status_", "statusDetail", export("queued", None, rerun_of="p"))
+    assert call(modules, "status_", "cancelQuestion", SET, building) == (
+        "The re-run of “Camera A - March” stops now. None of its images have gone to the ML service yet."
+    )
+    assert call(modules, "status_", "assistantLink", CHILD)["text"].startswith(
+        "Results of the re-run completed on "
+    )
+    # Exporting again after a re-run sends the whole set, not the re-run's few images.
+    question = call(modules, "status_", "exportAgainQuestion", {**SET, "latest_export": CHILD})
+    assert question["text"].startswith("The results of the re-run completed on ")
+    assert "sends all of the set's images" in question["text"]
+
+
+EARLIER = (
+    """([set, known]) => window.rerun_.earlierExports(set, (id) => (id in known ? known[id] : undefined))"""
+)
+
+
+def earlier(page, latest, completed, known):
+    found = page.evaluate(
+        EARLIER, [{**SET, "latest_export": latest, "latest_completed_export": completed}, known]
+    )
+    return [e["id"] for e in found["exports"]], found["wanted"]
+
+
+def test_the_card_keeps_every_result_a_rerun_did_not_replace(modules):
+    # A re-run of a re-run runs: its parent (the last completed export), then the first export.
+    assert earlier(modules, GRANDCHILD, CHILD, {"p": PARENT}) == (["c1", "p"], None)
+    assert earlier(modules, GRANDCHILD, CHILD, {}) == (["c1"], "p")  # read p next
+    assert earlier(modules, GRANDCHILD, CHILD, {"p": None}) == (["c1"], None)  # p cannot be read
+    # The re-run completed: the export it re-ran, read on its own.
+    assert earlier(modules, CHILD, CHILD, {}) == ([], "p")
+    assert earlier(modules, CHILD, CHILD, {"p": PARENT}) == (["p"], None)
+    # A newer plain export failed: the last completed export and what it re-ran.
+    assert earlier(modules, PLAIN_FAILED, CHILD, {"p": PARENT}) == (["c1", "p"], None)
+    # A plain completed export has nothing earlier that still matters.
+    assert earlier(modules, PARENT, PARENT, {}) == ([], None)
+    # A chain that loops (never written by the service) ends, and a long chain is cut short.
+    looped = {**PARENT, "rerun_of": "c1"}
+    assert earlier(modules, GRANDCHILD, CHILD, {"p": looped}) == (["c1", "p"], None)
+    chain = {f"e{i}": export("completed", "completed", id=f"e{i}", rerun_of=f"e{i + 1}") for i in range(30)}
+    ids, wanted = earlier(modules, export("running", "running", id="now", rerun_of="e0"), None, chain)
+    assert len(ids) == 10 and wanted is None
+
+
+def test_a_csv_link_is_renewed_before_it_can_have_expired(modules):
+    def usable(url, read_at):
+        return call(modules, "download_", "usableFor", url, read_at)
+
+    def at(iso):
+        return modules.evaluate("(iso) => Date.parse(iso)", iso)
+
+    base = "https://account.blob.core.windows.net/c/x.csv?sp=r&sr=b"
+    link = f"{base}&st=2026-12-02T09:55:00Z&se=2026-12-02T11:00:00Z"
+    minute = 60_000
+    assert usable(link, at("2026-12-02T10:00:00Z")) == 30 * minute  # half of the hour it has left
+    # A clock an hour behind: judged by the link's own start, at most half of its 65 minutes.
+    assert usable(link, at("2026-12-02T09:00:00Z")) == 32.5 * minute
+    assert usable(link, at("2026-12-02T11:30:00Z")) == 0  # expired
+    assert usable(f"{base}&se=2026-12-02T11:00:00Z", at("2026-12-02T10:00:00Z")) == 30 * minute
+    assert usable(base, at("2026-12-02T10:00:00Z")) == 0  # says nothing: renewed first
+    assert usable("not a url", at("2026-12-02T10:00:00Z")) == 0
+
+
+CSV_LINK = """(exp) => {
+    const link = new window.download_.CsvLink("Download results (CSV)", "name", async () => exp);
+    link.show(exp);
+    return {shown: !link.el.hidden, linkShown: !link.link.hidden, href: link.link.getAttribute("href"),
+            reason: link.reason.textContent};
+}"""
+
+
+def test_the_csv_link_or_why_there_is_none(modules):
+    url = "https://account.blob.core.windows.net/c/x-results.csv?sp=r&se=2026-12-02T11:00:00Z"
+    shown = modules.evaluate(CSV_LINK, completed_export(CONTRACT_SUMMARY, results_csv_url=url))
+    assert shown == {"shown": True, "linkShown": True, "href": url, "reason": ""}
+    reason = "The results CSV is not available: the storage account refused the write."
+    summary = {**CONTRACT_SUMMARY, "csv_reason": reason}
+    assert modules.evaluate(CSV_LINK, completed_export(summary, results_csv_url=None)) == {
+        "shown": True,
+        "linkShown": False,
+        "href": None,
+        "reason": reason,
+    }
+    for hidden in (
+        completed_export(CONTRACT_SUMMARY, results_csv_url=None),  # no CSV and no reason: nothing to say
+        completed_export(CONTRACT_SUMMARY, results_csv_url="javascript:alert(1)"),
+        export("running", "running", results_csv_url=url),
+    ):
+        assert modules.evaluate(CSV_LINK, hidden)["shown"] is False
