@@ -114,6 +114,7 @@ class Services:
                 self.settings.container_name,
                 export.results_csv_blob,
                 dt.timedelta(minutes=self.settings.results_csv_minutes),
+                download_as=f"subject-assistant-results-{export.id}.csv",  # saved, not shown
             )
         return model.to_resource(export, self.settings.external_url, csv_url)
 

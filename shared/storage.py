@@ -84,8 +84,12 @@ class StorageClients:
     def table(self, name: str) -> TableClient:
         return self.table_service.get_table_client(name)
 
-    def read_sas_url(self, container: str, blob_name: str, lifetime: dt.timedelta) -> str:
-        """URL of one blob with a SAS granting read on that blob only (sp=r, sr=b)."""
+    def read_sas_url(
+        self, container: str, blob_name: str, lifetime: dt.timedelta, download_as: str | None = None
+    ) -> str:
+        """URL of one blob with a SAS granting read on that blob only (sp=r, sr=b). With
+        `download_as`, the answer tells a browser to save it under that file name."""
+        disposition = f'attachment; filename="{download_as}"' if download_as else None
         blob = self.blob_service.get_blob_client(container, blob_name)
         now = self._now()
         start = now - CLOCK_SKEW
@@ -103,6 +107,7 @@ class StorageClients:
                 start=start,
                 expiry=expiry,
                 protocol="https",
+                content_disposition=disposition,
             )
         else:
             # Key-based (Azurite / connection string). Azurite serves plain http, so allow it.
@@ -116,6 +121,7 @@ class StorageClients:
                 start=start,
                 expiry=expiry,
                 protocol=None if blob.scheme == "http" else "https",
+                content_disposition=disposition,
             )
         return f"{blob.url}?{sas}"
 

@@ -92,6 +92,9 @@ def test_the_results_csv_has_one_right_row_per_subject_in_manifest_order(stack):
     assert "sp=r" in url and "sr=b" in url and url.split("?")[0].endswith("-results.csv")
     response = requests.get(url, timeout=30)
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/csv")
+    assert response.headers["Content-Disposition"] == (
+        f'attachment; filename="subject-assistant-results-{done["id"]}.csv"'
+    )
     table = list(csv.DictReader(io.StringIO(response.content.decode("utf-8"))))
     assert list(table[0]) == [
         "subject_id",
