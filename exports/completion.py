@@ -79,7 +79,7 @@ def account(services: Services, export: model.Export, answer: Any) -> model.Expo
     assert export.results_url is not None  # next_state keeps only a link it will follow
     try:
         # Parsed once more by the same parser: the download connects to exactly this host and port.
-        url = results.checked_url(export.results_url, _policy(services))
+        url = results.checked_url(export.results_url, services.settings.results_policy)
         with services.ml.results(
             url, settings.results_max_megabytes * 1024 * 1024, settings.results_download_seconds
         ) as stream:
@@ -148,8 +148,3 @@ def account(services: Services, export: model.Export, answer: Any) -> model.Expo
 def _unavailable(export: model.Export, reason: str) -> model.Export:
     log.warning("export %s: results summary unavailable: %s", export.id, reason)
     return model.record_results(export, results.unavailable(reason), rerun_note=reason)
-
-
-def _policy(services: Services) -> results.ResultsPolicy:
-    s = services.settings
-    return results.ResultsPolicy(s.results_allowed_hosts, s.ml_origin)

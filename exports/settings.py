@@ -7,6 +7,7 @@ import functools
 import os
 import re
 
+from exports.results import ResultsPolicy
 from shared.settings import (
     AppSettings,
     boolean,
@@ -266,6 +267,11 @@ class ExportSettings(AppSettings):
     def ml_origin(self) -> tuple[str, str, int]:
         """(scheme, host, port) of the ML service: its own results links are always followed."""
         return parse_url(self.ml_service_url).origin
+
+    @property
+    def results_policy(self) -> ResultsPolicy:
+        """Which detections links are followed and shown (exports/results.py)."""
+        return ResultsPolicy(self.results_allowed_hosts, self.ml_origin)
 
     @property
     def token_ttl_seconds(self) -> int:

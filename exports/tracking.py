@@ -23,7 +23,7 @@ def poll_rules(services: Services) -> ml_status.PollRules:
         deadline=dt.timedelta(days=s.ml_task_deadline_days),
         not_found_ticks=s.ml_not_found_ticks,
         problem_ticks=s.ml_problem_ticks,
-        results=results.ResultsPolicy(s.results_allowed_hosts, s.ml_origin),
+        results=s.results_policy,
     )
 
 
