@@ -29,7 +29,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from exports import contract, events, model
 from exports.blob_writer import BlockBlobWriter, read_blob
 from exports.contract import Failure, Status
-from exports.manifest import ManifestEncoder, copy_manifest_rows
+from exports.manifest import ManifestCounts, ManifestEncoder, copy_manifest_rows
 from exports.messages import ExportMessage
 from exports.ml_service import MlBusy, MlOutcomeUnknown, MlRejected, MlUnavailable, MlUnusableTaskId
 from exports.panoptes import PanoptesError, PanoptesUnauthorized, PanoptesUnavailable
@@ -194,17 +194,7 @@ class ExportRun:
             )
             return False
         writer.commit()
-        self._save_owned(
-            lambda e: model.record_manifest(
-                e,
-                self.owner,
-                self.now(),
-                subjects=counts.subjects,
-                images=counts.images,
-                skipped=counts.skipped_frames,
-                blob=blob_name,
-            )
-        )
+        self._record_manifest(counts, blob_name)
         self.log(
             logging.INFO,
             "manifest written: %d subjects, %d images, %d frames skipped, "
@@ -232,17 +222,7 @@ class ExportRun:
                 "stored (or could not be read). Please export the subject set again.",
             )
             return False
-        self._save_owned(
-            lambda e: model.record_manifest(
-                e,
-                self.owner,
-                self.now(),
-                subjects=counts.subjects,
-                images=counts.images,
-                skipped=0,
-                blob=blob_name,
-            )
-        )
+        self._record_manifest(counts, blob_name)
         self.log(
             logging.INFO,
             "re-run manifest written from %s: %d subjects, %d images",
@@ -251,6 +231,19 @@ class ExportRun:
             counts.images,
         )
         return True
+
+    def _record_manifest(self, counts: ManifestCounts, blob_name: str) -> None:
+        self._save_owned(
+            lambda e: model.record_manifest(
+                e,
+                self.owner,
+                self.now(),
+                subjects=counts.subjects,
+                images=counts.images,
+                skipped=counts.skipped_frames,
+                blob=blob_name,
+            )
+        )
 
     def _progress(self, done: int, total: int | None) -> None:
         self._save_owned(lambda e: model.renew_lease(e, self.owner, self.now(), self.lease, done, total))
