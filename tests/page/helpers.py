@@ -17,6 +17,17 @@ def badge(ui, name):
     return ui.set_card(name).locator(".badge")
 
 
+def click_and_wait_for_start(ui, button) -> None:
+    """Click a button that starts an export (Export, or a dialog's Yes) and wait for the API's
+    answer to the page's POST: the click returns before the page sends it, and a test's
+    `stack.settle()` right after could find the queue idle before the export exists."""
+    with ui.page.expect_response(
+        lambda answer: answer.request.method == "POST" and "/exports" in answer.url
+    ) as posted:
+        button.click()
+    assert posted.value.status in (200, 201, 202), posted.value.status
+
+
 def export_button(ui, name):
     return ui.set_card(name).get_by_role("button", name="Export", exact=True)
 

@@ -18,6 +18,7 @@ from tests.page.helpers import (
     api_export,
     badge,
     cancel_button,
+    click_and_wait_for_start,
     complete_by_api,
     export_button,
     link,
@@ -36,7 +37,7 @@ def test_the_link_shows_only_while_the_subject_assistant_can_open_the_task(ui, s
     """The Subject Assistant handles the ML statuses running, completed and failed only."""
     ui.sign_in("demo-owner", PROJECT)
     card = ui.set_card(SET_A)
-    export_button(ui, SET_A).click()
+    click_and_wait_for_start(ui, export_button(ui, SET_A))
     stack.settle()
     task = api_export(stack)["ml_task_id"]
     expect(badge(ui, SET_A)).to_have_text("Sent to the ML service")  # ML status `created`
@@ -79,12 +80,22 @@ def test_the_cancel_question_speaks_of_the_state_the_export_is_in_when_asked(ui,
     assert export["status"] == "submitted", export
     expect(badge(ui, SET_A)).to_have_text(re.compile("^(Queued|Reading subjects)"))
 
+    # Every text the card's badge shows from now on: the stale listing comes back at every
+    # refresh (0.25 s apart) and takes the card back, so "caught up" is seen as it happens.
+    badge(ui, SET_A).evaluate(
+        """(badge) => {
+            const card = badge.closest("li.set"), texts = (window.__badgeTexts = []);
+            new MutationObserver(() => texts.push(card.querySelector(".badge")?.textContent))
+                .observe(card, {subtree: true, childList: true, characterData: true});
+        }"""
+    )
     cancel_button(ui, SET_A).click()
     dialog = page.get_by_role("dialog", name="Cancel this export?")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text(f"The ML service has task {export['ml_task_id']}")
     expect(dialog).not_to_contain_text("none of its images")
-    expect(badge(ui, SET_A)).to_have_text("Sent to the ML service")  # the card caught up too
+    # The card caught up too, from Cancel's read of the export (the listing is still stale).
+    page.wait_for_function("window.__badgeTexts.includes('Sent to the ML service')", timeout=5000)
 
     # The task starts running while the question is open: the words follow.
     page.unroute(f"**{LISTING}")
@@ -261,7 +272,7 @@ def test_notifications_stay_off_unless_turned_on(ui, stack):
     ui.context.add_init_script(f"({NOTIFICATIONS})()")
     page = ui.page
     ui.sign_in("demo-owner", PROJECT)
-    export_button(ui, SET_A).click()
+    click_and_wait_for_start(ui, export_button(ui, SET_A))
     stack.settle()
     stack.tick(), stack.tick()
     expect(badge(ui, SET_A)).to_have_text("Completed")

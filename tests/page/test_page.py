@@ -33,6 +33,7 @@ from tests.page.helpers import (
     api_export,
     badge,
     cancel_button,
+    click_and_wait_for_start,
     complete_by_api,
     export_button,
     link,
@@ -217,6 +218,7 @@ def test_cancelling_on_zooniverses_sign_in_page_is_reported(ui, stack):
     ui.assert_no_console_errors()
 
 
+@pytest.mark.slow
 def test_an_expired_sign_in_asks_again_and_comes_back_to_the_same_page(ui, stack):
     stack.panoptes.oauth_expires_in = 4
     ui.sign_in("demo-owner", PROJECT)
@@ -237,7 +239,7 @@ def test_an_expired_sign_in_asks_again_and_comes_back_to_the_same_page(ui, stack
 def test_a_token_panoptes_rejects_leads_back_to_sign_in_and_then_to_the_same_page(ui, stack):
     ui.sign_in("demo-owner", PROJECT)
     page = ui.page
-    export_button(ui, SET_A).click()
+    click_and_wait_for_start(ui, export_button(ui, SET_A))
     stack.settle()
     expect(badge(ui, SET_A)).to_have_text("Sent to the ML service")
     stack.panoptes.expire_token("demo-owner-token")  # revoked or expired early
@@ -263,6 +265,7 @@ def likely_empty_words(summary: dict) -> str:
     return f"more than {percent}% likely to be empty"
 
 
+@pytest.mark.slow
 def test_export_shows_progress_then_the_subject_assistant_link_then_the_summary(ui, stack):
     ui.sign_in("demo-owner", PROJECT)
     page = ui.page
@@ -437,7 +440,7 @@ def test_a_failed_export_shows_its_message_and_keeps_the_last_completed_results(
 def test_cancel_asks_for_confirmation_first(ui, stack):
     ui.sign_in("demo-owner", PROJECT)
     page = ui.page
-    export_button(ui, SET_A).click()
+    click_and_wait_for_start(ui, export_button(ui, SET_A))
     stack.settle()
     task = api_export(stack)["ml_task_id"]
     stack.tick()
@@ -472,7 +475,7 @@ def test_cancel_asks_for_confirmation_first(ui, stack):
 
 def test_a_refused_cancel_shows_the_apis_message(ui, stack):
     ui.sign_in("demo-owner", PROJECT)
-    export_button(ui, SET_A).click()
+    click_and_wait_for_start(ui, export_button(ui, SET_A))
     stack.settle()
     assert stack.ml.wait_for_downloads(10)
     stack.ml.set_plan(api_export(stack)["ml_task_id"], ["created", "created"])
@@ -554,7 +557,7 @@ def test_csp_is_sent_and_the_page_works_under_it_without_console_errors(ui, stac
 def test_the_token_goes_only_to_this_app_in_the_authorization_header(ui, stack):
     ui.sign_in("demo-owner", PROJECT)
     page = ui.page
-    export_button(ui, SET_A).click()
+    click_and_wait_for_start(ui, export_button(ui, SET_A))
     stack.settle()
     expect(badge(ui, SET_A)).to_have_text("Sent to the ML service")
     page.get_by_role("link", name="Your projects").click()

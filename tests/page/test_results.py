@@ -11,7 +11,7 @@ import json
 import re
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from tests.page.helpers import PROJECT, SET_A, api_export, badge, cancel_button
+from tests.page.helpers import PROJECT, SET_A, api_export, badge, cancel_button, click_and_wait_for_start
 from tests.page.test_page import SCREENSHOT, TAKE_SCREENSHOT, assert_axe_clean, no_horizontal_scroll, tab_to
 
 try:
@@ -307,7 +307,7 @@ def test_usable_375_px_wide_and_accessible_with_failed_images_and_a_rerun(make_p
     box = dialog.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 375, box
     assert_axe_clean(page, "re-run dialog", report)
-    dialog.get_by_role("button", name=re.compile("^Yes, re-run")).click()
+    click_and_wait_for_start(ui, dialog.get_by_role("button", name=re.compile("^Yes, re-run")))
     stack.settle()
     expect(badge(ui, SET_A)).to_have_text("Sent to the ML service")
     earlier = card.locator(".earlier")
