@@ -7,7 +7,10 @@ PY := $(VENV)/bin/python
 CHROMIUM ?= /usr/bin/chromium
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup browser lint test fmt docs fuzz run demo bench loadtest clean
+# Test workers (pytest-xdist): one per core by default.
+TEST_WORKERS ?= auto
+
+.PHONY: setup browser lint test test-fast fmt docs fuzz run demo bench loadtest clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +51,19 @@ lint: setup
 	$(VENV)/bin/lint-imports
 	$(PY) -m devtools.docs --check
 
+# The whole suite, as CI runs it: on every core, with branch coverage of the app (its floor is
+# pyproject.toml's fail_under) and the 15 slowest tests named.
 test: setup .venv-checkov/.installed browser lint
-	CHECKOV=$(CURDIR)/.venv-checkov/bin/checkov CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q
+	rm -f .coverage .coverage.*
+	CHECKOV=$(CURDIR)/.venv-checkov/bin/checkov CHROMIUM=$(CHROMIUM) COVERAGE_FILE=$(CURDIR)/.coverage \
+		$(VENV)/bin/coverage run -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15
+	$(VENV)/bin/coverage combine -q
+	$(VENV)/bin/coverage report
+
+# The loop while coding: lint, then the unit and integration tests (no browser, no subprocess
+# stacks), in under a minute.
+test-fast: setup lint
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow" tests/unit tests/integration
 
 fmt: setup
 	$(VENV)/bin/ruff check --fix .
@@ -82,4 +96,4 @@ loadtest: setup .venv-checkov/.installed
 	CHECKOV=$(CURDIR)/.venv-checkov/bin/checkov $(PY) -m pytest -q -m load tests/load
 
 clean:
-	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache .mypy_cache .ruff_cache .schemathesis schemathesis-report
+	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache .coverage .coverage.* htmlcov .mypy_cache .ruff_cache .schemathesis schemathesis-report

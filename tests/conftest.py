@@ -42,9 +42,13 @@ def stack(azurite, tmp_path, settings_overrides):
     with PanoptesStandIn() as panoptes, MlServiceStandIn(callers=("zooniverse",)) as ml:
         sample = load_sample(panoptes)
         env = offline_settings(azurite, panoptes, ml, TOKEN_KEY, **{**FAST, **settings_overrides})
-        # Clear what earlier tests left before the host starts consuming the queue.
+        # Clear what earlier tests left before the host starts consuming the queue. The table,
+        # queues and container are made once per Azurite (their names are fixed; no test
+        # deletes them): a dozen storage calls less per test.
         services = Services.from_settings(ExportSettings.from_env(env))
-        services.ensure_resources()
+        if not getattr(azurite, "resources_made", False):
+            services.ensure_resources()
+            azurite.resources_made = True
         clear_storage(services)
         host = LocalHost(
             function_app.app,
@@ -59,3 +63,24 @@ def stack(azurite, tmp_path, settings_overrides):
             yield Stack(host, panoptes, ml, sample, env)
         reset_services()
         get_page_settings.cache_clear()
+
+
+# -- the `slow` marker: tests over 5 s (pytest.ini) ---------------------------------------
+SLOW_SECONDS = 5.0
+_unmarked_slow: list[tuple[str, float]] = []
+
+
+def pytest_runtest_logreport(report):
+    """Collect tests whose call took over SLOW_SECONDS without the `slow` marker (with xdist,
+    the workers' reports arrive here in the controller)."""
+    if report.when == "call" and report.duration > SLOW_SECONDS and "slow" not in report.keywords:
+        _unmarked_slow.append((report.nodeid, report.duration))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Name them, so the marker keeps saying which tests `make test-fast` leaves out. A
+    warning, not a failure: a test's time depends on the machine's load."""
+    if _unmarked_slow:
+        terminalreporter.section(f"tests over {SLOW_SECONDS:.0f} s without the slow marker")
+        for nodeid, seconds in sorted(_unmarked_slow, key=lambda item: -item[1]):
+            terminalreporter.write_line(f"{seconds:6.1f} s  {nodeid}")

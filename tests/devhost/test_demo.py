@@ -29,6 +29,7 @@ def test_the_printed_link_waits_for_the_ml_task_to_run(status, ml_status, shown)
     assert assistant_link(export) == (URL if shown else None)
 
 
+@pytest.mark.slow
 def test_make_demo_completes_and_ends_with_what_is_still_true():
     done = subprocess.run(
         [sys.executable, "-m", "scripts.demo"],

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from devtools.azurite import ROOT, free_port
@@ -61,6 +62,7 @@ def assert_stops(run, blob_port, log, timeout=60):
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_make_run_starts_everything_and_says_how_to_use_it(tmp_path):
     run, port, log, blob_port = start_make_run(tmp_path)
     try:

@@ -14,6 +14,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 from devtools.azurite import ROOT
 
 # `serve` around a host that starts and stops at once: what is tested is the signal handling.
@@ -77,6 +79,7 @@ def stopped_by_a_burst(run: int) -> tuple[str, int, str]:
     return sig.name, child.returncode, started + output
 
 
+@pytest.mark.slow
 def test_a_burst_of_stop_signals_stops_serve_every_time():
     # Five at a time: the runs are independent processes, and each mostly waits.
     with concurrent.futures.ThreadPoolExecutor(5) as pool:

@@ -69,6 +69,7 @@ def schemathesis(stack, *args, config=None):
 
 
 @pytest.mark.parametrize("settings_overrides", [{"AUTH_CACHE_SECONDS": "60"}])
+@pytest.mark.slow
 def test_every_operation_with_positive_and_negative_data(stack):
     callbacks_reach_the_internet(stack)
     out = schemathesis(stack, "--phases", "examples,coverage,fuzzing", "--mode", "all")
@@ -77,6 +78,7 @@ def test_every_operation_with_positive_and_negative_data(stack):
 
 
 @pytest.mark.parametrize("settings_overrides", [{"AUTH_CACHE_SECONDS": "60"}])
+@pytest.mark.slow
 def test_stateful_export_life_cycles(stack, tmp_path):
     callbacks_reach_the_internet(stack)
     # A completed export with failed and missing images, listed first for its subject set: the

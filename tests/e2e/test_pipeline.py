@@ -63,6 +63,7 @@ def test_second_post_while_active_returns_the_same_export(stack):
     assert stack.ml.accepted_count == 1
 
 
+@pytest.mark.slow
 def test_duplicate_delivery_submits_once(stack):
     stack.panoptes.latency = 0.2  # keep the first worker busy while the copy arrives
     body = stack.start_export().json()
@@ -137,6 +138,7 @@ def test_ml_401_fails_as_rejected(stack):
     assert "401" in export["error"]["message"]
 
 
+@pytest.mark.slow
 def test_ml_response_lost_is_never_resubmitted(stack):
     stack.ml.faults.add(r"request_detections", "accept_then_hang", delay=8, times=1)
     body = stack.start_export().json()
@@ -166,6 +168,7 @@ def test_expired_token_in_queue_fails_with_token_expired(stack):
     assert "export again" in export["error"]["message"]
 
 
+@pytest.mark.slow
 def test_poison_message_fails_the_export(stack, monkeypatch):
     from exports import worker
 

@@ -130,6 +130,7 @@ def test_ml_outage_leaves_exports_untouched(stack):
 
 
 @pytest.mark.parametrize("settings_overrides", [{"ML_TASK_DEADLINE_DAYS": "0.00002"}])
+@pytest.mark.slow
 def test_deadline_runs_from_the_last_change_of_the_task(stack):
     """ML_TASK_DEADLINE_DAYS is 1.7 s here. A task whose message changes at every poll ("Check
     number N", as the real monitor writes) is never past it; one that stops changing is."""

@@ -959,6 +959,7 @@ def _checkov_command() -> list[str] | None:
     return None
 
 
+@pytest.mark.slow
 def test_checkov_finds_nothing_unjustified(tmp_path: Path):
     command = _checkov_command()
     if command is None:

@@ -142,6 +142,7 @@ def test_requeue_waits_for_a_live_lease_then_sends_the_message_again(services, a
 
 
 @pytest.mark.parametrize("settings_overrides", [{"AzureWebJobs.fail_poisoned_export.Disabled": "true"}])
+@pytest.mark.slow
 def test_a_redrive_after_the_fix_ends_in_a_completed_export(stack, azurite, monkeypatch, capsys):
     """A worker bug sends an export's message to the poison queue; the poison handler is
     disabled (what the runbook says to do during such an incident), so the message waits. Once

@@ -233,6 +233,7 @@ def test_worker_killed_then_message_redelivered(stack, tmp_path, point, status, 
 
 # -- the same message delivered several times at once ------------------------------------------
 @pytest.mark.parametrize("settings_overrides", [{"BUILD_LEASE_SECONDS": "2"}])
+@pytest.mark.slow
 def test_same_message_delivered_concurrently(stack):
     """Each of three messages is delivered four times at the same instant (threads released by
     a barrier). Breaks if the ETag-checked lease lets two deliveries build and submit the same
@@ -289,6 +290,7 @@ def own_azurite_stack(tmp_path):
         azurite.stop()
 
 
+@pytest.mark.slow
 def test_azurite_restarted_mid_export(own_azurite_stack):
     """Azurite (in-memory) restarts while an export is building: the table row, the queue
     message and the container vanish. Decision: the worker must stop cleanly (the record is

@@ -484,6 +484,7 @@ MALFORMED_PAGES = [
 
 
 @pytest.mark.parametrize("settings_overrides", [{"TRANSIENT_RETRY_HOURS": "0.0005"}])
+@pytest.mark.slow
 def test_malformed_panoptes_pages_fail_clearly_without_poison(stack):
     """Whole /subjects answers of the wrong shape (status 200). Each export must end in a
     manifest or a clear failed state (panoptes_unavailable after the retry window, or

@@ -89,6 +89,7 @@ def test_the_scan_finds_a_planted_token(stack, sent_messages, caplog):
 
 
 @pytest.mark.parametrize("settings_overrides", [{"ML_POLL_CONCURRENCY": "2"}])
+@pytest.mark.slow
 def test_no_secret_in_queues_table_blobs_or_logs(stack, caplog, monkeypatch, sent_messages):
     """A full run (completed, token_expired, poisoned and cancelled exports) with every logger
     at DEBUG. Breaks if a token, the encryption key (or the key derived from it), the storage
