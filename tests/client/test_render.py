@@ -17,6 +17,17 @@ def test_summary_keys_the_client_does_not_know_yet_are_shown_by_their_names():
     assert lines == ["Results (md):", "  images sent    3", "  images blurry  1"]
 
 
+def test_null_fields_read_as_nothing_and_a_csv_reason_as_a_sentence():
+    summary = {"available": True, "images_sent": 3, "failed_shards": None, "csv_reason": None, "model": "md"}
+    assert render.summary_lines(summary) == ["Results (md):", "  images sent  3"]
+    reason = "The results CSV is not available: the storage refused it."
+    assert render.summary_lines({**summary, "csv_reason": reason}) == [
+        "Results (md):",
+        "  images sent  3",
+        f"  {reason}",
+    ]
+
+
 def test_messages_from_elsewhere_stay_on_one_bounded_line():
     export = export_resource("running", ml_message="Check number 3\n" + "x" * 500)
     [first, *_] = render.describe_export(export)

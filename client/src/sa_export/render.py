@@ -22,7 +22,7 @@ SUMMARY_ORDER = (
     "subjects_all_likely_empty",
     "subjects_incomplete",
 )
-SUMMARY_NOT_COUNTS = ("available", "reason", "model", "failures", "likely_empty_threshold")
+SUMMARY_NOT_COUNTS = ("available", "reason", "model", "failures", "likely_empty_threshold", "csv_reason")
 
 
 def one_line(text: Any, limit: int = 200) -> str:
@@ -97,7 +97,12 @@ def summary_lines(summary: Any) -> list[str]:
     model = f" ({summary['model']})" if summary.get("model") else ""
     lines = [f"Results{model}:"]
     keys = [k for k in SUMMARY_ORDER if k in summary]
-    keys += [k for k in summary if k not in SUMMARY_ORDER and k not in SUMMARY_NOT_COUNTS]
+    # Keys the service adds later are shown when they hold a value (a null reads as nothing).
+    keys += [
+        k
+        for k in summary
+        if k not in SUMMARY_ORDER and k not in SUMMARY_NOT_COUNTS and summary[k] is not None
+    ]
     width = max((len(k) for k in keys), default=0)
     for key in keys:
         line = f"  {key.replace('_', ' '):<{width}}  {summary[key]}"
@@ -106,6 +111,8 @@ def summary_lines(summary: Any) -> list[str]:
         if key == "images_failed" and summary.get("failures"):
             line += "  (" + ", ".join(f"{one_line(k, 80)}: {n}" for k, n in summary["failures"].items()) + ")"
         lines.append(line)
+    if summary.get("csv_reason"):
+        lines.append(f"  {one_line(summary['csv_reason'])}")
     return lines
 
 
