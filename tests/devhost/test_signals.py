@@ -22,7 +22,7 @@ from devtools.azurite import ROOT
 CHILD = textwrap.dedent(
     """
     import threading
-    from devtools.host import serve
+    from devtools.serving import serve
 
     class Host:
         url = "http://127.0.0.1:0"
