@@ -1,6 +1,10 @@
 """Fixtures for every test: Azurite (the real storage emulator) once per session, and the whole
 service through the local host (`stack`, see tests/harness.py)."""
 
+import dataclasses
+import fcntl
+import json
+
 import pytest
 
 import function_app
@@ -25,10 +29,22 @@ def azurite():
 
 
 @pytest.fixture(scope="session")
-def telemetry(azurite, tmp_path_factory) -> Capture:
+def telemetry(azurite, tmp_path_factory, worker_id) -> Capture:
     """What the app's telemetry exporter sent during a scenario with every event the runbook
-    and the alerts read (tests/appinsights.py); run once, shared by the tests that read it."""
-    return run_scenario(azurite, tmp_path_factory.mktemp("telemetry"))
+    and the alerts read (tests/appinsights.py); run once, shared by the tests that read it.
+    Under xdist the first worker to ask runs it (about 13 s) and the others read its capture,
+    through the run's temporary directory that all workers share."""
+    if worker_id == "master":
+        return run_scenario(azurite, tmp_path_factory.mktemp("telemetry"))
+    shared = tmp_path_factory.getbasetemp().parent  # this run's, one per `pytest` invocation
+    with open(shared / "telemetry.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        captured = shared / "telemetry.json"
+        if captured.exists():
+            return Capture(**json.loads(captured.read_text()))
+        capture = run_scenario(azurite, tmp_path_factory.mktemp("telemetry"))
+        captured.write_text(json.dumps(dataclasses.asdict(capture)))
+        return capture
 
 
 @pytest.fixture
