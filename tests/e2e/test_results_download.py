@@ -4,7 +4,10 @@ are followed and shown; downloads are streamed, bounded in bytes and total time,
 and one slow download never holds back the other exports of a tick."""
 
 import contextlib
+import fcntl
+import pathlib
 import socket
+import tempfile
 import threading
 
 import pytest
@@ -57,9 +60,15 @@ class Listener:
     """Counts TCP connections to 127.0.0.1 and ::1 on port 443 (and 80): where a URL that two
     parsers read differently would be fetched from (urllib3 ends the host at a backslash)."""
 
+    # One listener at a time on this machine (xdist workers, parallel runs): a second one could
+    # not bind port 443 and its test would be skipped, or count the first one's connections.
+    LOCK = pathlib.Path(tempfile.gettempdir()) / "sa-export-tests-listener-443.lock"
+
     def __init__(self):
         self.connections = 0
         self._sockets = []
+        self._lock = open(self.LOCK, "w")  # noqa: SIM115 (held until close())
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
         for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
             for port in (443, 80):
                 sock = socket.socket(family, socket.SOCK_STREAM)
@@ -69,6 +78,7 @@ class Listener:
                 except OSError as exc:
                     sock.close()
                     if family == socket.AF_INET and port == 443:
+                        self._lock.close()
                         pytest.skip(f"cannot listen on {host}:{port} ({exc}); run as root")
                     continue
                 sock.listen(16)
@@ -91,6 +101,7 @@ class Listener:
         self._thread.join(5)
         for sock in self._sockets:
             sock.close()
+        self._lock.close()  # the next listener may bind
 
 
 # The security review's URLs, and variants: hosts that one parser ends at a backslash, an escape,
