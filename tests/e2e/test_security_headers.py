@@ -49,6 +49,11 @@ class Walk:
     def active_export(self) -> str:
         return self.stack.start_export().json()["id"]
 
+    def running_export(self) -> str:
+        export = self.stack.submitted_export()
+        self.stack.tick()
+        return export["id"]
+
     def completed_with_failures(self) -> str:
         export = self.stack.submitted_export()
         self.stack.ml.configure(export["ml_task_id"], failed_rows=[0])
@@ -78,6 +83,11 @@ class Walk:
         if is_rerun and status in (400, 409):
             active = path.replace(UNKNOWN_EXPORT, self.active_export())
             return self.send(method, active, data=b"[1]" if status == 400 else b"")  # 409: not completed
+        if status in (200, 202) and is_cancel:
+            # A running task: a queued one may be submitted (and still listing its images, when
+            # the ML service refuses to cancel) before the POST arrives, or not.
+            export_id = self.running_export()
+            return self.send(method, path.replace(UNKNOWN_EXPORT, export_id))
         if status in (200, 202) and "{export_id}" in template:
             export_id = self.active_export()
             return self.send(method, path.replace(UNKNOWN_EXPORT, export_id))
