@@ -235,3 +235,88 @@ def test_a_host_that_resolves_elsewhere_when_sending_is_not_sent_to(stack, recei
     state = stack.get(response.json()["id"]).json()["callback"]
     assert state["state"] == "gave_up" and "private" in state["last_error"]
     assert receiver.received == []
+
+
+class Redirecting(Receiver):
+    """Answers every callback with a redirect to `target` (another receiver)."""
+
+    def __init__(self, target: str):
+        super().__init__()
+        self.target = target
+
+    def handle(self, req):
+        with self.lock:
+            self.received.append(req)
+        return Response(307, {"moved": True}, headers={"Location": self.target})
+
+
+@pytest.mark.parametrize("settings_overrides", [ALLOW])
+def test_a_redirect_is_not_followed(stack, receiver):
+    """The receiver's redirect could point anywhere (a private address): it is an answer, not a
+    way on. Not worth retrying either: the attempt gives up with its status."""
+    with Redirecting(f"{receiver.root_url}/hooks/exports?key=x") as redirecting:
+        export = start_with_callback(stack, redirecting, subject_set="5679")
+        stack.settle()
+        state = stack.get(export["id"]).json()["callback"]
+    assert len(redirecting.received) == 1 and receiver.received == []
+    assert (state["state"], state["attempts"], state["last_status"]) == ("gave_up", 1, 307)
+
+
+class Silent(Receiver):
+    """Takes the callback and answers nothing until `release` is set."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+
+    def handle(self, req):
+        with self.lock:
+            self.received.append(req)
+        self.release.wait(60)
+        return Response(200, {"late": True})
+
+
+@pytest.mark.parametrize("settings_overrides", [{**ALLOW, "CALLBACK_TIMEOUT_SECONDS": "1"}])
+def test_a_receiver_that_never_answers_is_left_after_the_timeout_and_retried(stack):
+    with Silent() as silent:
+        try:
+            export = start_with_callback(stack, silent, subject_set="5679")
+            stack.settle()  # the attempt ended on its own while the receiver still holds it
+            state = stack.get(export["id"]).json()["callback"]
+            assert len(silent.received) == 1 and not silent.release.is_set()
+            assert (state["state"], state["attempts"], state["last_status"]) == ("pending", 1, None)
+            assert "Timeout" in state["last_error"], state
+        finally:
+            silent.release.set()
+
+
+class Endless(Receiver):
+    """Answers 200 with a body that never ends (chunked), counting what it could send."""
+
+    def __init__(self):
+        super().__init__()
+        self.sent = 0
+
+    def handle(self, req):
+        with self.lock:
+            self.received.append(req)
+
+        def forever():
+            while True:
+                self.sent += 65536
+                yield b"x" * 65536
+
+        return Response(200, forever(), content_type="text/plain")
+
+
+@pytest.mark.parametrize("settings_overrides", [ALLOW])
+def test_an_endless_answer_is_read_only_to_its_bound(stack):
+    """The answer is not used: at most a few KiB of it are read, so an endless one cannot hold
+    the delivery (it would never finish) nor fill the worker's memory."""
+    with Endless() as endless:
+        export = start_with_callback(stack, endless, subject_set="5679")
+        stack.settle()
+        state = stack.get(export["id"]).json()["callback"]
+        assert (state["state"], state["last_status"]) == ("delivered", 200)
+        sent_when_delivered = endless.sent
+    assert sent_when_delivered < 64 * 2**20, sent_when_delivered  # socket buffers, not the body
