@@ -69,13 +69,19 @@ def test_export_waited_to_completion_quietly_when_not_a_terminal(stack):
     assert same_resource(json.loads(machine.stdout), stack.get(export["id"]).json())
 
 
-def same_resource(shown: dict, served: dict) -> bool:
-    """Equal, but for the CSV link's signature: each read mints the link anew (its expiry, and
+def same_resource(shown, served) -> bool:
+    """Equal, but for the CSV links' signatures: each read mints a link anew (its expiry, and
     so its signature, move with the second of the read); the blob it names must be the same."""
 
-    def unsigned(resource: dict) -> dict:
-        url = resource.get("results_csv_url")
-        return {**resource, "results_csv_url": url and url.split("?", 1)[0]}
+    def unsigned(value):
+        if isinstance(value, dict):
+            return {
+                key: (item.split("?", 1)[0] if key == "results_csv_url" and item else unsigned(item))
+                for key, item in value.items()
+            }
+        if isinstance(value, list):
+            return [unsigned(item) for item in value]
+        return value
 
     return unsigned(shown) == unsigned(served)
 
@@ -112,9 +118,11 @@ def test_cancelled_while_waiting_is_exit_3_and_a_second_export_joins_the_first(s
     result = tick_until_done(stack, waiting)
     assert result.returncode == 3, result.stderr
     assert f"Export {export_id}: cancelled" in result.stdout
+    again = sa_export("cancel", export_id, "--json", env=env)  # already final: refused, in JSON
+    assert again.returncode == 4 and json.loads(again.stdout)["error"]["code"] == "export_final", again
     listing = sa_export("list", "1234", "--json", env=env)
     assert listing.returncode == 0
-    assert json.loads(listing.stdout) == stack.call("GET", "/api/projects/1234/exports").json()
+    assert same_resource(json.loads(listing.stdout), stack.call("GET", "/api/projects/1234/exports").json())
     human = sa_export("list", "1234", env=env)
     assert f"  latest export {export_id}: cancelled" in human.stdout
 

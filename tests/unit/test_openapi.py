@@ -102,3 +102,25 @@ def test_ids_are_bounded_and_the_token_is_a_bearer_scheme():
         "scheme": "bearer",
     }
     assert DOC["paths"]["/api/health"]["get"]["security"] == []
+
+
+def test_the_callback_is_described_with_its_signature_and_a_verification_example_that_works():
+    """The start POST's `callbacks` object: the Export as the body, the signature header, and the
+    Python example in its description, run here against the service's own signing."""
+    from exports.callbacks import signature
+
+    start = DOC["paths"]["/api/projects/{project_id}/subject-sets/{subject_set_id}/exports"]["post"]
+    [callback] = start["callbacks"]["exportEnded"].values()
+    post = callback["post"]
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Export"
+    }
+    [header] = [p for p in post["parameters"] if p["in"] == "header"]
+    assert header["name"] == "X-Signature-256" and header["required"] is True
+    code = post["description"].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(code, namespace)
+    body, token = b'{"id": "1234-5678-x", "status": "completed"}', "a-receivers-secret-0123456789"
+    assert namespace["verified"](body, signature(body, token), token)
+    assert not namespace["verified"](body + b" ", signature(body, token), token)
+    assert not namespace["verified"](body, signature(body, token), token + "x")
