@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import socket
+import sys
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -100,6 +101,16 @@ class Cors:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away before its answer was written (a refused upload that stops
+        sending, Ctrl-C in curl) is the client's business, as on the platform: one log line, not
+        a traceback on stderr. Anything else is still printed in full."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (BrokenPipeError, ConnectionResetError)):
+            log.info("client %s:%s went away before its answer was written", *client_address[:2])
+            return
+        super().handle_error(request, client_address)
 
 
 def make_server(port: int, routes: RouteTable, invoke: Invoke, cors: Cors) -> ThreadingHTTPServer:

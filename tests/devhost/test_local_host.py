@@ -424,3 +424,27 @@ def test_cli_runs_the_app_in_a_subprocess(azurite, host_json):
     assert proc.returncode == 0, output
     assert f"listening on http://127.0.0.1:{port}" in output and "/api/items/{id}" in output
     assert "queueTrigger" in output and "(work)" in output and "timerTrigger" in output
+
+
+def test_a_client_that_went_away_is_one_log_line_and_other_errors_a_traceback(capsys, caplog):
+    from http.server import BaseHTTPRequestHandler
+
+    from devtools.localhost.http_server import _Server
+
+    server = _Server(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    try:
+        with caplog.at_level("INFO", logger="devtools.host"):
+            for gone in (BrokenPipeError(32, "Broken pipe"), ConnectionResetError(104, "reset")):
+                try:
+                    raise gone
+                except OSError:
+                    server.handle_error(None, ("127.0.0.1", 5555))
+        assert capsys.readouterr().err == ""
+        assert caplog.text.count("went away before its answer was written") == 2
+        try:
+            raise ValueError("a bug in the host")
+        except ValueError:
+            server.handle_error(None, ("127.0.0.1", 5555))
+        assert "ValueError: a bug in the host" in capsys.readouterr().err
+    finally:
+        server.server_close()
