@@ -122,7 +122,7 @@ def settle(run: Run, export: dict[str, Any], started: bool = True) -> Exit:
         run.export = latest
 
     interactive = sys.stdout.isatty() and sys.stderr.isatty()
-    with waiting.Bar() if interactive else waiting.Quiet() as display:
+    with waiting.Bar() if interactive else waiting.Quiet() as display, waiting.interruptible():
         final = waiting.wait_for_end(service, export, display, run.args.interval, seen)
     run.say(*render.describe_export(final))
     if run.args.csv and final.get("status") == "completed":

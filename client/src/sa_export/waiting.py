@@ -4,8 +4,11 @@ progress bar on stderr; nothing at all when the output is not a terminal)."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from rich.console import Console
@@ -25,6 +28,30 @@ from sa_export.service import Service
 READ_INTERVAL = 2.0  # seconds between reads while subjects are read: the bar moves
 ML_INTERVAL = 15.0  # at the ML service, whose status the export service reads every 10 minutes in Azure
 PATIENCE = 600.0  # seconds the service may stay unreachable (or busy) before the wait gives up
+
+# Set by Ctrl-C while a wait runs (`interruptible`). Python drops an exception raised inside a
+# finalizer ("Exception ignored in ..."), so a Ctrl-C that lands while one runs was lost and the
+# wait went on (seen once in a busy `make test`); the flag ends it at the wait's next step.
+INTERRUPTED = threading.Event()
+
+
+def _on_ctrl_c(signum: int, frame: Any) -> None:
+    INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """While a wait runs in the main thread: Ctrl-C is noted as well as raised."""
+    INTERRUPTED.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _on_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class Display(Protocol):
@@ -137,6 +164,8 @@ def wait_for_end(
     display.show(export)
     while export.get("status") not in FINAL:
         sleep(interval or (READ_INTERVAL if export.get("status") in ("queued", "building") else ML_INTERVAL))
+        if INTERRUPTED.is_set():  # a Ctrl-C whose exception was dropped (see INTERRUPTED)
+            raise KeyboardInterrupt
         try:
             export = service.export(str(export["id"]))
         except CommandError as error:
@@ -149,6 +178,8 @@ def wait_for_end(
             display.trouble(error.message)
             continue
         trouble_since = None
+        if INTERRUPTED.is_set():
+            raise KeyboardInterrupt
         seen(export)
         display.show(export)
     return export
