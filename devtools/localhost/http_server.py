@@ -107,7 +107,7 @@ class _Server(ThreadingHTTPServer):
         sending, Ctrl-C in curl) is the client's business, as on the platform: one log line, not
         a traceback on stderr. Anything else is still printed in full."""
         error = sys.exc_info()[1]
-        if isinstance(error, (BrokenPipeError, ConnectionResetError)):
+        if isinstance(error, (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
             log.info("client %s:%s went away before its answer was written", *client_address[:2])
             return
         super().handle_error(request, client_address)

@@ -434,13 +434,17 @@ def test_a_client_that_went_away_is_one_log_line_and_other_errors_a_traceback(ca
     server = _Server(("127.0.0.1", 0), BaseHTTPRequestHandler)
     try:
         with caplog.at_level("INFO", logger="devtools.host"):
-            for gone in (BrokenPipeError(32, "Broken pipe"), ConnectionResetError(104, "reset")):
+            for gone in (
+                BrokenPipeError(32, "Broken pipe"),
+                ConnectionResetError(104, "reset"),
+                ConnectionAbortedError(103, "aborted"),
+            ):
                 try:
                     raise gone
                 except OSError:
                     server.handle_error(None, ("127.0.0.1", 5555))
         assert capsys.readouterr().err == ""
-        assert caplog.text.count("went away before its answer was written") == 2
+        assert caplog.text.count("went away before its answer was written") == 3
         try:
             raise ValueError("a bug in the host")
         except ValueError:
