@@ -209,8 +209,9 @@ export class ProjectScreen {
     this.errorBox.replaceChildren();
   }
 
-  /** @param {SubjectSet[]} sets */
-  render(sets) {
+  /** @param {SubjectSet[]} listed */
+  render(listed) {
+    const sets = listed.map((set) => this.newest(set));
     this.sets = sets;
     this.loadingNote.hidden = true;
     this.lede.hidden = false;
@@ -494,6 +495,19 @@ export class ProjectScreen {
       this.refocus(card, card.cancel);
       this.load();
     }
+  }
+
+  /**
+   * A listing read before an export's own read can arrive after it (a refresh in flight while
+   * Cancel reads the export): an export is never shown older than the page has already seen it.
+   * @param {SubjectSet} set
+   * @returns {SubjectSet}
+   */
+  newest(set) {
+    const known = this.sets.find((s) => String(s.id) === String(set.id))?.latest_export;
+    const listed = set.latest_export;
+    if (known && listed && known.id === listed.id && known.updated_at > listed.updated_at) return {...set, latest_export: known};
+    return set;
   }
 
   /**

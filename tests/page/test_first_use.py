@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 from tests.page.conftest import REFRESH_SECONDS
 from tests.page.helpers import (
@@ -80,22 +81,22 @@ def test_the_cancel_question_speaks_of_the_state_the_export_is_in_when_asked(ui,
     assert export["status"] == "submitted", export
     expect(badge(ui, SET_A)).to_have_text(re.compile("^(Queued|Reading subjects)"))
 
-    # Every text the card's badge shows from now on: the stale listing comes back at every
-    # refresh (0.25 s apart) and takes the card back, so "caught up" is seen as it happens.
-    badge(ui, SET_A).evaluate(
-        """(badge) => {
-            const card = badge.closest("li.set"), texts = (window.__badgeTexts = []);
-            new MutationObserver(() => texts.push(card.querySelector(".badge")?.textContent))
-                .observe(card, {subtree: true, childList: true, characterData: true});
-        }"""
-    )
+    served = []  # the stale listing, once per refresh from now on
+    page.unroute(f"**{LISTING}")
+    page.route(f"**{LISTING}", lambda route: served.append(1) or route.fulfill(status=200, json=stale))
     cancel_button(ui, SET_A).click()
     dialog = page.get_by_role("dialog", name="Cancel this export?")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text(f"The ML service has task {export['ml_task_id']}")
     expect(dialog).not_to_contain_text("none of its images")
-    # The card caught up too, from Cancel's read of the export (the listing is still stale).
-    page.wait_for_function("window.__badgeTexts.includes('Sent to the ML service')", timeout=5000)
+    expect(badge(ui, SET_A)).to_have_text("Sent to the ML service")  # the card caught up too
+    # ...and stays caught up: listings read before that answer never take it back.
+    after, deadline = len(served), time.monotonic() + 30
+    while len(served) < after + 3:
+        assert time.monotonic() < deadline, "the page stopped refreshing"
+        page.wait_for_timeout(250)  # lets the page refresh (and the route answer)
+    expect(badge(ui, SET_A)).to_have_text("Sent to the ML service")
+    expect(dialog).to_contain_text(f"The ML service has task {export['ml_task_id']}")
 
     # The task starts running while the question is open: the words follow.
     page.unroute(f"**{LISTING}")
