@@ -5,7 +5,12 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 CHROMIUM ?= /usr/bin/chromium
-export PYTHONDONTWRITEBYTECODE := 1
+# Python writes its bytecode caches (__pycache__, ignored by git and by .funcignore), even where
+# the machine's environment says not to: otherwise each of the suite's processes (a worker per
+# core, and every host and CLI the tests start) compiles our modules, and pytest rewrites the
+# asserts of about 340 modules, at every start (about 6 s of CPU a process). `make bench` turns
+# it back on for its cold-start section (bench/sections/cold_start.py).
+unexport PYTHONDONTWRITEBYTECODE
 
 # Test workers (pytest-xdist): one per core by default.
 TEST_WORKERS ?= auto
@@ -94,7 +99,7 @@ demo: setup
 
 # All sections; one or some with e.g. `make bench BENCH="--only cold_start"` (python -m bench --help).
 bench: setup
-	$(PY) -m bench $(BENCH)
+	PYTHONDONTWRITEBYTECODE=1 $(PY) -m bench $(BENCH)
 
 loadtest: setup .venv-checkov/.installed
 	CHECKOV=$(CURDIR)/.venv-checkov/bin/checkov $(PY) -m pytest -q -m load tests/load
