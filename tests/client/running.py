@@ -3,10 +3,11 @@ environment, its exit code, stdout and stderr."""
 
 from __future__ import annotations
 
-import os
 import pathlib
 import subprocess
 import sys
+
+from tests.tracing import untraced_env
 
 COMMAND = [sys.executable, "-m", "sa_export"]
 # The console script pip installed beside this interpreter (`make setup`: -e ./client[signin]).
@@ -18,7 +19,7 @@ def cli_env(url: str | None, token: str | None = None, **extra: str) -> dict[str
     plus the service URL, the token and `extra`."""
     env = {
         k: v
-        for k, v in os.environ.items()
+        for k, v in untraced_env().items()  # the client is not what `make test` measures
         if not k.startswith(("PANOPTES_", "SA_EXPORT_")) and k != "COLUMNS"
     }
     if url is not None:

@@ -13,6 +13,7 @@ from packaging.requirements import Requirement
 
 from sa_export import cli
 from sa_export.outcome import Exit
+from tests.tracing import untraced_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "client"
@@ -40,6 +41,7 @@ def test_the_wheel_holds_the_package_the_command_and_the_ranges(tmp_path):
         ],
         check=True,
         capture_output=True,
+        env=untraced_env(),
     )
     [wheel] = tmp_path.glob("sa_export-*.whl")
     with zipfile.ZipFile(wheel) as archive:

@@ -6,7 +6,6 @@ signal on)."""
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import random
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import time
 import pytest
 
 from devtools.azurite import ROOT
+from tests.tracing import untraced_env
 
 # `serve` around a host that starts and stops at once: what is tested is the signal handling.
 CHILD = textwrap.dedent(
@@ -60,7 +60,7 @@ def stopped_by_a_burst(run: int) -> tuple[str, int, str]:
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD],
         cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**untraced_env(), "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -13,6 +13,7 @@ import pytest
 
 from exports.callback_sender import Sent
 from tests.harness import ROOT
+from tests.tracing import untraced_env
 
 EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "25")
 SEED = os.environ.get("FUZZ_SEED", "20261130")
@@ -61,7 +62,7 @@ def schemathesis(stack, *args, config=None):
     ]
     if SEED:
         command += ["--seed", SEED]
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(command, cwd=ROOT, env=untraced_env(), capture_output=True, text=True, timeout=900)
     summary = [line for line in run.stdout.splitlines() if "generated" in line or "issues" in line.lower()]
     print("\n".join(summary))
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]

@@ -62,6 +62,7 @@ def make_history(stack, count):
 
 
 @pytest.mark.parametrize("settings_overrides", [{"ML_TIMEOUT_SECONDS": "1", "ML_POLL_CONCURRENCY": "32"}])
+@pytest.mark.no_cover
 @pytest.mark.slow
 def test_tick_with_200_active_exports_and_faulty_tasks(stack, monkeypatch):
     make_history(stack, 300)

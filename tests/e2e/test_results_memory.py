@@ -3,7 +3,6 @@ with memory that grows only by compact arrays, never the file's strings (the 1,0
 figures are in `make bench`)."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -11,6 +10,7 @@ import textwrap
 import pytest
 
 from tests.harness import ROOT
+from tests.tracing import untraced_env
 
 IMAGES = 300_000
 MISSING = [5, 70_000, 299_999]
@@ -44,6 +44,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.no_cover
 @pytest.mark.slow
 def test_a_few_hundred_thousand_images_in_bounded_memory(stack, tmp_path):
     body = stack.start_export().json()
@@ -70,7 +71,7 @@ def test_a_few_hundred_thousand_images_in_bounded_memory(stack, tmp_path):
         cwd=ROOT,
         # Not under `make test`'s coverage tracer: it would double the child's time and add its
         # own memory to the figure under test (exports/accounting.py is covered by its unit tests).
-        env={name: value for name, value in os.environ.items() if not name.startswith("COVERAGE_")},
+        env=untraced_env(),
         capture_output=True,
         text=True,
         timeout=600,

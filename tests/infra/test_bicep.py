@@ -31,6 +31,7 @@ from devtools.docs import ALL_SETTINGS as SETTINGS
 from exports.settings import ExportSettings as Settings
 from shared import names
 from shared.settings import STORAGE_IDENTITY_SUFFIXES
+from tests.tracing import untraced_env
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -964,7 +965,13 @@ def test_checkov_finds_nothing_unjustified(tmp_path: Path):
     command = _checkov_command()
     if command is None:
         pytest.skip("checkov is not importable (set CHECKOV=/path/to/checkov to run it from another venv)")
-    env = dict(os.environ, BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false")
+    # No update check: it would ask PyPI, which a test has no business depending on.
+    env = dict(
+        untraced_env(),
+        BC_SKIP_MAPPING="TRUE",
+        CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false",
+        CKV_SKIP_PACKAGE_UPDATE_CHECK="true",
+    )
     result = subprocess.run(
         command
         + ["-d", str(INFRA), "--framework", "bicep", "--skip-download", "--output", "json", "--compact"],

@@ -24,6 +24,7 @@ def percentile(values, p):
 
 @pytest.mark.load
 @pytest.mark.parametrize("settings_overrides", [{"AUTH_CACHE_SECONDS": "60"}])  # production default
+@pytest.mark.no_cover
 @pytest.mark.slow
 def test_200_posts_for_50_sets_then_2000_status_gets(stack):
     """Breaks if concurrent POSTs for one subject set create two exports (active index not

@@ -8,7 +8,6 @@ would break it) is said in its docstring.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from tests.harness import (
     wait_final,
     wait_for,
 )
+from tests.tracing import untraced_env
 
 
 # -- Panoptes faults ---------------------------------------------------------------------------
@@ -198,7 +198,7 @@ def test_worker_killed_then_message_redelivered(stack, tmp_path, point, status, 
     export, body = create_export_record(services)
     script = tmp_path / "kill_worker.py"
     script.write_text(KILL_SCRIPT)
-    env = {**os.environ, **stack.env}
+    env = {**untraced_env(), **stack.env}  # killed: it could not save what it measured
     run = subprocess.run(
         [sys.executable, str(script), point, body, str(ROOT)],
         env=env,
