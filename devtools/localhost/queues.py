@@ -44,11 +44,23 @@ def _connection_string(function: Function) -> str:
     return value
 
 
+# Queues this process has made sure of, by (account URL, queue): a host (re)started in the same
+# process (every test's stack) does not ask the storage account again.
+_ensured: set[tuple[str, str]] = set()
+_ensured_lock = threading.Lock()
+
+
 def _create_queue(client: QueueClient) -> None:
+    key = (client.url, client.queue_name)
+    with _ensured_lock:
+        if key in _ensured:
+            return
     try:
         client.create_queue()
     except ResourceExistsError:
         pass
+    with _ensured_lock:
+        _ensured.add(key)
 
 
 class QueuePoller:
@@ -76,6 +88,7 @@ class QueuePoller:
         )
         self.in_flight: dict[str, Any] = {}  # message id -> the SDK message (its pop receipt renews)
         self.lock = threading.Condition()
+        self._woken = threading.Event()
 
     # receiving
 
@@ -84,9 +97,12 @@ class QueuePoller:
         while not self.stopping.is_set():
             self._wait_for_threshold()
             messages = self._receive()
-            if not messages:  # exponential backoff while the queue stays empty
-                self.stopping.wait(delay)
-                delay = min(delay * 2, max(self.options.max_polling_interval, self.poll_interval))
+            if not messages:  # exponential backoff while the queue stays empty, unless woken
+                if self._woken.wait(delay):
+                    self._woken.clear()
+                    delay = self.poll_interval
+                else:
+                    delay = min(delay * 2, max(self.options.max_polling_interval, self.poll_interval))
                 continue
             delay = self.poll_interval
             with self.lock:
@@ -222,6 +238,15 @@ class QueuePoller:
             log.warning("%s: renewing message %s failed: %r", self.function.name, message.id, exc)
 
     # state
+
+    def wake(self) -> None:
+        """Poll again at once, and from the shortest interval (also how stop() is noticed)."""
+        self._woken.set()
+
+    def busy(self) -> bool:
+        """Messages of this queue in flight here."""
+        with self.lock:
+            return bool(self.in_flight)
 
     def is_idle(self) -> bool:
         """Nothing in flight and nothing in the queue, invisible messages included."""

@@ -314,6 +314,29 @@ def test_base64_messages_are_decoded_and_deleted_on_success(azurite, queue_host)
     assert _raw_messages(azurite, queue) == [] and host.invocations["work"] == 2 and host.errors == []
 
 
+@pytest.mark.parametrize("change", ["a DELETE request", "a timer"])
+def test_a_change_wakes_the_pollers_instead_of_their_backoff(azurite, host_json, change):
+    """After anything that may have queued work, the pollers poll at once: a poller that found
+    its queue empty waits out its backoff (here 60 s) otherwise. The message turns visible only
+    after the host's first, empty poll."""
+    queue = f"q{uuid.uuid4().hex[:16]}"
+    env = _env(azurite, queue)
+    _client(azurite, queue).create_queue()
+    with LocalHost(
+        sample_app.app, env=env, host_json=host_json, timers=False, queue_poll_interval=60
+    ) as host:
+        sent = _client(azurite, queue, TextBase64EncodePolicy()).send_message("woken", visibility_timeout=1)
+        time.sleep(1.5)  # visible now; the poller's next poll is a minute away
+        if change == "a timer":
+            host.run_timer("tick")
+        else:
+            assert requests.delete(host.url + "/api/items/x", timeout=10).status_code == 200
+        deadline = time.monotonic() + 30
+        while not _calls(sent.id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _calls(sent.id), "the message waited for the poller's backoff"
+
+
 def test_failures_retry_with_rising_dequeue_count_then_succeed_or_go_to_poison(azurite, queue_host):
     host, queue = queue_host
     sender = _client(azurite, queue, TextBase64EncodePolicy())
