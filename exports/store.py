@@ -247,18 +247,27 @@ class ExportStore:
 
     def latest_of_project(self, project_id: str) -> dict[str, tuple[Export, Export | None]]:
         """For each subject set of the project with an export: (its newest export, its newest
-        completed export or None). Three range queries, one row per set each."""
+        completed export or None). Three range queries, one row per set each.
+
+        The queries are not one snapshot, so the active rows are read first: an export that ends
+        meanwhile leaves its active row and enters the latest row in one transaction, so it is
+        in one or the other (read in the other order, an export ending between the two queries
+        was in neither, and the page, seeing no active export, stopped refreshing)."""
+        active: dict[str, Export] = {}
         latest: dict[str, Export] = {}
         completed: dict[str, Export] = {}
         for prefix, found in (
-            (f"{COMPLETED_PREFIX}{project_id}-", completed),
+            (f"{ACTIVE_PREFIX}{project_id}-", active),
             (f"{LATEST_PREFIX}{project_id}-", latest),
-            (f"{ACTIVE_PREFIX}{project_id}-", latest),
-        ):  # active wins: newest
+            (f"{COMPLETED_PREFIX}{project_id}-", completed),
+        ):
             for row in self._query(prefix):
                 if row.get("export_id"):
                     export = export_from_row(row)
                     found[export.subject_set_id] = export
+        for set_id, export in active.items():  # active is newest, unless it has ended since
+            if set_id not in latest or latest[set_id].id != export.id:
+                latest[set_id] = export
         return {set_id: (export, completed.get(set_id)) for set_id, export in latest.items()}
 
     # -- writes ------------------------------------------------------------------------

@@ -139,6 +139,37 @@ def test_listing_reads_each_sets_latest_and_latest_completed_export(store):
     assert len(rows(store)) == 6 and len(all_rows(store)) == 6 + 4 + 3
 
 
+@pytest.mark.parametrize("after_query", [1, 2])
+def test_an_export_that_ends_during_a_listing_is_listed(store, monkeypatch, after_query):
+    """The listing's queries are not one snapshot: an export that ends between two of them is
+    still listed (as it was, or as it ended), never missing; and a set's older finished export
+    is not listed over it."""
+    earlier = dataclasses.replace(new("12", "34", T0), status=Status.RUNNING)
+    store.create(earlier)
+    end(store, earlier, lambda e: dataclasses.replace(e, status=Status.COMPLETED))
+    ending = {  # a set that exported before, and a first export
+        set_id: store.create(
+            dataclasses.replace(new("12", set_id, T0 + dt.timedelta(seconds=5)), status=Status.RUNNING)
+        )[0]
+        for set_id in ("34", "35")
+    }
+    query, calls = store._query, []
+
+    def query_then_end(prefix, *args, **kwargs):
+        rows = list(query(prefix, *args, **kwargs))
+        calls.append(prefix)
+        if len(calls) == after_query:
+            for current in ending.values():
+                store.update(dataclasses.replace(current.export, status=Status.COMPLETED), current)
+        return iter(rows)
+
+    monkeypatch.setattr(store, "_query", query_then_end)
+    listing = store.latest_of_project("12")
+    assert len(calls) == 3 and len(calls) > after_query
+    for set_id, current in ending.items():
+        assert listing[set_id][0].id == current.export.id, (set_id, listing)
+
+
 def test_poller_writes_are_checked_against_the_active_rows(store):
     first, _ = store.create(new("12", "34"))
     second, _ = store.create(new("12", "35"))
