@@ -97,10 +97,11 @@ class QueuePoller:
         while not self.stopping.is_set():
             self._wait_for_threshold()
             messages = self._receive()
-            if not messages:  # exponential backoff while the queue stays empty, unless woken
+            if not messages:  # exponential backoff while the queue stays empty
+                # Woken (wake()), it polls at once; an empty answer then keeps the backoff where it
+                # was, so that waking pollers costs one call each, not a new ramp from the start.
                 if self._woken.wait(delay):
                     self._woken.clear()
-                    delay = self.poll_interval
                 else:
                     delay = min(delay * 2, max(self.options.max_polling_interval, self.poll_interval))
                 continue
@@ -240,7 +241,7 @@ class QueuePoller:
     # state
 
     def wake(self) -> None:
-        """Poll again at once, and from the shortest interval (also how stop() is noticed)."""
+        """Poll again at once (also how stop() is noticed)."""
         self._woken.set()
 
     def busy(self) -> bool:
