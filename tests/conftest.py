@@ -79,7 +79,8 @@ def stack(azurite, tmp_path, settings_overrides):
         with host:
             reset_services()
             get_page_settings.cache_clear()  # the settings are read once per process, as in Azure
-            yield Stack(host, panoptes, ml, sample, env)
+            with Stack(host, panoptes, ml, sample, env) as stack:
+                yield stack
         reset_services()
         get_page_settings.cache_clear()
 

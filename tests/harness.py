@@ -11,9 +11,10 @@ import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import requests
 from azure.core.exceptions import ResourceNotFoundError
@@ -26,7 +27,13 @@ from exports.messages import ExportMessage
 from exports.services import Services, get_services
 from exports.store import ACTIVE_PREFIX, SET_INDEX_PREFIXES, export_from_row
 from exports.worker import REQUEST_NAME_PREFIX
-from shared.names import EXPORT_POISON_QUEUE, EXPORT_QUEUE, EXPORT_TABLE
+from shared.names import (
+    CALLBACK_POISON_QUEUE,
+    CALLBACK_QUEUE,
+    EXPORT_POISON_QUEUE,
+    EXPORT_QUEUE,
+    EXPORT_TABLE,
+)
 from standins.ml_service import MlServiceStandIn
 from standins.panoptes import PanoptesStandIn
 
@@ -51,6 +58,25 @@ class Stack:
     ml: MlServiceStandIn
     sample: object
     env: dict
+    # Keep-alive connections for the test's calls, one session per calling thread, as a client
+    # of the API has (a new connection per call cost a handshake and a server thread each).
+    _local: threading.local = field(default_factory=threading.local, repr=False)
+    _sessions: list = field(default_factory=list, repr=False)
+
+    def __enter__(self) -> "Stack":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for session in self._sessions:
+            session.close()
+
+    @property
+    def session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            self._sessions.append(session)
+        return session
 
     @property
     def services(self) -> Services:
@@ -60,7 +86,7 @@ class Stack:
         headers = kwargs.pop("headers", {})
         if token is not None:
             headers.setdefault("Authorization", f"Bearer {token}")
-        return requests.request(method, self.host.url + path, headers=headers, timeout=30, **kwargs)
+        return self.session.request(method, self.host.url + path, headers=headers, timeout=30, **kwargs)
 
     def start_export(self, project="1234", subject_set="5678", token="demo-owner-token"):
         return self.call("POST", f"/api/projects/{project}/subject-sets/{subject_set}/exports", token)
@@ -127,7 +153,8 @@ def clear_storage(services: Services) -> None:
     table = services.storage.table(EXPORT_TABLE)
     for entity in table.list_entities(select=["PartitionKey", "RowKey"]):
         table.delete_entity(entity["PartitionKey"], entity["RowKey"])
-    for name in (EXPORT_QUEUE, EXPORT_POISON_QUEUE):
+    # The callbacks' queues too: a delivery a test left would go on being retried in the next.
+    for name in (EXPORT_QUEUE, EXPORT_POISON_QUEUE, CALLBACK_QUEUE, CALLBACK_POISON_QUEUE):
         services.storage.queue(name).clear_messages()
     try:
         for blob in services.container.list_blobs():

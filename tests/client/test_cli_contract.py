@@ -11,6 +11,9 @@ from sa_export import cli, waiting
 from tests.client.fake_service import CSV, PASSWORD, TOKEN, USERNAME, error, export_resource
 from tests.client.running import assert_no_traceback, cli_env, sa_export
 
+# Runs no code of exports/, page/ or shared/ in this process: untraced (tests/tracing.py).
+pytestmark = pytest.mark.no_cover
+
 FAST = ("--interval", "0.05")
 
 

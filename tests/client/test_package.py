@@ -9,11 +9,15 @@ import sys
 import tomllib
 import zipfile
 
+import pytest
 from packaging.requirements import Requirement
 
 from sa_export import cli
 from sa_export.outcome import Exit
 from tests.tracing import untraced_env
+
+# Runs no code of exports/, page/ or shared/ in this process: untraced (tests/tracing.py).
+pytestmark = pytest.mark.no_cover
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "client"

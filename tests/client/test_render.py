@@ -1,7 +1,12 @@
 """The words sa-export prints, from the service's JSON (pure functions)."""
 
+import pytest
+
 from sa_export import render
 from tests.client.fake_service import export_resource
+
+# Runs no code of exports/, page/ or shared/ in this process: untraced (tests/tracing.py).
+pytestmark = pytest.mark.no_cover
 
 
 def test_a_summary_the_service_could_not_make_says_why():

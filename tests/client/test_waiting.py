@@ -7,6 +7,9 @@ import pytest
 
 from sa_export import waiting
 
+# Runs no code of exports/, page/ or shared/ in this process: untraced (tests/tracing.py).
+pytestmark = pytest.mark.no_cover
+
 
 class StillRunning:
     def __init__(self):

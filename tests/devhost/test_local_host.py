@@ -21,6 +21,9 @@ from devtools.host import LocalHost
 from devtools.localhost import queues as queue_module
 from tests.devhost import root_app, sample_app
 
+# Runs no code of exports/, page/ or shared/ in this process: untraced (tests/tracing.py).
+pytestmark = pytest.mark.no_cover
+
 ORIGIN = "http://localhost:3000"
 NEVER = "0 0 0 1 1 *"  # a valid schedule that won't fire during the tests
 

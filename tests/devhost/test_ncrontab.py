@@ -6,6 +6,9 @@ import pytest
 
 from devtools.ncrontab import next_occurrence, validate
 
+# Runs no code of exports/, page/ or shared/ in this process: untraced (tests/tracing.py).
+pytestmark = pytest.mark.no_cover
+
 T0 = dt.datetime(2024, 1, 1, 0, 0, 0)  # a Monday
 
 

@@ -6,6 +6,9 @@ import pytest
 from devtools.host import LocalHost
 from devtools.localhost.routing import Route, RouteTable, RouteTemplateError
 
+# Runs no code of exports/, page/ or shared/ in this process: untraced (tests/tracing.py).
+pytestmark = pytest.mark.no_cover
+
 
 @pytest.mark.parametrize(
     "template, path, expected",

@@ -18,6 +18,9 @@ import pytest
 from devtools.azurite import ROOT
 from tests.tracing import untraced_env
 
+# Runs no code of exports/, page/ or shared/ in this process: untraced (tests/tracing.py).
+pytestmark = pytest.mark.no_cover
+
 # `serve` around a host that starts and stops at once: what is tested is the signal handling.
 CHILD = textwrap.dedent(
     """

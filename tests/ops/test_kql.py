@@ -14,6 +14,9 @@ import pytest
 from tests.appinsights import database, kql, tables
 from tests.infra.test_bicep import ROOT, alert_rules
 
+# Runs no code of exports/, page/ or shared/ in this process: untraced (tests/tracing.py).
+pytestmark = pytest.mark.no_cover
+
 RUNBOOK = ROOT / "docs" / "OPERATIONS.md"
 
 

@@ -17,6 +17,9 @@ from standins import MlServiceStandIn
 from standins.ml_service import detections, real
 from standins.server import Response, StandInServer
 
+# Runs no code of exports/, page/ or shared/ in this process: untraced (tests/tracing.py).
+pytestmark = pytest.mark.no_cover
+
 ISO_Z = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
 
 

@@ -11,6 +11,9 @@ from standins import PanoptesStandIn, load_sample
 from standins.faults import FaultPlan
 from standins.server import Request
 
+# Runs no code of exports/, page/ or shared/ in this process: untraced (tests/tracing.py).
+pytestmark = pytest.mark.no_cover
+
 API_CT = "application/vnd.api+json; version=1; charset=utf-8"
 
 
