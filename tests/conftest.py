@@ -63,11 +63,13 @@ def stack(azurite, tmp_path, settings_overrides):
         env = offline_settings(azurite, panoptes, ml, TOKEN_KEY, **{**FAST, **settings_overrides})
         # Clear what earlier tests left before the host starts consuming the queue. The table,
         # queues and container are made once per Azurite (their names are fixed; no test
-        # deletes them): a dozen storage calls less per test.
-        services = Services.from_settings(ExportSettings.from_env(env))
-        if not getattr(azurite, "resources_made", False):
+        # deletes them), through clients kept with it: a dozen storage calls and a set of
+        # clients less per test.
+        services = getattr(azurite, "services", None)
+        if services is None:
+            services = Services.from_settings(ExportSettings.from_env(env))
             services.ensure_resources()
-            azurite.resources_made = True
+            azurite.services = services
         clear_storage(services)
         host = LocalHost(
             function_app.app,
