@@ -108,14 +108,16 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"{seconds:6.1f} s  {nodeid}")
 
 
-# -- the `no_cover` marker: tests of scale run untraced ---------------------------------
+# -- the `no_cover` marker: tests of scale, and of our tools, run untraced -----------------
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """A test marked no_cover (set-up, call and teardown) runs with `make test`'s coverage
-    tracer paused. These tests measure scale, memory or load: their code paths are the ones
-    the other tests cover, and on Python 3.11 the tracer doubles the time of every line in the
-    process, stand-ins included (the 300,000-image test took 52 s traced, 27 s untraced).
-    Threads started meanwhile (the test's stack) stay untraced; they end with the test."""
+    tracer paused. Either it measures scale, memory or load, and its code paths are the ones
+    the other tests cover; or it tests our tools (stand-ins, local host, client, KQL) and runs
+    no code of exports/, page/ or shared/ in this process. On Python 3.11 the tracer doubles
+    the time of every line in the process, measured or not (the 300,000-image test took 52 s
+    traced, 27 s untraced). Threads started meanwhile (the test's stack) stay untraced; they
+    end with the test."""
     cov = coverage.Coverage.current() if item.get_closest_marker("no_cover") else None
     if cov is None:
         yield

@@ -2,8 +2,8 @@
 (pyproject.toml: patch = subprocess) and, on Python 3.11, makes each line it runs about twice as
 slow. A subprocess that runs none of the measured code (exports/, page/, shared/) gets an
 environment without coverage's settings: a fuzzer, a build, the command-line client, a child
-that is killed before it could save what it measured. (Tests of scale in this process are
-marked `no_cover` instead: tests/conftest.py.)"""
+that is killed before it could save what it measured. (Tests in this process that measure
+scale, or test only our tools, are marked `no_cover` instead: tests/conftest.py.)"""
 
 from __future__ import annotations
 

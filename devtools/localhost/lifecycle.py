@@ -120,8 +120,7 @@ class LocalHost:
 
     def stop(self) -> None:
         self._stopping.set()
-        for poller in self._pollers:
-            poller.wake()
+        self._wake_pollers()
         if self._server:
             self._server.shutdown()
             self._server.server_close()
@@ -148,6 +147,9 @@ class LocalHost:
         latency differs, and a test (or someone trying `make run`) does not wait it out."""
         if function.trigger_type == "httpTrigger" and getattr(trigger_value, "method", "") in SAFE_METHODS:
             return
+        self._wake_pollers()
+
+    def _wake_pollers(self) -> None:
         for poller in self._pollers:
             poller.wake()
 

@@ -251,10 +251,7 @@ class QueuePoller:
 
     def is_idle(self) -> bool:
         """Nothing in flight and nothing in the queue, invisible messages included."""
-        with self.lock:
-            if self.in_flight:
-                return False
-        return self.client.get_queue_properties().approximate_message_count == 0
+        return not self.busy() and self.client.get_queue_properties().approximate_message_count == 0
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)

@@ -284,7 +284,8 @@ def own_azurite_stack(tmp_path):
             with host:
                 reset_services()
                 clear_storage(get_services())
-                yield Stack(host, panoptes, ml, sample, env), azurite
+                with Stack(host, panoptes, ml, sample, env) as stack:
+                    yield stack, azurite
             reset_services()
     finally:
         azurite.stop()
