@@ -59,15 +59,19 @@ class Azurite:
                 self.process.wait()
 
 
-def _wait_listening(ports: list[int], process: subprocess.Popen, timeout: float = 30) -> None:
+def _wait_listening(
+    ports: list[int], process: subprocess.Popen, log: pathlib.Path, timeout: float = 30
+) -> None:
+    """Until Azurite itself says it listens on its three ports. A connection to them is not
+    proof: another Azurite (a second `make run` starting at the same moment, on the usual
+    ports) may answer there while this one exits with EADDRINUSE."""
     deadline = time.monotonic() + timeout
-    pending = list(ports)
-    while pending:
+    while True:
+        said = log.read_text(errors="replace")
+        if said.count("successfully listening at") >= 3:
+            return
         if process.poll() is not None:
-            raise RuntimeError(f"Azurite exited early with code {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", pending[0]), 0.2):
-            pending.pop(0)
-            continue
+            raise RuntimeError(f"Azurite exited early with code {process.returncode}: {said[-500:]}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"Azurite did not listen on {ports} within {timeout}s")
         time.sleep(0.05)
@@ -80,37 +84,39 @@ def start_azurite(
         raise RuntimeError("Azurite is not installed: run `npm ci` (make does it for you).")
     ports = [blob_port or free_port(), queue_port or free_port(), table_port or free_port()]
     workdir = tempfile.mkdtemp(prefix="azurite-")
-    process = subprocess.Popen(
-        [
-            *_DIES_WITH_PARENT,
-            str(AZURITE_BIN),
-            "--inMemoryPersistence",
-            "--skipApiVersionCheck",
-            "--loose",
-            "--disableTelemetry",
-            "--silent",
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(ports[0]),
-            "--queueHost",
-            "127.0.0.1",
-            "--queuePort",
-            str(ports[1]),
-            "--tableHost",
-            "127.0.0.1",
-            "--tablePort",
-            str(ports[2]),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        cwd=workdir,
-        env={**os.environ, "AZURITE_ACCEPT_EULA": "true"},
-    )
+    log = pathlib.Path(workdir) / "azurite.log"  # what it says (started, or why not)
+    with open(log, "wb") as log_file:
+        process = subprocess.Popen(
+            [
+                *_DIES_WITH_PARENT,
+                str(AZURITE_BIN),
+                "--inMemoryPersistence",
+                "--skipApiVersionCheck",
+                "--loose",
+                "--disableTelemetry",
+                "--silent",
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(ports[0]),
+                "--queueHost",
+                "127.0.0.1",
+                "--queuePort",
+                str(ports[1]),
+                "--tableHost",
+                "127.0.0.1",
+                "--tablePort",
+                str(ports[2]),
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=workdir,
+            env={**os.environ, "AZURITE_ACCEPT_EULA": "true"},
+        )
     azurite = Azurite(ports[0], ports[1], ports[2], process=process)
     try:
-        _wait_listening(ports, process)
+        _wait_listening(ports, process, log)
     except Exception:
         azurite.stop()
         raise

@@ -80,8 +80,12 @@ def run() -> None:
     with contextlib.ExitStack() as running:
         running.callback(print, "Stopped: Azurite, the stand-ins and the local host.", flush=True)
         # Azurite's usual ports when free, so Storage Explorer & co. find it; any free ports otherwise.
-        ports = AZURITE_DEFAULT_PORTS if all(map(_port_free, AZURITE_DEFAULT_PORTS)) else (None, None, None)
-        azurite = start_azurite(*ports)
+        azurite = None
+        if all(map(_port_free, AZURITE_DEFAULT_PORTS)):
+            with contextlib.suppress(RuntimeError):  # taken meanwhile: another `make run` starting
+                azurite = start_azurite(*AZURITE_DEFAULT_PORTS)
+        if azurite is None:
+            azurite = start_azurite()
         running.callback(azurite.stop)
         env: dict[str, Any] = {
             "AzureWebJobsStorage": azurite.connection_string,

@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from devtools.azurite import ROOT, free_port
+from devtools.azurite import ROOT, free_port, running_azurite, start_azurite
 from devtools.run import sample_users
 from standins.panoptes import PanoptesStandIn
 from standins.sample_data import load_sample
@@ -136,3 +136,11 @@ def test_azurite_stops_even_when_make_run_is_killed(tmp_path):
     assert listening(blob_port)
     run.kill()
     assert_stops(run, blob_port, log)
+
+
+def test_azurite_on_ports_another_azurite_holds_is_an_error_not_the_other_one():
+    """Two `make run`s starting at once both find the usual ports free: the second Azurite
+    exits (EADDRINUSE) while the first answers on those ports. start_azurite must say so,
+    so that make run takes other ports, instead of handing out the first one's storage."""
+    with running_azurite() as first, pytest.raises(RuntimeError, match="exited early"):
+        start_azurite(first.blob_port, first.queue_port, first.table_port)
