@@ -108,6 +108,12 @@ class BlobStore:
         t = self.table.tasks[request_id]
         return detections.iter_file_bytes(spec.info, self._images(t, spec))
 
+    def file_images(self, request_id: str) -> Iterator[dict]:
+        """The valid file's images, in order, before they are encoded."""
+        spec = self.file_spec(request_id)
+        t = self.table.tasks[request_id]
+        return self._images(t, spec)
+
     def body_bytes(self, request_id: str) -> Iterator[bytes]:
         """The bytes the results URL answers with (before any gzip decoding); a drip's without
         its waits."""

@@ -750,6 +750,15 @@ def test_synthetic_results_are_streamed_with_their_length(ml, blobs):
     assert all("max_detection_conf" in i and "detections" in i for i in images)
 
 
+def test_the_reference_images_are_the_files_images(ml, blobs):
+    """iter_detection_images() is what tests of files too large to parse compare with."""
+    ml.failure_rate = 0.1
+    request_id, _ = completed_task(ml, blobs, results_images=600, missing_rows=[0, 300, 599])
+    images = ml.detections(request_id)["images"]
+    assert len(images) == 597 and any("failure" in i for i in images)
+    assert list(ml.iter_detection_images(request_id)) == images
+
+
 def test_chunked_results(ml, blobs):
     request_id, done = completed_task(ml, blobs, results_images=500, results_chunked=True)
     answer = results_of(ml, done)
