@@ -89,7 +89,7 @@ class UI:
     context: object
     stack: object
     console_errors: list = field(default_factory=list)
-    requests: list = field(default_factory=list)
+    console_messages: list = field(default_factory=list)  # every console message's text
     _raw_requests: list = field(default_factory=list)
 
     @property
@@ -153,41 +153,108 @@ class UI:
         return self.page.locator("li.set").filter(has=self.page.get_by_role("heading", name=name, exact=True))
 
 
-def make_ui(browser, stack, **context_options) -> UI:
-    context = browser.new_context(**context_options)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    ui = UI(page, context, stack)
+VIEWPORT = {"width": 1280, "height": 900}
 
-    def on_console(message):
+
+class Tab:
+    """A browser context and its page, recording what the page logs and requests into the UI of
+    the test that uses it (`ui`)."""
+
+    def __init__(self, browser, **context_options):
+        self.context = browser.new_context(**context_options)
+        self.context.set_default_timeout(TIMEOUT_MS)
+        self.page = self.context.new_page()
+        self.ui: UI | None = None
+        self.origins: set[str] = set()  # where the page has been or sent requests: what to clear
+        self.page.on("console", self._console)
+        self.page.on("pageerror", self._page_error)
+        self.context.on("request", self._request)
+
+    def _console(self, message) -> None:
+        if self.ui is None:
+            return
+        self.ui.console_messages.append(message.text)
         if message.type == "error":
-            ui.console_errors.append(f"console.error: {message.text} @ {message.location.get('url', '')}")
+            self.ui.console_errors.append(
+                f"console.error: {message.text} @ {message.location.get('url', '')}"
+            )
 
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: ui.console_errors.append(f"pageerror: {error}"))
-    context.on("request", lambda request: ui._raw_requests.append(request))
-    return ui
+    def _page_error(self, error) -> None:
+        if self.ui is not None:
+            self.ui.console_errors.append(f"pageerror: {error}")
+
+    def _request(self, request) -> None:
+        if request.url.startswith(("http://", "https://")):
+            self.origins.add(origin(request.url))
+        if self.ui is not None:
+            self.ui._raw_requests.append(request)
+
+    def reset(self) -> None:
+        """Leave the tab as a new context's would be, for the next test: no route, no script
+        running, nothing stored for any origin it visited (session and local storage, cookies,
+        IndexedDB, caches), no permission, an empty HTTP cache, the usual viewport.
+
+        Why not a new context per test: every new page costs Chromium about 1.4 s of CPU (a
+        renderer, and Playwright's scripts compiled into it), about 40 s of the suite's CPU.
+        tests/page/test_browser_fixtures.py checks that nothing survives a reset."""
+        self.ui = None
+        self.page.unroute_all(behavior="ignoreErrors")
+        self.context.unroute_all(behavior="ignoreErrors")
+        self.page.goto("about:blank")
+        cdp = self.context.new_cdp_session(self.page)
+        try:
+            for visited in sorted(self.origins):
+                cdp.send("Storage.clearDataForOrigin", {"origin": visited, "storageTypes": "all"})
+            cdp.send("Network.clearBrowserCache")
+        finally:
+            cdp.detach()
+        self.origins.clear()
+        self.context.clear_cookies()
+        self.context.clear_permissions()
+        self.page.set_viewport_size(VIEWPORT)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture(scope="session")
+def tabs(browser):
+    """Tabs that tests hand back after use, reset (Tab.reset)."""
+    idle: list[Tab] = []
+    yield idle
+    for tab in idle:
+        tab.close()
 
 
 @pytest.fixture
-def ui(browser, stack):
-    ui = make_ui(browser, stack, viewport={"width": 1280, "height": 900})
+def ui(browser, tabs, stack):
+    """The test's page, at 1280 x 900, in a tab an earlier test may have used and reset. A test
+    that needs what a reset cannot undo (an init script) uses `make_page` instead."""
+    tab = tabs.pop() if tabs else Tab(browser, viewport=VIEWPORT)
+    ui = tab.ui = UI(tab.page, tab.context, stack)
     yield ui
-    ui.context.close()
+    try:
+        tab.reset()
+    except Exception:
+        tab.close()  # not reused when it could not be reset
+        raise
+    tabs.append(tab)
 
 
 @pytest.fixture
 def make_page(browser, stack):
-    """Extra pages (other users, other viewport sizes) on the same stack."""
+    """Pages in new contexts (other users, other viewport sizes, init scripts) on the same stack."""
     made = []
 
     def make(**options):
-        made.append(make_ui(browser, stack, **options))
-        return made[-1]
+        tab = Tab(browser, **options)
+        tab.ui = UI(tab.page, tab.context, stack)
+        made.append(tab)
+        return tab.ui
 
     yield make
-    for ui in made:
-        ui.context.close()
+    for tab in made:
+        tab.close()
 
 
 def tokens_in(text: str | None) -> set:

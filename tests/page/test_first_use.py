@@ -9,7 +9,7 @@ import json
 import re
 import time
 
-from tests.page.conftest import REFRESH_SECONDS
+from tests.page.conftest import REFRESH_SECONDS, VIEWPORT
 from tests.page.helpers import (
     COMPLETED_LINK,
     PARTIAL_LINK,
@@ -234,7 +234,8 @@ NOTIFICATIONS = """() => {
 }"""
 
 
-def test_the_tab_title_and_an_opt_in_notification_tell_when_it_is_done(ui, stack):
+def test_the_tab_title_and_an_opt_in_notification_tell_when_it_is_done(make_page, stack):
+    ui = make_page(viewport=VIEWPORT)  # a new context: its init script would outlive the test
     ui.context.grant_permissions(["notifications"], origin=ui.base)
     ui.context.add_init_script(f"({NOTIFICATIONS})()")
     page = ui.page
@@ -268,7 +269,8 @@ def test_the_tab_title_and_an_opt_in_notification_tell_when_it_is_done(ui, stack
     ui.assert_no_console_errors()
 
 
-def test_notifications_stay_off_unless_turned_on(ui, stack):
+def test_notifications_stay_off_unless_turned_on(make_page, stack):
+    ui = make_page(viewport=VIEWPORT)  # a new context: its init script would outlive the test
     ui.context.grant_permissions(["notifications"], origin=ui.base)
     ui.context.add_init_script(f"({NOTIFICATIONS})()")
     page = ui.page
