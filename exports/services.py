@@ -140,7 +140,9 @@ class Services:
 
 # The storage accounts (with the container) whose table, queues and container this process has
 # made sure of. In Azure get_services() is built once per process; the tests rebuild it for every
-# test (reset_services), and six storage calls each time cost the suite about 18 s of CPU.
+# test (reset_services), and six storage calls each time cost the suite about 18 s of CPU. As in
+# Azure, resources deleted while the process runs (Azurite restarted on the same ports) are not
+# made again: operators re-create them (tests/reliability/test_faults.py, the restart test).
 _ensured: set[tuple[StorageSettings, str]] = set()
 
 
