@@ -170,6 +170,11 @@ class Tab:
         self.page.on("pageerror", self._page_error)
         self.context.on("request", self._request)
 
+    def serve(self, stack) -> UI:
+        """The UI of the test that uses this tab from now on, on that test's stack."""
+        self.ui = UI(self.page, self.context, stack)
+        return self.ui
+
     def _console(self, message) -> None:
         if self.ui is None:
             return
@@ -231,8 +236,7 @@ def ui(browser, tabs, stack):
     """The test's page, at 1280 x 900, in a tab an earlier test may have used and reset. A test
     that needs what a reset cannot undo (an init script) uses `make_page` instead."""
     tab = tabs.pop() if tabs else Tab(browser, viewport=VIEWPORT)
-    ui = tab.ui = UI(tab.page, tab.context, stack)
-    yield ui
+    yield tab.serve(stack)
     try:
         tab.reset()
     except Exception:
@@ -247,10 +251,8 @@ def make_page(browser, stack):
     made = []
 
     def make(**options):
-        tab = Tab(browser, **options)
-        tab.ui = UI(tab.page, tab.context, stack)
-        made.append(tab)
-        return tab.ui
+        made.append(Tab(browser, **options))
+        return made[-1].serve(stack)
 
     yield make
     for tab in made:
