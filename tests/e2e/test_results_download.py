@@ -83,7 +83,7 @@ class Listener:
                         pytest.skip(f"cannot listen on {host}:{port} ({exc}); run as root")
                     continue
                 sock.listen(16)
-                sock.settimeout(0.1)
+                sock.setblocking(False)  # select() waits; accept() only takes what is there
                 self._sockets.append(sock)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -105,8 +105,6 @@ class Listener:
     def close(self):
         self._stop.set()
         self._thread.join(5)
-        for sock in self._sockets:
-            sock.setblocking(False)
         self._take(self._sockets)  # connections made just before close() count too
         for sock in self._sockets:
             sock.close()
