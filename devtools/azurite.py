@@ -27,9 +27,20 @@ _DIES_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM", "--"] if shutil.which("se
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different ports free now (all held at once while they are chosen)."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+class PortTaken(RuntimeError):
+    """Azurite could not listen: a port was taken between its choice and Azurite's start."""
 
 
 @dataclass
@@ -71,7 +82,8 @@ def _wait_listening(
         if said.count("successfully listening at") >= 3:
             return
         if process.poll() is not None:
-            raise RuntimeError(f"Azurite exited early with code {process.returncode}: {said[-500:]}")
+            error = PortTaken if "EADDRINUSE" in said else RuntimeError
+            raise error(f"Azurite exited early with code {process.returncode}: {said[-500:]}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"Azurite did not listen on {ports} within {timeout}s")
         time.sleep(0.05)
@@ -80,9 +92,23 @@ def _wait_listening(
 def start_azurite(
     blob_port: int | None = None, queue_port: int | None = None, table_port: int | None = None
 ) -> Azurite:
+    """Azurite on the ports given, or on free ones. Free ports are chosen a second or two
+    before node binds them, and meanwhile any process may take one (the other test workers
+    open connections all the time): then it starts again on others."""
     if not AZURITE_BIN.exists():
         raise RuntimeError("Azurite is not installed: run `npm ci` (make does it for you).")
-    ports = [blob_port or free_port(), queue_port or free_port(), table_port or free_port()]
+    asked = [blob_port, queue_port, table_port]
+    attempts_left = 1 if any(asked) else 3
+    while True:
+        attempts_left -= 1
+        try:
+            return _start([port or free for port, free in zip(asked, free_ports(3))])
+        except PortTaken:
+            if attempts_left == 0:
+                raise
+
+
+def _start(ports: list[int]) -> Azurite:
     workdir = tempfile.mkdtemp(prefix="azurite-")
     log = pathlib.Path(workdir) / "azurite.log"  # what it says (started, or why not)
     with open(log, "wb") as log_file:

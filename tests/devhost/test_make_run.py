@@ -14,6 +14,7 @@ import time
 import pytest
 import requests
 
+from devtools import azurite as azurite_module
 from devtools.azurite import ROOT, free_port, running_azurite, start_azurite
 from devtools.run import sample_users
 from standins.panoptes import PanoptesStandIn
@@ -144,3 +145,24 @@ def test_azurite_on_ports_another_azurite_holds_is_an_error_not_the_other_one():
     so that make run takes other ports, instead of handing out the first one's storage."""
     with running_azurite() as first, pytest.raises(RuntimeError, match="exited early"):
         start_azurite(first.blob_port, first.queue_port, first.table_port)
+
+
+def test_a_free_port_taken_before_azurite_binds_it_means_other_ports_not_an_error(monkeypatch):
+    """Free ports are chosen a second or two before Azurite binds them; another process (a test
+    worker's connection) may take one meanwhile. Azurite then starts on other free ports."""
+    real_free_ports = azurite_module.free_ports
+    chosen = []
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        def first_a_taken_port(count):  # what a race would hand out: a port in use by then
+            chosen.append([port, *real_free_ports(count - 1)] if not chosen else real_free_ports(count))
+            return chosen[-1]
+
+        monkeypatch.setattr(azurite_module, "free_ports", first_a_taken_port)
+        with running_azurite() as azurite:
+            assert len(chosen) == 2 and chosen[0][0] == port
+            assert [azurite.blob_port, azurite.queue_port, azurite.table_port] == chosen[1]
+            assert listening(azurite.table_port)
