@@ -4,6 +4,7 @@ service through the local host (`stack`, see tests/harness.py)."""
 import dataclasses
 import fcntl
 import json
+import os
 import warnings
 
 import coverage
@@ -22,6 +23,18 @@ from standins.panoptes import PanoptesStandIn
 from standins.sample_data import load_sample
 from tests.appinsights import Capture, run_scenario
 from tests.harness import FAST, TOKEN_KEY, Stack, clear_storage, host_json
+
+# Everything the suite calls (Azurite, the stand-ins, the local host) is on this machine, so no
+# call may go through a proxy the machine sets in HTTP_PROXY. requests (ours and the Azure
+# SDK's) also looks the proxies up in the environment on every call unless NO_PROXY names the
+# host; that lookup took a tenth of the suite's Python time in the stack tests (0.49 ms a call
+# traced, 0.02 ms with the host in NO_PROXY). requests reads no_proxy before NO_PROXY: both are
+# set. Subprocesses inherit it.
+LOOPBACK = ("127.0.0.1", "localhost")
+_no_proxy = [h for h in (os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or "").split(",") if h]
+os.environ["no_proxy"] = os.environ["NO_PROXY"] = ",".join(
+    [*_no_proxy, *(h for h in LOOPBACK if h not in _no_proxy)]
+)
 
 
 @pytest.fixture(scope="session")
