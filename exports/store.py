@@ -42,6 +42,7 @@ from azure.core.exceptions import (
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
+    ServiceResponseError,
 )
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
@@ -276,6 +277,7 @@ class ExportStore:
         Returns (export, True) when created, or (the set's active export, False)."""
         if not export.is_active:
             raise ValueError("a new export must be active")
+        connection_lost = False
         for _ in range(MAX_ATTEMPTS):
             try:
                 result = self.table.create_entity(_active_entity(export))
@@ -283,9 +285,22 @@ class ExportStore:
                 return Versioned(export, result["etag"], active_row=True), True
             except ResourceExistsError:
                 pass
+            except ServiceResponseError:
+                # The connection went while the insert was on it (the SDK retries no insert), so
+                # it may or may not have reached the table. The insert is conditional: it is
+                # tried once more, and a conflict with this very export means the first try made it.
+                if connection_lost:
+                    raise
+                connection_lost = True
+                continue
             existing = self._get_entity(_active_key(export.project_id, export.subject_set_id))
-            if existing is not None:  # else it just finished: try again
-                return Versioned(export_from_row(existing), existing.metadata["etag"], active_row=True), False
+            if existing is None:  # it just finished: try again
+                continue
+            found = Versioned(export_from_row(existing), existing.metadata["etag"], active_row=True)
+            if connection_lost and found.export.id == export.id:
+                events.recorded(None, export)
+                return found, True
+            return found, False
         raise ConcurrentUpdate("could not create the export: its subject set kept changing")
 
     def update(self, export: Export, current: Versioned) -> Versioned:

@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 
 import pytest
+from azure.core.exceptions import ServiceResponseError
 from azure.data.tables import TableServiceClient
 
 from exports import model
@@ -251,3 +252,40 @@ def test_apply_retries_a_change_against_the_newer_version(store):
     assert store.apply(done, lambda e: None) is done  # nothing to write
     with pytest.raises(model.InvalidTransition):
         store.apply(done, lambda e: model.cancel(e, T0))  # what the change raises propagates
+
+
+@pytest.mark.parametrize("lost", ["the request", "the answer"])
+def test_a_connection_lost_on_create_creates_the_export_once(store, monkeypatch, lost):
+    """Storage may reset a connection while an insert is on it (Azurite closing a kept-alive
+    connection did, once, in `make test`). The insert is conditional, so trying it again is
+    safe: the export is made once and reported as made, whether the first try reached the
+    table or not; a report of "joined" would leave it unqueued."""
+    real = store.table.create_entity
+    calls = []
+
+    def reset_once(entity):
+        calls.append(entity["RowKey"])
+        if len(calls) == 1:
+            if lost == "the answer":
+                real(entity)
+            raise ServiceResponseError(
+                "('Connection aborted.', ConnectionResetError(104, 'Connection reset by peer'))"
+            )
+        return real(entity)
+
+    monkeypatch.setattr(store.table, "create_entity", reset_once)
+    export = new()
+    created, was_created = store.create(export)
+    assert was_created and created.export == export and len(calls) == 2
+    assert rows(store) == ["active-12-34"]
+    assert store.create(new(at=T0 + dt.timedelta(seconds=1)))[1] is False  # the set's export is there
+
+
+def test_a_connection_lost_on_every_try_is_an_error(store, monkeypatch):
+    def reset(entity):
+        raise ServiceResponseError("Connection reset by peer")
+
+    monkeypatch.setattr(store.table, "create_entity", reset)
+    with pytest.raises(ServiceResponseError):
+        store.create(new())
+    assert rows(store) == []
