@@ -235,7 +235,9 @@ NOTIFICATIONS = """() => {
 
 
 def test_the_tab_title_and_an_opt_in_notification_tell_when_it_is_done(make_page, stack):
-    ui = make_page(viewport=VIEWPORT)  # a new context: its init script would outlive the test
+    # A new context (its init script would outlive the test), in the desktop Chromium: the
+    # headless shell denies notifications whatever is granted.
+    ui = make_page(full_browser=True, viewport=VIEWPORT)
     ui.context.grant_permissions(["notifications"], origin=ui.base)
     ui.context.add_init_script(f"({NOTIFICATIONS})()")
     page = ui.page
@@ -270,7 +272,9 @@ def test_the_tab_title_and_an_opt_in_notification_tell_when_it_is_done(make_page
 
 
 def test_notifications_stay_off_unless_turned_on(make_page, stack):
-    ui = make_page(viewport=VIEWPORT)  # a new context: its init script would outlive the test
+    # A new context (its init script would outlive the test), in the desktop Chromium: the
+    # headless shell denies notifications whatever is granted.
+    ui = make_page(full_browser=True, viewport=VIEWPORT)
     ui.context.grant_permissions(["notifications"], origin=ui.base)
     ui.context.add_init_script(f"({NOTIFICATIONS})()")
     page = ui.page
