@@ -211,16 +211,26 @@ def _fmt_seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-class _UntracedServer(ThreadingHTTPServer):
-    """A stand-in answers on threads that drop any tracer the process set for new threads.
+def untraced(target: Any) -> Any:
+    """`target` for a stand-in's thread, dropping any tracer the process set for new threads.
     A stand-in is not the code under test, and under `make test`'s coverage tracer every line
     of Python 3.11 runs about twice as slowly: the ML stand-in writes detections files of
-    100 MB for the tests of scale. (A debugger stepping into a stand-in's handler needs this
-    removed.)"""
+    100 MB for the tests of scale, and each stand-in's accept loop wakes 100 times a second.
+    Every thread a stand-in starts runs this way. (A debugger stepping into a stand-in needs
+    this removed.)"""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        sys.settrace(None)
+        return target(*args, **kwargs)
+
+    return run
+
+
+class _UntracedServer(ThreadingHTTPServer):
+    """A stand-in answers on untraced threads (`untraced`)."""
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
-        sys.settrace(None)
-        super().process_request_thread(request, client_address)
+        untraced(super().process_request_thread)(request, client_address)
 
 
 class StandInServer:
@@ -248,7 +258,7 @@ class StandInServer:
         self._httpd = httpd
         self._stopping.clear()
         self._thread = threading.Thread(
-            target=httpd.serve_forever,
+            target=untraced(httpd.serve_forever),
             kwargs={"poll_interval": 0.01},  # stop() waits for its next check
             name=f"{type(self).__name__}-http",
             daemon=True,

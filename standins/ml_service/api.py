@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..server import Request, Response
+from ..server import Request, Response, untraced
 from . import real
 from .listing import Submission
 from .tasks import Task
@@ -90,7 +90,7 @@ def request_detections(service: MlServiceStandIn, req: Request) -> Response:
         service.status_calls[request_id] = 0
         service.accepted_count += 1
     threading.Thread(
-        target=table.run_job_thread,
+        target=untraced(table.run_job_thread),
         args=(task, sub, service.download_timeout, service.sample_rng),
         name=f"job_{request_id}",
         daemon=True,

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ..server import Request, Response, StandInServer
+from ..server import Request, Response, StandInServer, untraced
 from . import api, real
 from .blob_store import RESULTS_MODES, BlobStore, sas_url
 from .listing import Submission
@@ -90,7 +90,9 @@ class MlServiceStandIn(StandInServer):
 
     def start(self) -> MlServiceStandIn:
         super().start()
-        self._monitor = threading.Thread(target=self._keep_pace, name="MlServiceStandIn-monitor", daemon=True)
+        self._monitor = threading.Thread(
+            target=untraced(self._keep_pace), name="MlServiceStandIn-monitor", daemon=True
+        )
         self._monitor.start()
         return self
 
