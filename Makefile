@@ -18,8 +18,8 @@ unexport PYTHONDONTWRITEBYTECODE
 
 # Test workers (pytest-xdist): two more than the cores, since many tests wait (on a backoff, a
 # browser, a subprocess) and leave their core to another: on 2 cores, 3 workers took 241 to
-# 259 s (mean 251 s), 4 took 222 to 260 s (mean 241 s) and 5 took 222 s; since, 4 take 173 to
-# 221 s (docs/DECISIONS.md, "The suite on every core").
+# 259 s (mean 251 s), 4 took 222 to 260 s (mean 241 s) and 5 took 222 s; since, 4 take 167 to
+# 229 s, as fast as the machine is at the time (docs/DECISIONS.md, "The suite on every core").
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 2 )))
 
 .PHONY: setup browser lint test test-fast fmt docs fuzz run demo bench loadtest clean
