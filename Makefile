@@ -6,7 +6,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 CHROMIUM ?= /usr/bin/chromium
-# Most page tests run in Chromium's headless shell, a third less CPU than the desktop browser
+# Most page tests run in Chromium's headless shell, about 30 % less CPU than the desktop browser
 # (tests/page/conftest.py); without it they all run in the desktop browser.
 CHROMIUM_HEADLESS_SHELL ?= /usr/bin/chromium-headless-shell
 # Python writes its bytecode caches (__pycache__, ignored by git and by .funcignore), even where
@@ -49,7 +49,7 @@ browser:
 		echo "Installing Debian's chromium and chromium-headless-shell for the page's browser tests..."; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-headless-shell >/dev/null; \
 	elif [ -x "$(CHROMIUM)" ]; then \
-		echo "Note: without Debian's chromium-headless-shell the page's tests run in the desktop chromium, with about a third more CPU ('sudo apt-get install chromium-headless-shell')." >&2; \
+		echo "Note: without Debian's chromium-headless-shell the page's tests run in the desktop chromium, with about 40 % more CPU ('sudo apt-get install chromium-headless-shell')." >&2; \
 	else \
 		echo "The page's browser tests need Debian's chromium at $(CHROMIUM): run 'sudo apt-get install chromium chromium-headless-shell' (or set CHROMIUM=/path/to/chromium)." >&2; \
 		exit 1; \

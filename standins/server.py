@@ -217,7 +217,7 @@ def untraced(target: Any) -> Any:
     of Python 3.11 runs about twice as slowly: the ML stand-in writes detections files of
     100 MB for the tests of scale, and each stand-in's accept loop wakes 100 times a second.
     Every thread a stand-in starts runs this way. (A debugger stepping into a stand-in needs
-    this removed.)"""
+    this removed.) The local host's own loops do the same (devtools/localhost/lifecycle.py)."""
 
     def run(*args: Any, **kwargs: Any) -> Any:
         sys.settrace(None)

@@ -233,7 +233,9 @@ def _untraced(loop: Callable[..., None]) -> Callable[..., None]:
     leases) run none of the app: the app runs on the threads they hand work to, which start
     traced. On Python 3.11 a tracer doubles the time of every line, measured or not, and the
     pollers' storage calls were a seventh of the Python time of the tests that run a stack.
-    (A debugger stepping into these loops needs this removed.)"""
+    (A debugger stepping into these loops needs this removed.) Its twin for the stand-ins'
+    threads is `standins.server.untraced`: the stand-ins may not import devtools
+    (pyproject.toml), and the local host, which `make run` uses too, does not depend on them."""
 
     @functools.wraps(loop)
     def run(*args: Any) -> None:

@@ -5,8 +5,8 @@ Playwright's own browser download is not used: the tests launch Debian's Chromiu
 
 Most tests run in Chromium's headless shell (Debian's `chromium-headless-shell`, the same
 Blink and V8 built from the same source, without the desktop browser around them), as
-Playwright itself does by default for headless runs: the page folder took 17 % less CPU in it
-(45 s against 55 s on one process, under coverage). The shell refuses notifications whatever is
+Playwright itself does by default for headless runs: the page folder took about 30 % less CPU in
+it (38 and 41 s against 55 and 57 s on one process, under coverage; docs/DECISIONS.md). The shell refuses notifications whatever is
 granted, so the tests of the page's notifications ask for the full browser
 (`make_page(full_browser=True)`). Without the shell, every test runs in the full browser."""
 
