@@ -169,10 +169,17 @@ def restart_host(stack, tmp_path, **changes):
     """Stop the host and start a new one with changed app settings (as a settings change does).
     Returns the new host; the caller stops it."""
     stack.host.stop()
+    return start_host(stack, tmp_path, **changes)
+
+
+def start_host(stack, tmp_path, **changes):
+    """Start a new host, the old one stopped, with changed app settings. Returns it."""
     env = {k: v for k, v in {**stack.env, **changes}.items() if v is not None}
     host = LocalHost(function_app.app, env=env, host_json=host_json(tmp_path), timers=False)
-    host.start()
+    # Forgotten before the start, not after: the new host's pollers may take a message at once,
+    # and must read the new settings, not clients the test built under the old ones.
     reset_services()
+    host.start()
     stack.host = host
     return host
 
@@ -189,11 +196,15 @@ def test_key_rotation_keeps_queued_exports(stack, tmp_path, previous):
     body = stack.start_export().json()
     wait_for(lambda: outage.hits >= 1, 20, message="the worker to meet the outage")
     old_cipher = TokenCipher(KEY_BYTES)
-    host = restart_host(stack, tmp_path, TOKEN_ENCRYPTION_KEY=NEW_KEY, TOKEN_ENCRYPTION_KEY_PREVIOUS=previous)
+    stack.host.stop()  # after the in-flight attempt, whose retry message is then in the queue
+    # Read while no host runs: once the message is visible the new host takes it at once (and,
+    # without PREVIOUS, fails the export and deletes it), so a read after its start raced its
+    # poller and could find the queue empty.
+    queued = wait_for(lambda: stack.services.queue.peek_messages(), 20, message="the retry message")
+    ciphertext = ExportMessage.parse(queued[0].content).token
+    assert old_cipher.decrypt(ciphertext, body["id"]) == "demo-owner-token"  # still under the old key
+    host = start_host(stack, tmp_path, TOKEN_ENCRYPTION_KEY=NEW_KEY, TOKEN_ENCRYPTION_KEY_PREVIOUS=previous)
     try:
-        queued = wait_for(lambda: stack.services.queue.peek_messages(), 20, message="the retry message")
-        ciphertext = ExportMessage.parse(queued[0].content).token
-        assert old_cipher.decrypt(ciphertext, body["id"]) == "demo-owner-token"  # still under the old key
         outage.remove()
         export = wait_for(
             lambda: (e := stack.export(body["id"])).status in ("submitted", "failed") and e,
