@@ -23,6 +23,7 @@ from standins.panoptes import PanoptesStandIn
 from standins.sample_data import load_sample
 from tests.appinsights import Capture, run_scenario
 from tests.harness import FAST, TOKEN_KEY, Stack, clear_storage, host_json
+from tests.tracing import untrace_library_calls
 
 # Everything the suite calls (Azurite, the stand-ins, the local host) is on this machine, so no
 # call may go through a proxy the machine sets in HTTP_PROXY. requests (ours and the Azure
@@ -35,6 +36,11 @@ _no_proxy = [h for h in (os.environ.get("no_proxy") or os.environ.get("NO_PROXY"
 os.environ["no_proxy"] = os.environ["NO_PROXY"] = ",".join(
     [*_no_proxy, *(h for h in LOOPBACK if h not in _no_proxy)]
 )
+
+# Under `make test`'s coverage, the Azure SDK's, requests' and urllib3's calls run untraced
+# (tests/tracing.py says which and why).
+if coverage.Coverage.current() is not None:
+    untrace_library_calls()
 
 
 @pytest.fixture(scope="session")
