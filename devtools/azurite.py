@@ -49,6 +49,7 @@ class Azurite:
     queue_port: int
     table_port: int
     process: subprocess.Popen | None = None
+    workdir: pathlib.Path | None = None  # its working directory and log, removed by stop()
 
     @property
     def connection_string(self) -> str:
@@ -68,6 +69,8 @@ class Azurite:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.workdir:  # one per start: a suite run left about fifteen in the temp directory
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _wait_listening(
@@ -85,7 +88,7 @@ def _wait_listening(
             error = PortTaken if "EADDRINUSE" in said else RuntimeError
             raise error(f"Azurite exited early with code {process.returncode}: {said[-500:]}")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"Azurite did not listen on {ports} within {timeout}s")
+            raise RuntimeError(f"Azurite did not listen on {ports} within {timeout}s: {said[-500:]}")
         time.sleep(0.05)
 
 
@@ -140,7 +143,7 @@ def _start(ports: list[int]) -> Azurite:
             cwd=workdir,
             env={**os.environ, "AZURITE_ACCEPT_EULA": "true"},
         )
-    azurite = Azurite(ports[0], ports[1], ports[2], process=process)
+    azurite = Azurite(ports[0], ports[1], ports[2], process=process, workdir=pathlib.Path(workdir))
     try:
         _wait_listening(ports, process, log)
     except Exception:

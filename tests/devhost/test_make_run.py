@@ -4,6 +4,7 @@ stop signal stops everything, Azurite included."""
 
 import contextlib
 import os
+import pathlib
 import re
 import signal
 import socket
@@ -149,9 +150,18 @@ def test_azurite_on_ports_another_azurite_holds_is_an_error_not_the_other_one():
 
 def test_a_free_port_taken_before_azurite_binds_it_means_other_ports_not_an_error(monkeypatch):
     """Free ports are chosen a second or two before Azurite binds them; another process (a test
-    worker's connection) may take one meanwhile. Azurite then starts on other free ports."""
+    worker's connection) may take one meanwhile. Azurite then starts on other free ports. The
+    working directories of both starts, the failed one's too, are gone once it has stopped."""
     real_free_ports = azurite_module.free_ports
     chosen = []
+    workdirs = []
+    real_mkdtemp = azurite_module.tempfile.mkdtemp
+
+    def recorded_mkdtemp(*args, **kwargs):
+        workdirs.append(pathlib.Path(real_mkdtemp(*args, **kwargs)))
+        return str(workdirs[-1])
+
+    monkeypatch.setattr(azurite_module.tempfile, "mkdtemp", recorded_mkdtemp)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -166,3 +176,5 @@ def test_a_free_port_taken_before_azurite_binds_it_means_other_ports_not_an_erro
             assert len(chosen) == 2 and chosen[0][0] == port
             assert [azurite.blob_port, azurite.queue_port, azurite.table_port] == chosen[1]
             assert listening(azurite.table_port)
+            assert len(workdirs) == 2 and not workdirs[0].exists() and workdirs[1].exists()
+    assert not any(d.exists() for d in workdirs)
