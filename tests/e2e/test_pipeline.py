@@ -157,11 +157,20 @@ def test_empty_subject_set_fails_without_ml_call(stack):
     assert stack.ml.accepted_count == 0
 
 
-def test_expired_token_in_queue_fails_with_token_expired(stack):
-    stack.panoptes.latency = 0.3
+def test_expired_token_in_queue_fails_with_token_expired(stack, monkeypatch):
+    """The token expires while its export waits in the queue: here at the worker's first read
+    of the subjects, before Panoptes checks it. (Expiring it right after the POST raced the
+    worker, which on a loaded machine had read everything by then.)"""
+    handle = stack.panoptes.handle
+
+    def expire_at_the_first_subjects_read(req):
+        if req.path.startswith("/api/subjects"):
+            stack.panoptes.expire_token("demo-owner-token")
+        return handle(req)
+
+    monkeypatch.setattr(stack.panoptes, "handle", expire_at_the_first_subjects_read)
     body = stack.start_export().json()
-    stack.panoptes.expire_token("demo-owner-token")
-    stack.panoptes.latency = 0
+    assert body["status"] == "queued", body  # the POST itself read no subjects
     stack.settle()
     export = stack.get(body["id"], token="demo-collaborator-token").json()
     assert export["status"] == "failed" and export["error"]["code"] == "token_expired"
