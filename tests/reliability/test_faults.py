@@ -306,7 +306,8 @@ def test_azurite_restarted_mid_export(own_azurite_stack):
     wait_for(lambda: stack.export(body["id"]).status == "building", 20, message="building")
     azurite.stop()
     restarted = start_azurite(azurite.blob_port, azurite.queue_port, azurite.table_port)
-    azurite.process = restarted.process  # the fixture stops whichever process runs
+    # The fixture stops whichever process runs, and removes its working directory.
+    azurite.process, azurite.workdir = restarted.process, restarted.workdir
     FIGURES["faults_injected"] += 1
     assert stack.call("GET", "/api/health", token=None).status_code == 503
     # The worker finishes its slow pages and finds its storage gone: it must give up, not submit.
