@@ -88,29 +88,19 @@ def test_the_scan_finds_a_planted_token(stack, sent_messages, caplog):
     stack.services.queue.clear_messages()
 
 
-@pytest.fixture
-def every_logger_at_debug():
-    """Every logger of the process at DEBUG for the test, and back to its own level after it.
-    Left at DEBUG, every later test on the worker logged each HTTP call of the Azure SDK and of
-    urllib3, and pytest's capture formatted every record."""
-    levels = {name: logging.getLogger(name).level for name in list(logging.root.manager.loggerDict)}
-    for name in levels:
-        logging.getLogger(name).setLevel(logging.DEBUG)
-    yield
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
-
-
 @pytest.mark.parametrize("settings_overrides", [{"ML_POLL_CONCURRENCY": "2"}])
 @pytest.mark.slow
-def test_no_secret_in_queues_table_blobs_or_logs(
-    stack, caplog, monkeypatch, sent_messages, every_logger_at_debug
-):
+def test_no_secret_in_queues_table_blobs_or_logs(stack, caplog, monkeypatch, sent_messages):
     """A full run (completed, token_expired, poisoned and cancelled exports) with every logger
     at DEBUG. Breaks if a token, the encryption key (or the key derived from it), the storage
     key, or a SAS signature reaches a log line, or a clear token reaches a queue message (as sent,
     retries and poison copies included), a table row or a blob."""
+    # Every logger at DEBUG through caplog, which puts each back to its own level after the
+    # test: left at DEBUG, every later test on the worker logged each HTTP call of the Azure SDK
+    # and urllib3, and pytest's capture formatted every record.
     caplog.set_level(logging.DEBUG)
+    for name in list(logging.root.manager.loggerDict):
+        caplog.set_level(logging.DEBUG, logger=name)
     from exports import worker
 
     # 1) completed
