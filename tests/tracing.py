@@ -38,11 +38,11 @@ def untraced(function: Callable[P, R]) -> Callable[P, R]:
         if tracer is None:
             return function(*args, **kwargs)
         sys.settrace(None)
-        _paused.tracer = tracer
+        outer, _paused.tracer = getattr(_paused, "tracer", None), tracer  # outer: in a callback
         try:
             return function(*args, **kwargs)
         finally:
-            _paused.tracer = None
+            _paused.tracer = outer
             sys.settrace(tracer)
 
     return call
