@@ -98,8 +98,6 @@ class Invoker:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
-        # Called with (function, trigger value) after each invocation, failed ones included.
-        self.after: Callable[[Function, Any], None] | None = None
 
     def start(self) -> None:
         # One event loop for async functions, as the worker has.
@@ -139,5 +137,3 @@ class Invoker:
             with self._lock:
                 self.running -= 1
                 self.invocations[function.name] += 1
-            if self.after is not None:
-                self.after(function, trigger_value)

@@ -26,8 +26,6 @@ from devtools.localhost.queues import QueuePoller
 from devtools.localhost.routing import Route, RouteTable, RouteTemplateError
 from devtools.localhost.timers import TimerTrigger
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # requests that change nothing
-
 
 def _route_for(function: Function) -> Route:
     # As the host does, a function without a route is served under its own name.
@@ -69,7 +67,6 @@ class LocalHost:
         self.cors = Cors(cors_origins)
         self.cors_origins = self.cors.origins
         self._invoker = Invoker()
-        self._invoker.after = self._after_invocation
         self.invocations: collections.Counter[str] = self._invoker.invocations
         self.errors: list[tuple[str, str]] = self._invoker.errors
         by_type: dict[str, list[Function]] = collections.defaultdict(list)
@@ -140,16 +137,6 @@ class LocalHost:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
-
-    def _after_invocation(self, function: Function, trigger_value: Any) -> None:
-        """Wake the queue pollers after anything that may have queued work: a request that is
-        not a read, a timer, a queue message. The platform's pollers back off on an empty queue
-        up to maxPollingInterval (2 s in host.json) and notice a new message only at their next
-        poll; this host, which sees the invocations, polls at once instead. Nothing but the
-        latency differs, and a test (or someone trying `make run`) does not wait it out."""
-        if function.trigger_type == "httpTrigger" and getattr(trigger_value, "method", "") in SAFE_METHODS:
-            return
-        self._wake_pollers()
 
     def _wake_pollers(self) -> None:
         for poller in self._pollers:

@@ -7,6 +7,11 @@ empty, visibilityTimeout before a failed message is retried, and `<queue>-poison
 maxDequeueCount. A message that is not valid base64 goes to poison without running, and one
 dequeued more than maxDequeueCount times (e.g. after a crash) is poisoned without running.
 Messages stay invisible while their function runs: the lease is renewed at half-life.
+
+One difference, in latency only: a message sent from this process (the app, or a test) wakes the
+poller of its queue when it turns visible (`_wake_on_send`), where the platform's poller would
+notice it at its next poll, up to maxPollingInterval later (2 s in host.json). The platform does
+the same for messages its own output bindings write (the WebJobs SDK's SharedQueueWatcher).
 """
 
 from __future__ import annotations
@@ -14,9 +19,13 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
+import heapq
 import logging
+import math
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -33,6 +42,33 @@ log = logging.getLogger("devtools.host")
 # How long a received message stays invisible while its function runs; renewed at half-life.
 # Read at each use, so tests can shorten it.
 LEASE_SECONDS = 60.0
+
+
+# The pollers of this process by (storage host, queue name), for `_wake_on_send`.
+_pollers: dict[tuple[str, str], set[QueuePoller]] = {}
+_pollers_lock = threading.Lock()
+
+
+def _wake_on_send(send: Callable[..., Any]) -> Callable[..., Any]:
+    """QueueClient.send_message, then a wake of this process's pollers of that queue at the
+    moment the message turns visible (its visibility_timeout from now)."""
+
+    @functools.wraps(send)
+    def send_message(client: QueueClient, *args: Any, **kwargs: Any) -> Any:
+        sent = send(client, *args, **kwargs)
+        visible_at = time.monotonic() + (kwargs.get("visibility_timeout") or 0)
+        with _pollers_lock:
+            pollers = list(_pollers.get((client.primary_hostname, client.queue_name), ()))
+        for poller in pollers:
+            poller.wake_at(visible_at)
+        return sent
+
+    return send_message
+
+
+# Once, when the host is imported: a test that patches send_message later wraps this one and
+# puts it back.
+QueueClient.send_message = _wake_on_send(QueueClient.send_message)  # type: ignore[method-assign]
 
 
 def _connection_string(function: Function) -> str:
@@ -88,7 +124,11 @@ class QueuePoller:
         )
         self.in_flight: dict[str, Any] = {}  # message id -> the SDK message (its pop receipt renews)
         self.lock = threading.Condition()
-        self._woken = threading.Event()
+        self._woken = threading.Event()  # set by wake_at(): look at the wake times again
+        self._wake_times: list[float] = []  # a heap of time.monotonic() values
+        self._key = (self.client.primary_hostname, self.queue_name)
+        with _pollers_lock:
+            _pollers.setdefault(self._key, set()).add(self)
 
     # receiving
 
@@ -98,11 +138,9 @@ class QueuePoller:
             self._wait_for_threshold()
             messages = self._receive()
             if not messages:  # exponential backoff while the queue stays empty
-                # Woken (wake()), it polls at once; an empty answer then keeps the backoff where it
-                # was, so that waking pollers costs one call each, not a new ramp from the start.
-                if self._woken.wait(delay):
-                    self._woken.clear()
-                else:
+                # Woken, it polls at once; an empty answer then keeps the backoff where it was, so
+                # that a wake costs one call, not a new ramp from the start.
+                if not self._sleep(delay):
                     delay = min(delay * 2, max(self.options.max_polling_interval, self.poll_interval))
                 continue
             delay = self.poll_interval
@@ -111,6 +149,24 @@ class QueuePoller:
                     self.in_flight[message.id] = message
             for message in messages:
                 self.executor.submit(self._process, message)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait `seconds`, or less: True when a wake time came first (or the host stops)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self._woken.clear()
+            now = time.monotonic()
+            with self.lock:
+                due = False
+                while self._wake_times and self._wake_times[0] <= now:
+                    heapq.heappop(self._wake_times)
+                    due = True
+                next_wake = self._wake_times[0] if self._wake_times else math.inf
+            if due or self.stopping.is_set():
+                return True
+            if now >= deadline:
+                return False
+            self._woken.wait(min(deadline, next_wake) - now)
 
     def _wait_for_threshold(self) -> None:
         # A new batch is fetched only once in-flight work drops to newBatchThreshold.
@@ -184,6 +240,7 @@ class QueuePoller:
                 message.id, self._receipt(message), visibility_timeout=retry_in
             ),
         )
+        self.wake_at(time.monotonic() + retry_in)
 
     def _decode(self, content: str | None) -> bytes:
         if self.options.encoding == "none":
@@ -240,9 +297,15 @@ class QueuePoller:
 
     # state
 
+    def wake_at(self, when: float) -> None:
+        """Poll at time.monotonic() `when`, or at once if that has passed."""
+        with self.lock:
+            heapq.heappush(self._wake_times, when)
+        self._woken.set()
+
     def wake(self) -> None:
         """Poll again at once (also how stop() is noticed)."""
-        self._woken.set()
+        self.wake_at(time.monotonic())
 
     def busy(self) -> bool:
         """Messages of this queue in flight here."""
@@ -254,6 +317,8 @@ class QueuePoller:
         return not self.busy() and self.client.get_queue_properties().approximate_message_count == 0
 
     def close(self) -> None:
+        with _pollers_lock:
+            _pollers[self._key].discard(self)
         self.executor.shutdown(wait=True)
         self.client.close()
         self.poison.close()

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -317,27 +318,46 @@ def test_base64_messages_are_decoded_and_deleted_on_success(azurite, queue_host)
     assert _raw_messages(azurite, queue) == [] and host.invocations["work"] == 2 and host.errors == []
 
 
-@pytest.mark.parametrize("change", ["a DELETE request", "a timer"])
-def test_a_change_wakes_the_pollers_instead_of_their_backoff(azurite, host_json, change):
-    """After anything that may have queued work, the pollers poll at once: a poller that found
-    its queue empty waits out its backoff (here 60 s) otherwise. The message turns visible only
-    after the host's first, empty poll."""
+@pytest.mark.parametrize(
+    "message, visible_in",
+    [("sent", 0), ("sent invisible", 1), ("fail-until:2", 0)],  # the last fails once, then retries
+)
+def test_a_message_sent_here_wakes_its_poller_when_it_turns_visible(
+    azurite, host_json, monkeypatch, message, visible_in
+):
+    """A poller that found its queue empty waits out its backoff (here a minute) before it polls
+    again, unless a message sent from this process turns visible first, or a failed message
+    turns visible again for its retry (host.json: visibilityTimeout 1 s)."""
     queue = f"q{uuid.uuid4().hex[:16]}"
-    env = _env(azurite, queue)
     _client(azurite, queue).create_queue()
+    polled = threading.Event()
+    receive = queue_module.QueuePoller._receive
+
+    def receive_and_say(poller):
+        try:
+            return receive(poller)
+        finally:
+            if poller.queue_name == queue:  # not another host's (this module's http_host)
+                polled.set()
+
+    monkeypatch.setattr(queue_module.QueuePoller, "_receive", receive_and_say)
+    other = f"q{uuid.uuid4().hex[:16]}"
     with LocalHost(
-        sample_app.app, env=env, host_json=host_json, timers=False, queue_poll_interval=60
+        sample_app.app, env=_env(azurite, queue), host_json=host_json, timers=False, queue_poll_interval=60
     ) as host:
-        sent = _client(azurite, queue, TextBase64EncodePolicy()).send_message("woken", visibility_timeout=1)
-        time.sleep(1.5)  # visible now; the poller's next poll is a minute away
-        if change == "a timer":
-            host.run_timer("tick")
-        else:
-            assert requests.delete(host.url + "/api/items/x", timeout=10).status_code == 200
+        assert polled.wait(30)  # the first poll found nothing: the next is a minute away
+        polled.clear()
+        _client(azurite, other).create_queue()
+        _client(azurite, other, TextBase64EncodePolicy()).send_message("elsewhere")
+        assert not polled.wait(0.5), "a message to another queue woke the poller"
+        sent = _client(azurite, queue, TextBase64EncodePolicy()).send_message(
+            message, visibility_timeout=visible_in
+        )
         deadline = time.monotonic() + 30
-        while not _calls(sent.id) and time.monotonic() < deadline:
+        while len(_calls(sent.id)) < (2 if message.startswith("fail") else 1) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _calls(sent.id), "the message waited for the poller's backoff"
+        assert len(_calls(sent.id)) == (2 if message.startswith("fail") else 1), "it waited for the backoff"
+        assert host.wait_idle(10)
 
 
 def test_failures_retry_with_rising_dequeue_count_then_succeed_or_go_to_poison(azurite, queue_host):
