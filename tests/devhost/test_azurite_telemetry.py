@@ -1,14 +1,11 @@
 """Azurite started without the telemetry it is told not to send (devtools/azurite_without_telemetry.cjs)."""
 
 import pathlib
-import shutil
 import subprocess
 
 import pytest
 
-from devtools.azurite import AZURITE_MAIN, ROOT, WITHOUT_TELEMETRY
-
-NODE = shutil.which("node") or "node"
+from devtools.azurite import AZURITE_MAIN, NODE, ROOT, WITHOUT_TELEMETRY
 
 # What Azurite's common/Telemetry.js does when it loads, then a use of the module.
 PROBE = """
